@@ -1,0 +1,152 @@
+"""Stages 2-7 on one traced aten graph: lower, check support, partition, convert, build, wrap.
+
+A block that fails to convert or build stays in PyTorch with a warning naming the op, its
+source line and the reason (``pass_through_build_failures=True`` raises instead).
+"""
+from __future__ import annotations
+
+import logging
+import operator
+import time
+import warnings
+from typing import Any
+
+import attrs
+import torch
+import torch.fx
+
+from plugtrt import engine as engine_mod
+from plugtrt.conversion import NetworkInterpreter, describe
+from plugtrt.errors import ConversionError, EngineBuildError, PlugtrtError
+from plugtrt.partitioners.common import tensorrt_blocks
+from plugtrt.report import CompileReport, EngineReport
+from plugtrt.runtimes_select import select_runtime
+from plugtrt.support import SupportCheck, coverage, format_coverage
+
+logger = logging.getLogger("plugtrt")
+
+
+class _Timer:
+    def __init__(self, report: CompileReport, stage: str):
+        self.report, self.stage = report, stage
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.report.stage_seconds[self.stage] = (
+            self.report.stage_seconds.get(self.stage, 0.0) + time.perf_counter() - self.start)
+
+
+def lower(gm: torch.fx.GraphModule, registry: Any, settings: Any) -> torch.fx.GraphModule:
+    """Run every lowering pass, in ``(order, name)`` order."""
+    for reg in registry.lowering_passes:
+        try:
+            result = reg.record.fn(gm, settings)
+        except Exception as exc:
+            raise PlugtrtError(f"lowering pass {reg.record.name!r} of plugin {reg.plugin!r} failed: "
+                               f"{exc!r}") from exc
+        if not isinstance(result, torch.fx.GraphModule):
+            raise PlugtrtError(f"lowering pass {reg.record.name!r} of plugin {reg.plugin!r} returned "
+                               f"{type(result).__name__}; a pass must return a GraphModule")
+        gm = result
+    gm.graph.lint()
+    gm.recompile()
+    return gm
+
+
+def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any,
+                 report: CompileReport) -> torch.fx.GraphModule | None:
+    """The partitioned module with TensorRT blocks replaced by runtime modules.
+
+    Returns None for a dry run (``min_block_size=inf``), after recording the coverage.
+    """
+    with _Timer(report, "lower"):
+        gm = lower(gm, registry, settings)
+    logger.debug("lowered graph of %s:\n%s", report.graph, gm.code)
+    check = SupportCheck(registry, settings)
+    with _Timer(report, "support"):
+        report.coverage = coverage(gm, check)
+    if settings.dry_run:
+        report.dry_run = True
+        text = format_coverage(report.coverage, report.graph)
+        logger.info("%s", text)
+        if settings.debug:
+            print(text)
+        return None
+    if settings.require_full_compilation and report.coverage["unsupported"]:
+        raise ConversionError(
+            "require_full_compilation=True, but these ops cannot run in TensorRT:\n"
+            + format_coverage(report.coverage, report.graph).split("\n", 1)[1]
+            + "\nRemove them from torch_executed_ops, install a converter plugin for them, "
+            "or set require_full_compilation=False.")
+    partitioner = registry.pick("partitioner", settings.partitioner_name)
+    block_settings = attrs.evolve(settings, min_block_size=1) if settings.require_full_compilation \
+        else settings
+    with _Timer(report, "partition"):
+        parted = partitioner.record.partition(gm, check, block_settings)
+    runtime = select_runtime(registry, settings)
+    for block in tensorrt_blocks(parted):
+        _replace_block(parted, block, registry, settings, runtime, report)
+    parted.graph.lint()
+    parted.recompile()
+    _record_pytorch_ops(parted, report)
+    logger.debug("partitioned graph of %s:\n%s", report.graph, parted.code)
+    return parted
+
+
+def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry: Any, settings: Any,
+                   runtime: Any, report: CompileReport) -> None:
+    sub = parted.get_submodule(block.target)
+    name = f"{report.graph}.{block.target}"
+    try:
+        with _Timer(report, "convert"):
+            builder, network = engine_mod.new_network()
+            interpreter = NetworkInterpreter(sub, registry, settings, network)
+            inputs, outputs = interpreter.run(
+                [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"])
+        with _Timer(report, "build"):
+            artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs))
+    except (ConversionError, EngineBuildError) as exc:
+        if settings.pass_through_build_failures:
+            raise
+        message = (f"plugtrt: block {block.target} ({_first_op(sub)}) runs in PyTorch instead: {exc}. "
+                   "Set pass_through_build_failures=True to raise instead.")
+        warnings.warn(message, stacklevel=2)
+        report.fallbacks.append(message)
+        return
+    with _Timer(report, "runtime"):
+        module = runtime.record.create(artifact, settings)
+    parted.add_submodule(block.target, module)
+    ops = sum(1 for n in sub.graph.nodes if n.op == "call_function" and n.target is not operator.getitem)
+    report.engines.append(EngineReport(name=name, layers=artifact.layer_count, ops=ops,
+                                       build_seconds=artifact.build_seconds, runtime=runtime.record.name))
+    logger.debug("engine %s: %d ops -> %d layers, built in %.2f s, runtime %s",
+                 name, ops, artifact.layer_count, artifact.build_seconds, runtime.record.name)
+    if len(outputs) == 1 and not _returns_tuple(sub):
+        with parted.graph.inserting_after(block):
+            first = parted.graph.call_function(operator.getitem, (block, 0))
+        block.replace_all_uses_with(first, delete_user_cb=lambda user: user is not first)
+        first.meta["val"] = next(n for n in sub.graph.nodes if n.op == "output").args[0].meta.get("val")
+
+
+def _returns_tuple(sub: torch.fx.GraphModule) -> bool:
+    output = next(n for n in sub.graph.nodes if n.op == "output")
+    return isinstance(output.args[0], (tuple, list))
+
+
+def _first_op(sub: torch.fx.GraphModule) -> str:
+    node = next((n for n in sub.graph.nodes if n.op == "call_function"), None)
+    return f"starting at {describe(node)}" if node is not None else "empty"
+
+
+def _record_pytorch_ops(parted: torch.fx.GraphModule, report: CompileReport) -> None:
+    for node in parted.graph.nodes:
+        if node.op == "call_function" and node.target is not operator.getitem:
+            report.pytorch_ops.append(str(node.target))
+        elif node.op == "call_module":
+            sub = parted.get_submodule(node.target)
+            if isinstance(sub, torch.fx.GraphModule):
+                report.pytorch_ops.extend(
+                    str(n.target) for n in sub.graph.nodes
+                    if n.op == "call_function" and n.target is not operator.getitem)

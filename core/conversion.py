@@ -1,0 +1,243 @@
+"""FX (aten) graph -> TensorRT ``INetworkDefinition``: the conversion context and interpreter.
+
+Converters receive a :class:`ConversionContext` and use its helpers for what every converter
+needs (naming layers after the FX node, constants, casts, broadcasting), so each converter
+is only the op's own logic. Networks are strongly typed: ``precision`` is applied here, by
+casting float inputs and constants to it, and casting outputs back to the model's dtypes.
+"""
+from __future__ import annotations
+
+import operator
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+import torch.fx
+
+from plugtrt.errors import ConversionError
+from plugtrt.trt_adapter import to_torch_dtype, to_trt_dtype, trt
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def source_line(node: torch.fx.Node) -> str:
+    """``file.py:42`` of the user code that produced ``node`` (the innermost frame outside
+    torch itself); else the module it came from; else ``<unknown source>``."""
+    frames = []
+    for line in (node.meta.get("stack_trace") or "").splitlines():
+        line = line.strip()
+        if line.startswith("File "):
+            parts = line.split(",")
+            path = parts[0][len("File "):].strip().strip('"')
+            lineno = parts[1].strip().removeprefix("line ") if len(parts) > 1 else "?"
+            frames.append((path, lineno))
+    if not frames:
+        stack = node.meta.get("nn_module_stack") or {}
+        if stack:
+            path, kind = list(stack.values())[-1]
+            path = re.sub(r"^L\['[^']+'\]\.?", "", str(path)) or "<root>"
+            return f"module {path} ({getattr(kind, '__name__', kind)})"
+        return "<unknown source>"
+    user = [f for f in frames if not f[0].startswith(_TORCH_DIR)] or frames
+    path, lineno = user[-1]
+    return f"{path.rsplit('/', 1)[-1]}:{lineno}"
+
+
+def describe(node: torch.fx.Node) -> str:
+    """How errors and warnings name a node: op, FX name and source line."""
+    return f"{node.target} (node {node.name!r} at {source_line(node)})"
+
+
+class ConversionContext:
+    """What a converter sees: the network under construction plus helpers.
+
+    ``float_dtype`` is the dtype floats take inside the engine (the ``precision`` option).
+    """
+
+    def __init__(self, network: Any, settings: Any):
+        self.network = network
+        self.settings = settings
+        self.float_dtype: torch.dtype = settings.precision
+        self._keep_alive: list[np.ndarray] = []  # trt.Weights does not copy
+        self._layer_count = 0
+
+    # -- naming ----------------------------------------------------------------
+    def name(self, layer: Any, node: torch.fx.Node | None, suffix: str = "") -> Any:
+        """Name ``layer`` after its FX node and source line, unique within the network."""
+        self._layer_count += 1
+        base = f"{node.name} [{node.target}] ({source_line(node)})" if node is not None else "plugtrt"
+        layer.name = f"{base}{'.' + suffix if suffix else ''} #{self._layer_count}"
+        return layer
+
+    def finish(self, layer: Any, node: torch.fx.Node, output: int = 0, suffix: str = "") -> Any:
+        """Name ``layer`` and return its output ``output``: the last line of most converters."""
+        if layer is None:
+            raise ConversionError(f"TensorRT rejected the layer for {describe(node)}; "
+                                  "its logger above says why")
+        return self.name(layer, node, suffix).get_output(output)
+
+    # -- dtypes ----------------------------------------------------------------
+    @staticmethod
+    def dtype(tensor: Any) -> torch.dtype:
+        return to_torch_dtype(tensor.dtype)
+
+    def engine_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        """The dtype a model tensor of ``dtype`` has inside the engine."""
+        if dtype in _FLOATS:
+            return self.float_dtype
+        if dtype == torch.float64 and self.settings.truncate_long_and_double:
+            return self.float_dtype
+        if dtype == torch.int64 and self.settings.truncate_long_and_double:
+            return torch.int32
+        return dtype
+
+    def boundary_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        """The dtype an engine input or output has for a model tensor of ``dtype``: the model's
+        own, except what TensorRT lacks (float64, and int64 under truncate_long_and_double)."""
+        if dtype == torch.float64:
+            return torch.float32
+        if dtype == torch.int64 and self.settings.truncate_long_and_double:
+            return torch.int32
+        return dtype
+
+    def cast(self, tensor: Any, dtype: torch.dtype, node: torch.fx.Node | None = None) -> Any:
+        """``tensor`` as ``dtype`` (no layer when it already is)."""
+        if self.dtype(tensor) == dtype:
+            return tensor
+        layer = self.network.add_cast(tensor, to_trt_dtype(dtype))
+        return self.name(layer, node, f"cast_{str(dtype).removeprefix('torch.')}").get_output(0)
+
+    def upcast(self, tensor: Any, node: torch.fx.Node | None = None) -> Any:
+        """float32 view of a reduced-precision float tensor, for reductions and normalisations."""
+        return self.cast(tensor, torch.float32, node) if self.dtype(tensor) in _FLOATS else tensor
+
+    # -- constants -------------------------------------------------------------
+    def constant(self, value: Any, node: torch.fx.Node | None = None,
+                 dtype: torch.dtype | None = None) -> Any:
+        """A constant layer holding ``value`` (tensor, array or scalar), as ``dtype`` or its
+        engine dtype; bfloat16 goes through a float32 constant and a cast (numpy has no bf16)."""
+        tensor = torch.as_tensor(value).detach()
+        target = dtype or self.engine_dtype(tensor.dtype)
+        staged = torch.float32 if target == torch.bfloat16 else target
+        array = np.ascontiguousarray(tensor.to(device="cpu", dtype=staged).numpy())
+        self._keep_alive.append(array)
+        layer = self.network.add_constant(tuple(array.shape), trt.Weights(array))
+        out = self.name(layer, node, "const").get_output(0)
+        return self.cast(out, target, node)
+
+    def scalar_like(self, value: Any, like: Any, node: torch.fx.Node | None = None) -> Any:
+        """A scalar constant of ``like``'s dtype and rank (all dims 1), ready to broadcast."""
+        dtype = self.dtype(like)
+        shape = (1,) * len(like.shape)
+        return self.constant(torch.full(shape, value, dtype=torch.float32 if dtype == torch.bfloat16
+                                        else dtype), node, dtype=dtype)
+
+    # -- shapes ----------------------------------------------------------------
+    def reshape(self, tensor: Any, shape: Sequence[int], node: torch.fx.Node | None = None) -> Any:
+        layer = self.network.add_shuffle(tensor)
+        layer.reshape_dims = tuple(shape)
+        return self.name(layer, node, "reshape").get_output(0)
+
+    def broadcast(self, a: Any, b: Any, node: torch.fx.Node | None = None) -> tuple[Any, Any]:
+        """``a`` and ``b`` with equal rank (leading 1s added) and one promoted dtype, as
+        TensorRT's elementwise and select layers require."""
+        if not hasattr(a, "shape"):
+            a = self.scalar_like(a, b, node)
+        if not hasattr(b, "shape"):
+            b = self.scalar_like(b, a, node)
+        rank = max(len(a.shape), len(b.shape))
+        a, b = (self.reshape(t, (1,) * (rank - len(t.shape)) + tuple(t.shape), node)
+                if len(t.shape) < rank else t for t in (a, b))
+        common = torch.promote_types(self.dtype(a), self.dtype(b))
+        return self.cast(a, common, node), self.cast(b, common, node)
+
+
+@attrs.frozen(kw_only=True)
+class TensorSpec:
+    """One engine input or output: the runtime casts ``model_dtype`` <-> ``engine_dtype``."""
+
+    name: str
+    shape: tuple[int, ...]
+    model_dtype: torch.dtype
+    engine_dtype: torch.dtype
+
+
+def fake_value(node: torch.fx.Node) -> Any:
+    """The FakeTensor (or tuple of them) that tracing recorded for ``node``."""
+    return node.meta.get("val")
+
+
+class NetworkInterpreter:
+    """Walks one TensorRT block (a partition submodule) and fills ``network``.
+
+    ``input_values`` are the fake tensors of the block's inputs, in placeholder order; they
+    give each network input its name, shape and dtype.
+    """
+
+    def __init__(self, gm: torch.fx.GraphModule, registry: Any, settings: Any, network: Any):
+        self.gm = gm
+        self.registry = registry
+        self.ctx = ConversionContext(network, settings)
+
+    def run(self, input_values: Sequence[torch.Tensor]) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        """Convert the block; returns the specs of the network's inputs and outputs."""
+        env: dict[torch.fx.Node, Any] = {}
+        placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
+        inputs = []
+        for node, value in zip(placeholders, input_values, strict=True):
+            spec = TensorSpec(name=f"input_{len(inputs)}", shape=tuple(value.shape),
+                              model_dtype=value.dtype, engine_dtype=self.ctx.boundary_dtype(value.dtype))
+            tensor = self.ctx.network.add_input(spec.name, to_trt_dtype(spec.engine_dtype), spec.shape)
+            env[node] = self.ctx.cast(tensor, self.ctx.engine_dtype(value.dtype), node)
+            inputs.append(spec)
+        for node in self.gm.graph.nodes:
+            if node.op == "get_attr":
+                env[node] = self.ctx.constant(_fetch_attr(self.gm, node.target), node)
+            elif node.op == "call_function":
+                env[node] = self._call(node, env)
+            elif node.op == "output":
+                return inputs, self._mark_outputs(node, env)
+        raise ConversionError("graph has no output node")
+
+    def _call(self, node: torch.fx.Node, env: dict) -> Any:
+        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
+        if node.target is operator.getitem:
+            return args[0][args[1]]
+        reg = self.registry.converter_for(node, self.ctx.settings)
+        if reg is None:
+            raise ConversionError(f"no converter accepts {describe(node)}")
+        try:
+            return reg.record.convert(self.ctx, node, args, kwargs)
+        except ConversionError:
+            raise
+        except Exception as exc:
+            raise ConversionError(
+                f"converter {reg.record.name!r} (plugin {reg.plugin!r}) failed on {describe(node)}: "
+                f"{exc!r}") from exc
+
+    def _mark_outputs(self, node: torch.fx.Node, env: dict) -> list[TensorSpec]:
+        results = node.args[0] if isinstance(node.args[0], (tuple, list)) else (node.args[0],)
+        specs = []
+        for i, result in enumerate(results):
+            value = fake_value(result)
+            spec = TensorSpec(name=f"output_{i}", shape=tuple(value.shape), model_dtype=value.dtype,
+                              engine_dtype=self.ctx.boundary_dtype(value.dtype))
+            tensor = self.ctx.cast(env[result], spec.engine_dtype, result)
+            if tensor.is_network_input or tensor.is_network_output:
+                tensor = self.ctx.finish(self.ctx.network.add_identity(tensor), result, suffix="output")
+            tensor.name = spec.name
+            self.ctx.network.mark_output(tensor)
+            specs.append(spec)
+        return specs
+
+
+def _fetch_attr(gm: torch.fx.GraphModule, target: str) -> torch.Tensor:
+    obj: Any = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj

@@ -1,0 +1,105 @@
+"""Stage 6: build a serialized engine from a converted network, with the builder settings.
+
+The result, :class:`EngineArtifact`, is everything a runtime needs and nothing tied to a
+live TensorRT object: the plan, the specs of its inputs and outputs, and a snapshot of the
+network that the reference runtime evaluates.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import attrs
+
+from plugtrt.conversion import TensorSpec
+from plugtrt.errors import EngineBuildError
+from plugtrt.trt_adapter import flavour, trt
+
+logger = logging.getLogger("plugtrt")
+trt_logger = logging.getLogger("plugtrt.tensorrt")
+
+
+@attrs.frozen(kw_only=True)
+class EngineArtifact:
+    """A built engine and what its runtimes need to call it."""
+
+    name: str
+    plan: bytes = attrs.field(repr=lambda p: f"<{len(p)} bytes>")
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    network: Any = attrs.field(repr=False)
+    """A :class:`plugtrt.network_snapshot.NetworkSnapshot`: the layers, read back from TensorRT."""
+    build_seconds: float
+    layer_count: int
+
+
+_LOGGER = None
+
+
+def tensorrt_logger() -> Any:
+    """One TensorRT logger for the process, forwarding to the ``plugtrt.tensorrt`` logging logger
+    (``debug=True`` shows its warnings; set that logger to INFO or DEBUG for TensorRT's chatter)."""
+    global _LOGGER
+    if _LOGGER is None:
+        levels = {trt.ILogger.Severity.INTERNAL_ERROR: logging.ERROR,
+                  trt.ILogger.Severity.ERROR: logging.ERROR,
+                  trt.ILogger.Severity.WARNING: logging.WARNING,
+                  trt.ILogger.Severity.INFO: logging.INFO,
+                  trt.ILogger.Severity.VERBOSE: logging.DEBUG}
+
+        class Forward(trt.ILogger):
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.errors: list[str] = []
+
+            def log(self, severity, msg):
+                if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
+                    self.errors.append(msg)
+                trt_logger.log(levels.get(severity, logging.INFO), "%s", msg)
+
+        _LOGGER = Forward()
+    return _LOGGER
+
+
+def new_network() -> tuple[Any, Any]:
+    """A builder and an empty strongly typed network (RTX networks are always strongly typed)."""
+    builder = trt.Builder(tensorrt_logger())
+    flags = 0
+    if flavour() == "tensorrt":
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return builder, builder.create_network(flags)
+
+
+def builder_config(builder: Any, settings: Any) -> Any:
+    """The builder config for ``settings``' engine options."""
+    config = builder.create_builder_config()
+    if settings.workspace_size:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_size)
+    if settings.max_aux_streams is not None:
+        config.max_aux_streams = settings.max_aux_streams
+    if settings.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if settings.optimization_level is not None:
+        config.builder_optimization_level = settings.optimization_level
+    return config
+
+
+def build(name: str, builder: Any, network: Any, settings: Any,
+          inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> EngineArtifact:
+    """Build the engine of ``network``; raises :class:`EngineBuildError` with TensorRT's errors."""
+    from plugtrt.network_snapshot import snapshot_network
+
+    config = builder_config(builder, settings)
+    log = tensorrt_logger()
+    log.errors.clear()
+    start = time.perf_counter()
+    plan = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - start
+    if plan is None:
+        raise EngineBuildError(f"TensorRT could not build engine {name!r}: "
+                               + ("; ".join(log.errors) or "no reason given"))
+    logger.debug("engine %s: %d layers built in %.2f s", name, network.num_layers, seconds)
+    return EngineArtifact(name=name, plan=bytes(plan), inputs=inputs, outputs=outputs,
+                          network=snapshot_network(network), build_seconds=seconds,
+                          layer_count=network.num_layers)

@@ -1,0 +1,38 @@
+"""Every exception plugtrt raises on purpose; each message says what failed and how to fix it."""
+from __future__ import annotations
+
+
+class PlugtrtError(Exception):
+    """Base class of plugtrt's own errors."""
+
+
+class InvalidOptionError(PlugtrtError, ValueError):
+    """An ``options`` key or value that ``CompilationSettings`` does not accept."""
+
+
+class PluginLoadError(PlugtrtError):
+    """A plugin failed to import, broke a hook contract, or yielded a bad record."""
+
+
+class PluginConflictError(PluginLoadError):
+    """Two plugins registered the same name, or the same target at the same priority."""
+
+
+class TensorRTUnavailableError(PlugtrtError, ImportError):
+    """Neither full TensorRT nor TensorRT-RTX can be imported."""
+
+
+class ConversionError(PlugtrtError):
+    """A converter could not express an FX node as TensorRT layers."""
+
+
+class EngineBuildError(PlugtrtError):
+    """TensorRT's builder returned no engine for a network."""
+
+
+class ReferenceMismatchError(PlugtrtError):
+    """The reference runtime computed a shape or dtype that TensorRT did not infer."""
+
+
+class UnsupportedLayerError(PlugtrtError, NotImplementedError):
+    """The reference runtime met a layer type or parameter it cannot evaluate yet."""

@@ -1,0 +1,102 @@
+"""Typed, frozen records that registration hooks yield.
+
+Validation happens in ``__init__`` (attrs validators), so a plugin that yields a bad
+record fails when the core collects it, with a message naming the field.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from attrs import validators as v
+from torch._ops import OpOverload
+
+_NAME_RE = r"[a-z0-9_]+(\.[a-z0-9_\-]+)+"
+_WORD_RE = r"[a-z][a-z0-9_\-]*"
+
+
+def _normalize(value: object) -> str:
+    if not isinstance(value, str):  # converters run before validators: check the type here
+        raise TypeError(f"name must be a str, got {value!r}")
+    return value.strip().lower()  # idempotent: evolve() runs converters again
+
+
+def _overload_only(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, OpOverload):
+        raise TypeError(
+            f"{attribute.name} must be an OpOverload such as aten.mean.dim, got {value!r} "
+            f"({type(value).__name__}); a packet like aten.mean is ambiguous, name one overload"
+        )
+
+
+def _always(_node: Any, _settings: Any) -> bool:
+    return True
+
+
+def _dotted_name():
+    return attrs.field(converter=_normalize, validator=v.matches_re(_NAME_RE))
+
+
+@attrs.frozen(kw_only=True)
+class DecompositionSpec:
+    """One aten decomposition offered by a plugin."""
+
+    name: str = _dotted_name()
+    """Unique dotted id ``<plugin>.<op>``."""
+    target: OpOverload = attrs.field(validator=_overload_only)
+    fn: Callable[..., Any] = attrs.field(validator=v.is_callable())
+    """Takes the op's arguments and returns what it returns, using only ops traceable to aten."""
+    experimental: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    """Applied only with ``enable_experimental_decompositions=True``."""
+    always: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    """Decompose even when a converter accepts the op whole."""
+
+
+@attrs.frozen(kw_only=True)
+class LoweringPassSpec:
+    """One graph transformation run on the aten graph before partitioning."""
+
+    name: str = _dotted_name()
+    fn: Callable[..., Any] = attrs.field(validator=v.is_callable())
+    """``fn(gm: GraphModule, settings: CompilationSettings) -> GraphModule``."""
+    order: int = attrs.field(default=0, validator=[v.instance_of(int), v.ge(-1000), v.le(1000)])
+    """Passes run sorted by ``(order, name)``."""
+
+
+@attrs.frozen(kw_only=True)
+class ConverterSpec:
+    """One aten -> TensorRT converter offered by a plugin."""
+
+    name: str = _dotted_name()
+    """Unique dotted id ``<plugin>.<op>``; shown in errors and reports."""
+    target: OpOverload = attrs.field(validator=_overload_only)
+    convert: Callable[..., Any] = attrs.field(validator=v.is_callable())
+    """``convert(ctx, node, args, kwargs)`` -> ITensor or tuple of ITensors; ``args`` hold
+    ITensors where the node had tensors, python values elsewhere."""
+    is_supported: Callable[..., bool] = attrs.field(default=_always, validator=v.is_callable())
+    """``is_supported(node, settings) -> bool``; pure, reads only the node and its meta."""
+    priority: int = attrs.field(default=0, validator=[v.instance_of(int), v.ge(-100), v.le(100)])
+    supports_dynamic_shapes: bool = attrs.field(default=False, validator=v.instance_of(bool))
+
+
+@attrs.frozen(kw_only=True)
+class PartitionerSpec:
+    """A partitioner: splits an aten graph into TensorRT and PyTorch submodules."""
+
+    name: str = attrs.field(converter=_normalize, validator=v.matches_re(_WORD_RE))
+    partition: Callable[..., Any] = attrs.field(validator=v.is_callable())
+    """``partition(gm, is_supported, settings) -> GraphModule`` whose ``call_module`` nodes named
+    ``_run_on_acc_<i>`` are the TensorRT blocks; ``is_supported(node) -> bool`` comes from the core."""
+
+
+@attrs.frozen(kw_only=True)
+class RuntimeSpec:
+    """A runtime: turns a built engine into a callable ``torch.nn.Module``."""
+
+    name: str = attrs.field(converter=_normalize, validator=v.matches_re(_WORD_RE))
+    create: Callable[..., Any] = attrs.field(validator=v.is_callable())
+    """``create(artifact: EngineArtifact, settings) -> torch.nn.Module``; the module takes the
+    engine inputs positionally and returns a tuple of outputs."""
+    available: Callable[..., str | None] = attrs.field(validator=v.is_callable())
+    """``available(settings) -> None`` when usable here, else the reason it is not."""

@@ -1,0 +1,34 @@
+"""The module every runtime returns: casts between model and engine dtypes around ``execute``."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from plugtrt.engine import EngineArtifact
+
+
+class EngineModule(torch.nn.Module):
+    """Runs one engine: takes the block's inputs positionally, returns a tuple of outputs.
+
+    Subclasses implement :meth:`execute` on tensors already in the engine's boundary dtypes
+    (which differ from the model's only for float64 and truncated int64).
+    """
+
+    def __init__(self, artifact: EngineArtifact):
+        super().__init__()
+        self.artifact = artifact
+
+    def execute(self, inputs: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        specs = self.artifact.inputs
+        if len(inputs) != len(specs):
+            raise TypeError(f"engine {self.artifact.name} takes {len(specs)} inputs, got {len(inputs)}")
+        feeds = [x.to(spec.engine_dtype).contiguous() for x, spec in zip(inputs, specs)]
+        outputs = self.execute(feeds)
+        return tuple(y.to(spec.model_dtype) for y, spec in zip(outputs, self.artifact.outputs))
+
+    def extra_repr(self) -> str:
+        return f"engine={self.artifact.name}, layers={self.artifact.layer_count}"

@@ -1,0 +1,181 @@
+"""``CompilationSettings``: the backend's options, with the original backend's names and defaults.
+
+Built from ``torch.compile(..., options={...})`` by :meth:`CompilationSettings.from_options`,
+which rejects an unknown key naming the closest valid one, and a bad value naming the
+option, the value and what is allowed. Fields whose ``metadata["engine"]`` is true change
+the engines built, so they are part of the engine cache key.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import torch
+from attrs import validators as v
+from torch._ops import OpOverload, OpOverloadPacket
+
+from plugtrt.errors import InvalidOptionError
+
+_PRECISIONS = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+def _to_precision(value: object) -> object:
+    if isinstance(value, str):
+        return _PRECISIONS.get(value.strip().lower().removeprefix("torch."), value)
+    if isinstance(value, (set, frozenset, list, tuple)) and len(value) == 1:
+        return _to_precision(next(iter(value)))  # the original's enabled_precisions={torch.half}
+    return value
+
+
+def _to_device(value: object) -> object:
+    if value is None or isinstance(value, torch.device):
+        return value
+    if isinstance(value, bool):
+        return value  # rejected by the validator: True is not a GPU index
+    if isinstance(value, int):
+        return torch.device("cuda", value) if value >= 0 else value
+    if isinstance(value, str):
+        try:
+            return torch.device(value)
+        except RuntimeError:
+            return value
+    return value
+
+
+def _check_device(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    if value is not None and not isinstance(value, torch.device):
+        raise ValueError(f"{value!r} is not a device")
+
+
+def _op_name(op: object) -> str:
+    """``aten.sub.Tensor`` for an overload, ``aten.sub`` for a packet, a string as written."""
+    if isinstance(op, (OpOverload, OpOverloadPacket)):
+        return str(op)
+    if isinstance(op, str):
+        name = op.strip().removeprefix("torch.ops.")
+        parts = name.split(".")
+        if len(parts) not in (2, 3) or not hasattr(getattr(torch.ops, parts[0], None) or object(), parts[1]):
+            raise ValueError(f"{op!r} names no operator; write it as 'aten.sub.Tensor', 'aten.sub' "
+                             "or torch.ops.aten.sub.Tensor")
+        if len(parts) == 3 and not hasattr(getattr(getattr(torch.ops, parts[0]), parts[1]), parts[2]):
+            raise ValueError(f"{op!r} names no overload of {parts[0]}.{parts[1]}")
+        return name
+    raise TypeError(f"{op!r} ({type(op).__name__}) is not an operator")
+
+
+def _to_op_names(value: object) -> object:
+    if isinstance(value, (str, OpOverload, OpOverloadPacket)):
+        value = [value]
+    if isinstance(value, Iterable):
+        return frozenset(_op_name(op) for op in value)
+    return value
+
+
+def _min_block(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    if isinstance(value, bool) or not (
+        (isinstance(value, int) and value >= 1) or (isinstance(value, float) and value == math.inf)
+    ):
+        raise ValueError(f"{value!r} is neither a whole number >= 1 nor float('inf')")
+
+
+def _option(default: Any, validator: Any, allowed: str, *, engine: bool = False, converter: Any = None):
+    return attrs.field(default=default, validator=validator, converter=converter,
+                       metadata={"allowed": allowed, "engine": engine})
+
+
+_BOOL = v.instance_of(bool)
+_OPT_INT = v.optional([v.instance_of(int), v.not_(v.instance_of(bool), msg="a bool is not a count")])
+
+
+@attrs.frozen(kw_only=True)
+class CompilationSettings:
+    """Every option of the ``plugtrt`` backend; immutable, derive variants with ``attrs.evolve``."""
+
+    precision: torch.dtype = _option(
+        torch.float32, v.in_((torch.float32, torch.float16, torch.bfloat16)),
+        "torch.float32, torch.float16 (or torch.half, 'fp16') or torch.bfloat16 ('bf16')",
+        engine=True, converter=_to_precision)
+    debug: bool = _option(False, _BOOL, "True or False")
+    workspace_size: int = _option(0, [v.instance_of(int), v.ge(0)],
+                                  "bytes as an int >= 0 (0 leaves TensorRT's default)", engine=True)
+    min_block_size: int | float = _option(
+        5, _min_block, "an int >= 1, or float('inf') for an operator-coverage dry run")
+    torch_executed_ops: frozenset[str] = _option(
+        frozenset(), v.instance_of(frozenset),
+        "a set of operators (torch.ops.aten.sub.Tensor, 'aten.sub.Tensor' or 'aten.sub')",
+        converter=_to_op_names)
+    pass_through_build_failures: bool = _option(False, _BOOL, "True or False")
+    max_aux_streams: int | None = _option(None, [_OPT_INT, v.optional(v.ge(0))],
+                                          "None or an int >= 0", engine=True)
+    version_compatible: bool = _option(False, _BOOL, "True or False", engine=True)
+    optimization_level: int | None = _option(None, [_OPT_INT, v.optional([v.ge(0), v.le(5)])],
+                                             "None or an int from 0 to 5", engine=True)
+    use_python_runtime: bool = _option(False, _BOOL, "True or False")
+    truncate_long_and_double: bool = _option(False, _BOOL, "True or False", engine=True)
+    use_fast_partitioner: bool = _option(True, _BOOL, "True or False")
+    enable_experimental_decompositions: bool = _option(False, _BOOL, "True or False", engine=True)
+    device: torch.device | None = _option(
+        None, _check_device, "None (the inputs' device), a GPU index, a torch.device or 'cuda:0'",
+        engine=True, converter=_to_device)
+    require_full_compilation: bool = _option(False, _BOOL, "True or False")
+    runtime: str = _option("auto", v.instance_of(str),
+                           "'auto', 'tensorrt', 'reference' or a runtime plugin's name")
+    partitioner: str | None = _option(
+        None, v.optional(v.instance_of(str)),
+        "None (from use_fast_partitioner), 'fast', 'global' or a partitioner plugin's name")
+
+    @property
+    def partitioner_name(self) -> str:
+        """The partitioner to use: ``partitioner`` if given, else from ``use_fast_partitioner``."""
+        if self.partitioner is not None:
+            return self.partitioner
+        return "fast" if self.use_fast_partitioner else "global"
+
+    @property
+    def dry_run(self) -> bool:
+        """``min_block_size=inf``: report operator coverage, build nothing, run in PyTorch."""
+        return self.min_block_size == math.inf
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None) -> CompilationSettings:
+        """Settings from a ``torch.compile`` options dict, or an error a user can act on."""
+        options = dict(options or {})
+        valid = [f.name for f in attrs.fields(cls)]
+        unknown = [key for key in options if key not in valid]
+        if unknown:
+            lines = []
+            for key in unknown:
+                close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                lines.append(f"  {key!r}{hint}")
+            raise InvalidOptionError(
+                "unknown plugtrt option(s):\n" + "\n".join(lines)
+                + "\nvalid options: " + ", ".join(valid))
+        default = cls()
+        for key, value in options.items():
+            try:
+                attrs.evolve(default, **{key: value})
+            except (TypeError, ValueError) as exc:
+                allowed = attrs.fields_dict(cls)[key].metadata["allowed"]
+                raise InvalidOptionError(
+                    f"option {key!r} got {value!r}, which is not allowed ({exc}); use {allowed}"
+                ) from None
+        settings = attrs.evolve(default, **options)
+        if (settings.partitioner is not None and "use_fast_partitioner" in options
+                and settings.partitioner != ("fast" if settings.use_fast_partitioner else "global")):
+            raise InvalidOptionError(
+                f"options partitioner={settings.partitioner!r} and use_fast_partitioner="
+                f"{settings.use_fast_partitioner} disagree; give only one of them")
+        return settings
+
+    def engine_key(self) -> dict[str, str]:
+        """The settings that change a built engine, as strings, for the engine cache key."""
+        return {f.name: repr(getattr(self, f.name)) for f in attrs.fields(type(self))
+                if f.metadata.get("engine")}

@@ -1,0 +1,86 @@
+"""Stage 3: which aten nodes can go to TensorRT, and why not for the others."""
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from typing import Any
+
+import torch
+import torch.fx
+
+from plugtrt.conversion import describe
+
+_NO_TENSORRT_DTYPES = (torch.complex64, torch.complex128, torch.float64)
+
+
+def _values(node: torch.fx.Node) -> list[Any]:
+    vals = [node.meta.get("val")]
+    for arg in node.all_input_nodes:
+        vals.append(arg.meta.get("val"))
+    flat = []
+    for val in vals:
+        flat.extend(val if isinstance(val, (tuple, list)) else [val])
+    return [v for v in flat if isinstance(v, torch.Tensor)]
+
+
+class SupportCheck:
+    """``check(node) -> bool`` for partitioners; remembers the reason for every refusal."""
+
+    def __init__(self, registry: Any, settings: Any):
+        self.registry = registry
+        self.settings = settings
+        self.reasons: dict[torch.fx.Node, str] = {}
+
+    def __call__(self, node: torch.fx.Node) -> bool:
+        if node.op != "call_function":
+            return False
+        if node.target is operator.getitem:
+            producer = node.args[0]
+            return isinstance(producer, torch.fx.Node) and self(producer)
+        reason = self._refusal(node)
+        if reason is not None:
+            self.reasons[node] = reason
+            return False
+        return True
+
+    def _refusal(self, node: torch.fx.Node) -> str | None:
+        target = node.target
+        names = {str(target), str(getattr(target, "overloadpacket", target))}
+        if names & self.settings.torch_executed_ops:
+            return "listed in torch_executed_ops"
+        for value in _values(node):
+            if value.dtype in _NO_TENSORRT_DTYPES and not (
+                    value.dtype == torch.float64 and self.settings.truncate_long_and_double):
+                return f"uses {value.dtype}, which TensorRT lacks (float64 needs truncate_long_and_double=True)"
+        if self.registry.converter_for(node, self.settings) is None:
+            if target in self.registry.converters:
+                return "its converters decline these arguments"
+            return "no converter is registered"
+        return None
+
+
+def coverage(gm: torch.fx.GraphModule, check: SupportCheck) -> dict[str, Any]:
+    """Operator coverage of ``gm``: totals, and each unsupported op with its reason and nodes."""
+    ops = [n for n in gm.graph.nodes if n.op == "call_function" and n.target is not operator.getitem]
+    supported = [n for n in ops if check(n)]
+    unsupported: dict[str, dict[str, Any]] = {}
+    for node in ops:
+        if node in check.reasons:
+            entry = unsupported.setdefault(str(node.target), {"reason": check.reasons[node], "nodes": []})
+            entry["nodes"].append(describe(node))
+    return {"total": len(ops), "supported": len(supported),
+            "supported_ops": dict(Counter(str(n.target) for n in supported)),
+            "unsupported": unsupported}
+
+
+def format_coverage(report: dict[str, Any], title: str) -> str:
+    """The coverage table that ``debug=True, min_block_size=float('inf')`` prints."""
+    total, ok = report["total"], report["supported"]
+    pct = 100.0 * ok / total if total else 100.0
+    lines = [f"plugtrt operator coverage of {title}: {ok}/{total} ops supported ({pct:.1f}%)"]
+    for op, count in sorted(report["supported_ops"].items()):
+        lines.append(f"  supported    {op:<48} x{count}")
+    for op, entry in sorted(report["unsupported"].items()):
+        lines.append(f"  UNSUPPORTED  {op:<48} x{len(entry['nodes'])}: {entry['reason']}")
+        lines.extend(f"      at {where}" for where in entry["nodes"][:3])
+    return "\n".join(lines)

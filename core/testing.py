@@ -1,0 +1,115 @@
+"""Public helpers for testing converters and models through the whole backend.
+
+Converter packages use these too: a one-op module goes through ``torch.compile`` with the
+``plugtrt`` backend (tracing, lowering, partitioning, conversion, a real engine build) and is
+evaluated by the ``reference`` runtime, then compared with eager PyTorch.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import torch
+
+from plugtrt.backend import compile_graph
+from plugtrt.manager import PluginRegistry
+from plugtrt.report import CompileReport
+from plugtrt.settings import CompilationSettings
+
+_TOLERANCES = {
+    torch.float32: (1e-4, 1e-4),
+    torch.float16: (1e-2, 1e-2),
+    torch.bfloat16: (5e-2, 5e-2),
+}
+
+
+@attrs.frozen(kw_only=True)
+class BackendRun:
+    """The outcome of one module through the backend, next to eager."""
+
+    outputs: Any
+    expected: Any
+    reports: tuple[CompileReport, ...]
+
+    @property
+    def engines(self) -> int:
+        return sum(len(r.engines) for r in self.reports)
+
+    @property
+    def pytorch_ops(self) -> list[str]:
+        return [op for r in self.reports for op in r.pytorch_ops]
+
+    @property
+    def fallbacks(self) -> list[str]:
+        return [f for r in self.reports for f in r.fallbacks]
+
+
+def run_through_backend(module: torch.nn.Module | Any, inputs: Sequence[Any],
+                        options: dict[str, Any] | None = None,
+                        registry: PluginRegistry | None = None) -> BackendRun:
+    """Compile ``module`` with ``torch.compile(backend=plugtrt)`` (``runtime="reference"`` unless
+    given) and run it once on ``inputs``, next to an eager run on a copy of the inputs."""
+    options = {"runtime": "reference", "min_block_size": 1, **(options or {})}
+    settings = CompilationSettings.from_options(options)
+    reports: list[CompileReport] = []
+
+    def backend(gm, example_inputs, **_):
+        compiled = compile_graph(gm, example_inputs, settings, registry)
+        reports.extend(compiled.reports)
+        return compiled
+
+    if isinstance(module, torch.nn.Module):
+        module = module.eval()
+    with torch.no_grad():
+        expected = module(*copy.deepcopy(list(inputs)))
+        torch._dynamo.reset()
+        outputs = torch.compile(module, backend=backend, dynamic=False)(*inputs)
+    return BackendRun(outputs=outputs, expected=expected, reports=tuple(reports))
+
+
+def tolerance(dtype: torch.dtype, precision: torch.dtype = torch.float32) -> tuple[float, float]:
+    """(rtol, atol) for comparing a result of ``dtype`` computed at ``precision`` with eager."""
+    coarsest = max((_TOLERANCES.get(d, (0.0, 0.0)) for d in (dtype, precision)), key=lambda t: t[0])
+    return coarsest
+
+
+def assert_close_to_eager(run: BackendRun, rtol: float | None = None, atol: float | None = None,
+                          precision: torch.dtype = torch.float32) -> None:
+    """Every output equals eager's: same structure, dtype and shape, values within tolerance."""
+    got, want = _flatten(run.outputs), _flatten(run.expected)
+    assert len(got) == len(want), f"{len(got)} outputs, eager gave {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        if not isinstance(w, torch.Tensor):
+            assert g == w, f"output {i}: {g!r} != eager {w!r}"
+            continue
+        assert g.dtype == w.dtype, f"output {i}: dtype {g.dtype}, eager {w.dtype}"
+        assert g.shape == w.shape, f"output {i}: shape {tuple(g.shape)}, eager {tuple(w.shape)}"
+        r, a = tolerance(w.dtype, precision)
+        torch.testing.assert_close(g, w, rtol=r if rtol is None else rtol, atol=a if atol is None else atol,
+                                   equal_nan=True, msg=lambda m, i=i: f"output {i}: {m}")
+
+
+def assert_converts(module: torch.nn.Module | Any, inputs: Sequence[Any],
+                    options: dict[str, Any] | None = None, *, engines: int | None = 1,
+                    pytorch_ops: Sequence[str] | None = (), rtol: float | None = None,
+                    atol: float | None = None, registry: PluginRegistry | None = None) -> BackendRun:
+    """Run ``module`` through the backend and assert it matches eager, with ``engines`` engines
+    and exactly ``pytorch_ops`` left in PyTorch (None skips either count)."""
+    run = run_through_backend(module, inputs, options, registry)
+    assert not run.fallbacks, "blocks fell back to PyTorch:\n" + "\n".join(run.fallbacks)
+    if engines is not None:
+        assert run.engines == engines, f"{run.engines} engines built, expected {engines}"
+    if pytorch_ops is not None:
+        assert sorted(run.pytorch_ops) == sorted(pytorch_ops), \
+            f"ops left in PyTorch: {run.pytorch_ops}, expected {list(pytorch_ops)}"
+    precision = CompilationSettings.from_options({**(options or {}), "runtime": "reference"}).precision
+    assert_close_to_eager(run, rtol, atol, precision)
+    return run
+
+
+def _flatten(value: Any) -> list[Any]:
+    if isinstance(value, (tuple, list)):
+        return [x for v in value for x in _flatten(v)]
+    return [value]

@@ -1,0 +1,82 @@
+"""Stage 1: trace a dynamo graph to an aten inference graph, with weights frozen into it.
+
+Parameters and buffers arrive from dynamo as inputs; they become ``get_attr`` constants of
+the traced graph (sharing storage with the model's tensors, so PyTorch fallback blocks see
+in-place updates, and engines are rebuilt when the backend notices them).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.fx
+import torch.fx.traceback as fx_traceback
+from torch._functorch.aot_autograd import aot_export_joint_simple
+
+FROZEN_PREFIX = "_frozen_"
+
+
+def frozen_input_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> tuple[int, ...]:
+    """Inputs that dynamo marked as static parameters or buffers of the model."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    return tuple(
+        i for i, (node, value) in enumerate(zip(placeholders, example_inputs))
+        if isinstance(value, torch.Tensor)
+        and node.meta.get("tensor_dict", {}).get("_dynamo_static_input_type") is not None
+    )
+
+
+def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], frozen: Sequence[int],
+                  decompositions: Mapping[Any, Any]) -> torch.fx.GraphModule:
+    """The aten graph of ``gm`` on these inputs, specialised to their shapes.
+
+    Non-tensor inputs (symbolic sizes dynamo passes as ints) are baked in as constants; the
+    returned graph takes the non-frozen tensor inputs, in order.
+    """
+    tensor_slots = [i for i, x in enumerate(example_inputs) if isinstance(x, torch.Tensor)]
+    fixed = {i: x for i, x in enumerate(example_inputs) if not isinstance(x, torch.Tensor)}
+
+    def run(*tensors: torch.Tensor) -> Any:
+        args = dict(fixed)
+        args.update(zip(tensor_slots, tensors))
+        return torch.fx.Interpreter(gm).run(*(args[i] for i in range(len(example_inputs))))
+
+    tensors = [example_inputs[i].detach() for i in tensor_slots]
+    # A fresh fake mode, not dynamo's: tracing inside dynamo's TracingContext fakifies the
+    # parameters in dynamo's ShapeEnv, whose source-less symbols then break its guards.
+    with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta():
+        aten = aot_export_joint_simple(run, tensors, trace_joint=False, decompositions=dict(decompositions))
+    _copy_stack_traces(gm, aten)
+    _freeze(aten, [tensor_slots.index(i) for i in frozen], [example_inputs[i] for i in frozen])
+    return aten
+
+
+def _copy_stack_traces(source: torch.fx.GraphModule, aten: torch.fx.GraphModule) -> None:
+    """Give each aten node the user stack trace of the dynamo node it came from."""
+    traces = {n.name: n.meta.get("stack_trace") for n in source.graph.nodes if n.meta.get("stack_trace")}
+    for node in aten.graph.nodes:
+        if node.meta.get("stack_trace"):
+            continue
+        pending = list(node.meta.get("from_node") or ())
+        while pending:
+            origin = pending.pop(0)
+            if origin.name in traces:
+                node.meta["stack_trace"] = traces[origin.name]
+                break
+            pending.extend(origin.from_node or ())
+
+
+def _freeze(aten: torch.fx.GraphModule, positions: Sequence[int], tensors: Sequence[torch.Tensor]) -> None:
+    placeholders = [n for n in aten.graph.nodes if n.op == "placeholder"]
+    for position, tensor in zip(positions, tensors):
+        node = placeholders[position]
+        name = f"{FROZEN_PREFIX}{position}"
+        aten.register_buffer(name, tensor.detach(), persistent=False)
+        with aten.graph.inserting_before(node):
+            const = aten.graph.get_attr(name)
+        const.meta.update(node.meta)
+        node.replace_all_uses_with(const)
+        aten.graph.erase_node(node)
+    aten.graph.lint()
+    aten.recompile()

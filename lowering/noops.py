@@ -1,0 +1,45 @@
+"""Lowering pass plugin: remove ops that do nothing in an inference graph.
+
+``clone``, ``alias``, ``detach`` and dtype-preserving ``_to_copy`` copy or re-wrap a tensor
+without changing its values; in a functional inference graph nobody can observe the copy,
+so their users read the input directly and TensorRT sees fewer layers.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.fx
+
+from plugtrt.hookspecs import hookimpl
+from plugtrt.records import LoweringPassSpec
+
+aten = torch.ops.aten
+_IDENTITIES = {aten.clone.default, aten.alias.default, aten.detach.default, aten.lift_fresh_copy.default}
+
+
+def _is_noop(node: torch.fx.Node) -> bool:
+    if node.op != "call_function":
+        return False
+    if node.target in _IDENTITIES:
+        return True
+    if node.target is aten._to_copy.default:
+        source, result = node.args[0].meta.get("val"), node.meta.get("val")
+        return (isinstance(source, torch.Tensor) and isinstance(result, torch.Tensor)
+                and source.dtype == result.dtype and source.device == result.device)
+    return False
+
+
+def remove_noops(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
+    """Bypass every no-op node; the output node keeps what it returned."""
+    for node in list(gm.graph.nodes):
+        if _is_noop(node):
+            node.replace_all_uses_with(node.args[0])
+            gm.graph.erase_node(node)
+    gm.recompile()
+    return gm
+
+
+@hookimpl
+def plugtrt_lowering_passes() -> Iterator[LoweringPassSpec]:
+    yield LoweringPassSpec(name="builtin.remove_noops", fn=remove_noops, order=0)

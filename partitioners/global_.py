@@ -1,0 +1,38 @@
+"""The ``global`` partitioner: torch.fx's ``CapabilityBasedPartitioner``.
+
+It merges supported nodes across the whole graph (not only neighbours in program order),
+so it finds the fewest, largest TensorRT blocks, at a cost that grows with graph size.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch.fx
+from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
+from torch.fx.passes.operator_support import create_op_support
+
+from plugtrt.hookspecs import hookimpl
+from plugtrt.partitioners.common import TENSORRT_BLOCK_PREFIX, block_size
+from plugtrt.records import PartitionerSpec
+
+
+def partition(gm: torch.fx.GraphModule, is_supported: Callable[[torch.fx.Node], bool],
+              settings) -> torch.fx.GraphModule:
+    """Fuse each supported region of at least ``min_block_size`` ops into ``_run_on_acc_<i>``."""
+    support = create_op_support(lambda _submodules, node: is_supported(node))
+    partitioner = CapabilityBasedPartitioner(gm, support, allows_single_node_partition=True)
+    blocks = [p for p in partitioner.propose_partitions()
+              if block_size(p.nodes) >= settings.min_block_size]
+    fused = partitioner.fuse_partitions(blocks)
+    for index, node in enumerate(n for n in fused.graph.nodes if n.op == "call_module"):
+        name = f"{TENSORRT_BLOCK_PREFIX}{index}"
+        fused.add_submodule(name, fused.get_submodule(node.target))
+        delattr(fused, node.target)
+        node.target = name
+    fused.recompile()
+    return fused
+
+
+@hookimpl
+def plugtrt_partitioners() -> Iterator[PartitionerSpec]:
+    yield PartitionerSpec(name="global", partition=partition)

@@ -1,0 +1,1 @@
+"""An example third-party plugtrt plugin package (see ``erf``)."""
