@@ -1,0 +1,56 @@
+"""Shared fixtures: hermetic plugin managers, a fake-distribution factory, the gpu marker."""
+from __future__ import annotations
+
+import textwrap
+
+import pluggy
+import pytest
+import torch
+from hypothesis import settings as hypothesis_settings
+
+from plugtrt.manager import new_plugin_manager
+
+hypothesis_settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
+hypothesis_settings.load_profile("ci")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU that runs TensorRT engines")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def pm() -> pluggy.PluginManager:
+    """A bare plugin manager: plugtrt's hook specs, no plugins, no entry points."""
+    return new_plugin_manager()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.fixture
+def fake_distribution(tmp_path, monkeypatch):
+    """``make(dist, {entry_point_name: module_source})``: an installed-looking distribution
+    whose ``plugtrt`` entry points are modules written to ``tmp_path``."""
+
+    def make(dist: str, modules: dict[str, str]) -> None:
+        info = tmp_path / f"{dist}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        lines = ["[plugtrt]"]
+        for name, source in modules.items():
+            module = name.replace(".", "_")
+            (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+            lines.append(f"{name} = {module}")
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return make

@@ -1,0 +1,138 @@
+"""Plugin discovery, validation and conflicts, on hermetic managers and fake distributions."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+
+import plugtrt
+from plugtrt import ConverterSpec, PluginConflictError, PluginLoadError, hookimpl
+from plugtrt.manager import PluginRegistry, collect, load_entry_points, registry_from
+
+aten = torch.ops.aten
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _relu(ctx, node, args, kwargs):
+    raise AssertionError("registration tests never convert")
+
+
+def _converter_plugin(name: str, target=aten.relu.default, priority: int = 0):
+    class Plugin:
+        @hookimpl
+        def plugtrt_converters(self):
+            yield ConverterSpec(name=name, target=target, convert=_relu, priority=priority)
+    return Plugin()
+
+
+def test_converter_plugin_on_fresh_manager_is_picked_up(pm):
+    pm.register(_converter_plugin("acme.relu"), name="acme")
+    registry = PluginRegistry(pm)
+    (reg,) = registry.converters[aten.relu.default]
+    assert (reg.record.name, reg.plugin) == ("acme.relu", "acme")
+
+
+def test_same_target_same_priority_fails_naming_both(pm):
+    pm.register(_converter_plugin("acme.relu"), name="acme")
+    pm.register(_converter_plugin("other.relu"), name="other")
+    with pytest.raises(PluginConflictError, match=r"'acme\.relu' from acme and 'other\.relu' from other"):
+        PluginRegistry(pm)
+
+
+def test_higher_priority_replaces_a_converter(pm):
+    pm.register(_converter_plugin("acme.relu"), name="acme")
+    pm.register(_converter_plugin("better.relu", priority=10), name="better")
+    names = [r.record.name for r in PluginRegistry(pm).converters[aten.relu.default]]
+    assert names == ["better.relu", "acme.relu"]
+
+
+def test_duplicate_record_names_are_all_reported(pm):
+    pm.register(_converter_plugin("acme.relu"), name="acme")
+    pm.register(_converter_plugin("acme.relu", target=aten.sigmoid.default), name="shadow")
+    with pytest.raises(PluginConflictError, match=r"'acme\.relu' from acme and shadow"):
+        collect(pm, "plugtrt_converters")
+
+
+def test_wrong_record_type_names_plugin_and_expected_type(pm):
+    class Broken:
+        @hookimpl
+        def plugtrt_converters(self):
+            yield {"name": "broken.relu"}
+    pm.register(Broken(), name="broken")
+    with pytest.raises(PluginLoadError, match=r"plugin 'broken' yielded .* yields ConverterSpec"):
+        collect(pm, "plugtrt_converters")
+
+
+def test_misspelt_hook_fails_at_load(pm):
+    class Misspelt:
+        @hookimpl
+        def plugtrt_convertors(self):
+            yield from ()
+    pm.register(Misspelt(), name="misspelt")
+    with pytest.raises(Exception, match="plugtrt_convertors"):
+        pm.check_pending()
+
+
+def test_packet_target_is_rejected_with_the_fix():
+    with pytest.raises(TypeError, match=r"OpOverload such as aten\.mean\.dim.*ambiguous"):
+        ConverterSpec(name="acme.relu", target=aten.relu, convert=_relu)
+
+
+def test_third_party_failure_warns_and_is_skipped(pm, fake_distribution):
+    fake_distribution("acme-trt", {"acme_trt.broken": "raise ImportError('no libacme')",
+                                   "acme_trt.ok": """
+        import plugtrt, torch
+        @plugtrt.hookimpl
+        def plugtrt_converters():
+            yield plugtrt.ConverterSpec(name="acme.erf", target=torch.ops.aten.erf.default,
+                                        convert=lambda *a: None)
+        """})
+    with pytest.warns(UserWarning, match=r"'acme_trt\.broken' from acme-trt 0\.1 failed to load.*no libacme"):
+        loaded = load_entry_points(pm, strict=False)
+    assert "acme_trt.ok" in loaded and "acme_trt.broken" not in loaded
+    assert "acme.erf" in {r.record.name for r in collect(pm, "plugtrt_converters")}
+
+
+def test_strict_plugins_raise(pm, fake_distribution):
+    fake_distribution("acme-trt", {"acme_trt.broken": "raise ImportError('no libacme')"})
+    with pytest.raises(PluginLoadError, match=r"PLUGTRT_BLOCK_PLUGINS=acme_trt\.broken"):
+        load_entry_points(pm, strict=True)
+
+
+def test_environment_switches(pm, fake_distribution, monkeypatch):
+    fake_distribution("acme-trt", {"acme_trt.broken": "raise ImportError('no libacme')"})
+    monkeypatch.setenv("PLUGTRT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    loaded = load_entry_points(pm, strict=True)
+    assert "acme_trt.broken" not in loaded and "plugtrt.partitioners.fast" in loaded
+    monkeypatch.delenv("PLUGTRT_DISABLE_PLUGIN_AUTOLOAD")
+    monkeypatch.setenv("PLUGTRT_BLOCK_PLUGINS", "acme_trt.broken,plugtrt.partitioners.global")
+    loaded = load_entry_points(plugtrt.manager.new_plugin_manager(), strict=True)
+    assert "acme_trt.broken" not in loaded and "plugtrt.partitioners.global" not in loaded
+
+
+def _plugin_modules() -> set[str]:
+    """Every module of the built-in plugin folders that implements a plugtrt hook."""
+    found = set()
+    for package in ("converters", "lowering", "partitioners", "runtimes"):
+        pkg = importlib.import_module(f"plugtrt.{package}")
+        for info in pkgutil.walk_packages(pkg.__path__, prefix=f"plugtrt.{package}."):
+            module = importlib.import_module(info.name)
+            if any(name.startswith("plugtrt_") and hasattr(getattr(module, name), "plugtrt_impl")
+                   for name in vars(module)):
+                found.add(info.name)
+    return found
+
+
+def test_every_builtin_plugin_module_is_an_entry_point():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["plugtrt"]
+    assert set(declared.values()) == _plugin_modules()
+
+
+def test_registry_from_builds_a_hermetic_registry():
+    from plugtrt.partitioners import fast
+    registry = registry_from(fast)
+    assert list(registry.partitioners) == ["fast"] and not registry.converters

@@ -1,0 +1,26 @@
+"""Small models the end-to-end tests share."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.GELU(),
+                         nn.Linear(32, 4)).eval()
+
+
+def small_cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(), nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(), nn.Linear(16, 10), nn.Softmax(dim=-1)).eval()
+
+
+class SeedModel(nn.Module):
+    """The three-input model of the original backend's torch.compile guide."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x_y = torch.relu(x * y + x)
+        diff = x_y - z
+        return torch.sigmoid(diff) * x, torch.tanh(z + x_y).mean(dim=-1)
