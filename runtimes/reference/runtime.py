@@ -12,16 +12,23 @@ import torch
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import RuntimeSpec
 from plugtrt.runtime_module import EngineModule
+from plugtrt.runtimes.reference.evaluator import ReferenceProgram
 
 
 class ReferenceEngineModule(EngineModule):
-    """Runs an engine's network snapshot with :func:`plugtrt.runtimes.reference.evaluate`."""
+    """Runs an engine's network snapshot with a :class:`ReferenceProgram` per device, so
+    weights move to each device once."""
+
+    def __init__(self, artifact):
+        super().__init__(artifact)
+        self._programs: dict[torch.device, ReferenceProgram] = {}
 
     def execute(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        from plugtrt.runtimes.reference import evaluate
-
-        feeds = {spec.name: x for spec, x in zip(self.artifact.inputs, inputs)}
-        results = evaluate(self.artifact.network, feeds)
+        device = inputs[0].device if inputs else torch.device("cpu")
+        program = self._programs.get(device)
+        if program is None:
+            program = self._programs[device] = ReferenceProgram(self.artifact.network, device)
+        results = program.run({spec.name: x for spec, x in zip(self.artifact.inputs, inputs)})
         return [results[spec.name] for spec in self.artifact.outputs]
 
 

@@ -1,0 +1,371 @@
+"""Prove the reference runtime against ONNX's conformance data, through NVIDIA's ONNX importer.
+
+Every numeric check in plugtrt runs through the reference runtime, so its reading of TensorRT's
+layer semantics needs an oracle that does not depend on our converters. ONNX ships single-node
+test models with inputs and expected outputs; TensorRT ships an ONNX importer that turns each
+model into an ``INetworkDefinition`` built by NVIDIA's code. For each case we parse, build the
+engine (proving TensorRT accepts the network), snapshot it, evaluate the snapshot with the
+reference runtime and compare with ONNX's expected outputs.
+
+``python -m plugtrt conformance`` runs ``main_conformance``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import attrs
+import numpy as np
+import torch
+
+from plugtrt.errors import ReferenceMismatchError, UnsupportedLayerError
+from plugtrt.network_snapshot import NetworkSnapshot, snapshot_network
+from plugtrt.trt_adapter import trt
+
+STATUSES = ("parse_failed", "build_failed", "match", "mismatch", "unsupported", "error")
+"""Per-case outcome; ``match`` means evaluated and equal to ONNX's expected outputs."""
+_DATA_SETS = ("pytorch-converted", "pytorch-operator")
+_ML_DTYPES = {"bfloat16": (np.uint16, torch.bfloat16), "float8_e4m3fn": (np.uint8, torch.float8_e4m3fn),
+              "float8_e5m2": (np.uint8, torch.float8_e5m2)}
+
+
+@attrs.frozen(kw_only=True)
+class ConformanceCase:
+    """One ONNX model with its data sets (inputs, expected outputs), as numpy arrays."""
+
+    name: str
+    op: str
+    model: bytes = attrs.field(repr=False)
+    data_sets: tuple[tuple[tuple, tuple], ...] = attrs.field(repr=False)
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    rtol: float = 1e-3
+    atol: float = 1e-7
+
+
+@attrs.frozen(kw_only=True)
+class CaseResult:
+    name: str
+    op: str
+    status: str = attrs.field(validator=attrs.validators.in_(STATUSES))
+    detail: str = ""
+    """Why it did not match: the importer's or builder's error, the runtime's, or the diff."""
+    layer_types: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def parsed(self) -> bool:
+        return self.status != "parse_failed"
+
+    @property
+    def built(self) -> bool:
+        return self.status not in ("parse_failed", "build_failed")
+
+
+# -- loading cases -------------------------------------------------------------------------------
+
+def _case_op(model) -> str:
+    """The ONNX op a case tests: its single node, or the function an expanded case inlines."""
+    nodes = model.graph.node
+    if len(nodes) == 1:
+        return nodes[0].op_type
+    named = [node.name.split("_test_")[0] for node in nodes if "_test_" in node.name]
+    return named[0] if named and named[0] else (nodes[0].op_type if nodes else "?")
+
+
+def _array(value):
+    """ONNX data as numpy; TensorProtos converted, sequences and optionals left as they are."""
+    from onnx import TensorProto, numpy_helper
+
+    if isinstance(value, TensorProto):
+        return numpy_helper.to_array(value)
+    return np.asarray(value) if isinstance(value, np.generic) else value
+
+
+def _make_case(name: str, model, data_sets, rtol: float = 1e-3, atol: float = 1e-7) -> ConformanceCase:
+    initializers = {init.name for init in model.graph.initializer}
+    return ConformanceCase(
+        name=name, op=_case_op(model), model=model.SerializeToString(),
+        data_sets=tuple((tuple(map(_array, inputs)), tuple(map(_array, outputs)))
+                        for inputs, outputs in data_sets),
+        input_names=tuple(i.name for i in model.graph.input if i.name not in initializers),
+        output_names=tuple(o.name for o in model.graph.output), rtol=rtol, atol=atol)
+
+
+def node_cases() -> list[ConformanceCase]:
+    """ONNX's node conformance cases (models generated with their data, ~1,900)."""
+    import warnings
+
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the generators overflow on purpose
+        cases = collect_testcases(None)
+    return [_make_case(c.name, c.model, c.data_sets, c.rtol, c.atol) for c in cases]
+
+
+def data_cases() -> list[ConformanceCase]:
+    """The ``pytorch-converted`` and ``pytorch-operator`` models stored in the onnx package."""
+    import onnx
+    from onnx import numpy_helper
+
+    root = Path(onnx.__file__).parent / "backend" / "test" / "data"
+    cases = []
+    for kind in _DATA_SETS:
+        for folder in sorted((root / kind).iterdir()):
+            model = onnx.load(str(folder / "model.onnx"))
+            sets = []
+            for data in sorted(folder.glob("test_data_set_*")):
+                def read(prefix: str) -> list[np.ndarray]:
+                    files = sorted(data.glob(f"{prefix}_*.pb"), key=lambda f: int(f.stem.split("_")[1]))
+                    return [numpy_helper.to_array(onnx.load_tensor(str(f))) for f in files]
+                sets.append((read("input"), read("output")))
+            cases.append(_make_case(f"{kind}/{folder.name}", model, sets))
+    return cases
+
+
+# -- running one case ----------------------------------------------------------------------------
+
+@functools.cache
+def _logger_class() -> type:
+    """A ``trt.ILogger`` that keeps errors for the report instead of printing them.
+
+    Made on first use so that importing this module does not need TensorRT.
+    """
+    class Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity, msg) -> None:
+            if severity in (trt.ILogger.ERROR, trt.ILogger.INTERNAL_ERROR):
+                self.errors.append(msg)
+
+    return Logger
+
+
+@contextlib.contextmanager
+def _quiet_fds() -> Iterator[None]:
+    """Silence the importer's direct writes to stdout/stderr (it prints unsupported types)."""
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def _profile(builder, network, inputs: dict[str, np.ndarray]):
+    """An optimisation profile fixing every dynamic or shape input to the first data set's."""
+    profile = builder.create_optimization_profile()
+    needed = False
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        value = inputs.get(tensor.name)
+        if value is None:
+            continue
+        if tensor.is_shape_tensor:
+            values = [int(v) for v in np.asarray(value).reshape(-1)]
+            profile.set_shape_input(tensor.name, values, values, values)
+            needed = True
+        if any(d < 0 for d in tensor.shape):
+            shape = tuple(np.asarray(value).shape)
+            profile.set_shape(tensor.name, shape, shape, shape)
+            needed = True
+    return profile if needed else None
+
+
+def build_case(case: ConformanceCase) -> tuple[str, str, NetworkSnapshot | None]:
+    """Parse and build one case: (status so far, detail, snapshot when it built)."""
+    logger = _logger_class()()
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    with _quiet_fds():
+        parsed = parser.parse(case.model)
+    if not parsed:
+        errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
+        return "parse_failed", "; ".join(errors)[:300], None
+    config = builder.create_builder_config()
+    config.builder_optimization_level = 0  # the plan is never run here: build fast
+    first_inputs = dict(zip(case.input_names, case.data_sets[0][0])) if case.data_sets else {}
+    profile = _profile(builder, network, {k: v for k, v in first_inputs.items()
+                                          if isinstance(v, np.ndarray)})
+    if profile is not None:
+        config.add_optimization_profile(profile)
+    with _quiet_fds():
+        plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        return "build_failed", "; ".join(logger.errors)[-300:], None
+    return "built", "", snapshot_network(network)
+
+
+def _to_torch(value: np.ndarray, spec) -> torch.Tensor:
+    """A data-set array as a feed for network input ``spec``: its dtype, and its static shape
+    when only the rank differs (ONNX's data writes some declared scalars as [1])."""
+    array = np.ascontiguousarray(value)
+    bits = _ML_DTYPES.get(array.dtype.name)
+    if bits is not None:  # ml_dtypes arrays: torch cannot read them, reinterpret the bits
+        tensor = torch.from_numpy(array.view(bits[0]).copy()).view(bits[1])
+    else:
+        tensor = torch.from_numpy(array.copy())
+    if isinstance(spec.dtype, torch.dtype):
+        tensor = tensor.to(spec.dtype)
+    if spec.shape is not None and all(d >= 0 for d in spec.shape) and \
+            tensor.numel() == int(np.prod(spec.shape)):
+        tensor = tensor.reshape(spec.shape)
+    return tensor
+
+
+def _compare(name: str, got: torch.Tensor, expected: np.ndarray, rtol: float, atol: float) -> str:
+    """'' when equal within tolerance, else a one-line description of the difference."""
+    actual = got.cpu()
+    if tuple(actual.shape) != tuple(expected.shape):
+        return f"{name}: shape {tuple(actual.shape)} != expected {tuple(expected.shape)}"
+    if expected.dtype.kind in "biu" or expected.dtype == np.bool_:
+        ok = np.array_equal(actual.to(torch.int64 if expected.dtype != np.bool_ else torch.bool).numpy(),
+                            expected.astype(np.int64) if expected.dtype != np.bool_ else expected)
+        return "" if ok else f"{name}: integer values differ"
+    if actual.dtype in (torch.float16, torch.bfloat16) or expected.dtype.itemsize <= 2:
+        rtol, atol = max(rtol, 1e-2), max(atol, 1e-3)
+    else:
+        rtol, atol = max(rtol, 1e-4), max(atol, 1e-5)
+    values = actual.to(torch.float64).numpy()
+    reference = expected.astype(np.float64)
+    if np.allclose(values, reference, rtol=rtol, atol=atol, equal_nan=True):
+        return ""
+    worst = np.nanmax(np.abs(values - reference)) if values.size else 0.0
+    return f"{name}: max abs diff {worst:.3g} (rtol={rtol}, atol={atol})"
+
+
+def run_case(case: ConformanceCase) -> CaseResult:
+    """Parse, build, snapshot, evaluate each data set and compare: one ``CaseResult``."""
+    from plugtrt.runtimes.reference import ReferenceProgram
+
+    start = time.perf_counter()
+    result = _result_factory(case, start)
+    try:
+        status, detail, snapshot = build_case(case)
+    except Exception as exc:  # noqa: BLE001 - a crash inside TensorRT is a result, not a stop
+        return result("error", f"importer/builder raised {exc!r}")
+    if snapshot is None:
+        return result(status, detail)
+    types = tuple(sorted(snapshot.layer_counts()))
+    specs = {spec.name: spec for spec in snapshot.inputs}
+    try:
+        program = ReferenceProgram(snapshot)
+        for inputs, expected in case.data_sets:
+            if not all(isinstance(v, np.ndarray) for v in (*inputs, *expected)):
+                return result("unsupported", "non-tensor (sequence/optional) data", types)
+            feeds = {name: _to_torch(value, specs[name])
+                     for name, value in zip(case.input_names, inputs) if name in specs}
+            outputs = program.run(feeds)
+            for name, want in zip(case.output_names, expected):
+                problem = _compare(name, outputs[name], want, case.rtol, case.atol)
+                if problem:
+                    return result("mismatch", problem, types)
+    except UnsupportedLayerError as exc:
+        return result("unsupported", str(exc), types)
+    except ReferenceMismatchError as exc:
+        return result("mismatch", str(exc), types)
+    except Exception as exc:  # noqa: BLE001 - report the case, keep going
+        return result("error", f"{type(exc).__name__}: {exc}"[:300], types)
+    return result("match", "", types)
+
+
+def _result_factory(case: ConformanceCase, start: float):
+    """A ``CaseResult`` factory for ``case`` that stamps the elapsed time."""
+    def make(status: str, detail: str = "", types: tuple[str, ...] = ()) -> CaseResult:
+        return CaseResult(name=case.name, op=case.op, status=status, detail=detail,
+                          layer_types=types, seconds=time.perf_counter() - start)
+    return make
+
+
+# -- running many --------------------------------------------------------------------------------
+
+_WORKER_CASES: list[ConformanceCase] = []
+
+
+def _run_index(index: int) -> CaseResult:
+    torch.set_num_threads(1)
+    return run_case(_WORKER_CASES[index])
+
+
+def run_cases(cases: Sequence[ConformanceCase], jobs: int = 1) -> list[CaseResult]:
+    """Run ``cases`` (in ``jobs`` forked processes when > 1); results in the cases' order."""
+    if jobs <= 1:
+        return [run_case(case) for case in cases]
+    global _WORKER_CASES
+    _WORKER_CASES = list(cases)
+    context = multiprocessing.get_context("fork")  # workers inherit the generated cases
+    with context.Pool(jobs, maxtasksperchild=200) as pool:
+        return pool.map(_run_index, range(len(cases)), chunksize=8)
+
+
+def summarize(results: Sequence[CaseResult]) -> dict[str, dict[str, int]]:
+    """Per ONNX op: cases, parsed, built, evaluated (no unsupported layer/error), matching."""
+    table: dict[str, dict[str, int]] = {}
+    for r in results:
+        row = table.setdefault(r.op, dict.fromkeys(("cases", "parsed", "built", "evaluated", "match"), 0))
+        row["cases"] += 1
+        row["parsed"] += r.parsed
+        row["built"] += r.built
+        row["evaluated"] += r.status in ("match", "mismatch")
+        row["match"] += r.status == "match"
+    return table
+
+
+def format_table(results: Sequence[CaseResult]) -> str:
+    """A table per ONNX op plus totals and the share of built cases that match."""
+    table = summarize(results)
+    columns = ("cases", "parsed", "built", "evaluated", "match")
+    width = max([len(op) for op in table] + [5])
+    lines = [f"{'op':<{width}} " + " ".join(f"{c:>9}" for c in columns)]
+    for op in sorted(table):
+        lines.append(f"{op:<{width}} " + " ".join(f"{table[op][c]:>9}" for c in columns))
+    totals = {c: sum(row[c] for row in table.values()) for c in columns}
+    lines.append(f"{'TOTAL':<{width}} " + " ".join(f"{totals[c]:>9}" for c in columns))
+    if totals["built"]:
+        lines.append(f"matching / built: {totals['match'] / totals['built']:.1%}")
+    return "\n".join(lines)
+
+
+def main_conformance(argv: Sequence[str] | None = None) -> int:
+    """``python -m plugtrt conformance [--filter REGEX] [--json PATH] [--jobs N] [--data]``."""
+    parser = argparse.ArgumentParser(prog="plugtrt conformance", description=__doc__.split("\n")[0])
+    parser.add_argument("--filter", default=None,
+                        help="regex matched against the ONNX op name or the case name")
+    parser.add_argument("--json", type=Path, default=None, help="write per-case results here")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--data", action="store_true",
+                        help="also run the pytorch-converted and pytorch-operator models")
+    parser.add_argument("--verbose", action="store_true", help="list every case that did not match")
+    args = parser.parse_args(argv)
+    cases = node_cases() + (data_cases() if args.data else [])
+    if args.filter:
+        pattern = re.compile(args.filter)
+        cases = [c for c in cases if pattern.search(c.op) or pattern.search(c.name)]
+    start = time.perf_counter()
+    results = run_cases(cases, args.jobs)
+    print(format_table(results))
+    print(f"{len(cases)} cases in {time.perf_counter() - start:.1f} s with {args.jobs} process(es)")
+    if args.verbose:
+        for r in results:
+            if r.built and r.status != "match":
+                print(f"{r.name}: {r.status}: {r.detail}")
+    if args.json:
+        args.json.write_text(json.dumps([attrs.asdict(r) for r in results], indent=1))
+    return 0

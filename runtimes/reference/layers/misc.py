@@ -1,0 +1,125 @@
+"""Composite layers: ATTENTION_INPUT / ATTENTION_OUTPUT, ROTARY_EMBEDDING, QUANTIZE, DEQUANTIZE.
+
+An ``IAttention`` appears as two boundary layers; the input layer receives Q, K, V (and an
+optional mask) and the output layer returns the result, so the whole computation happens at the
+input layer and the output layer passes it on. IAttention applies no 1/sqrt(d) scaling of its
+own: importers fold the scale into Q and K beforehand.
+"""
+from __future__ import annotations
+
+import torch
+
+from plugtrt.network_snapshot import LayerSnapshot
+from plugtrt.runtimes.reference.layers.common import Context, out_dtype, unsupported
+
+
+def attention_input(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
+    """softmax(Q K^T + mask) V on [batch, heads, seq, dim]; K/V heads repeat for grouped queries."""
+    p = layer.params
+    if p.get("attention.norm_op") != "SOFTMAX":
+        raise unsupported(layer, f"attention normalization {p.get('attention.norm_op')}")
+    if p.get("attention.query_form", "PADDED_BHND") != "PADDED_BHND" or p.get(
+            "attention.key_value_form", "PADDED_BHND") != "PADDED_BHND":
+        raise unsupported(layer, "attention forms other than PADDED_BHND")
+    q, k, v = inputs[:3]
+    mask = inputs[3] if len(inputs) > 3 else None
+    if k.shape[1] != q.shape[1]:
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
+    work = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+    scores = torch.matmul(q.to(work), k.to(work).transpose(-1, -2))
+    if p.get("attention.causal"):
+        rows, cols = scores.shape[-2:]
+        keep = torch.ones(rows, cols, dtype=torch.bool, device=q.device).tril(cols - rows)
+        scores = scores.masked_fill(~keep, float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else (
+            scores + mask.to(work))
+    return [torch.matmul(torch.softmax(scores, dim=-1), v.to(work)).to(q.dtype)]
+
+
+def attention_output(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
+    return [inputs[0]]
+
+
+def _per_axis(scale: torch.Tensor, x: torch.Tensor, axis: int) -> torch.Tensor:
+    """A scalar scale as is; a 1-D scale along ``axis``; a block scale expanded to x's shape."""
+    if scale.dim() == 0 or scale.numel() == 1:
+        return scale.reshape(())
+    if scale.dim() == 1:
+        view = [1] * x.dim()
+        view[axis] = scale.shape[0]
+        return scale.reshape(view)
+    for dim, (have, want) in enumerate(zip(scale.shape, x.shape)):
+        if have != want:
+            scale = scale.repeat_interleave(want // have, dim=dim)
+    return scale
+
+
+def rotary_embedding(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
+    """Rotate pairs of the first ``rotary_embedding_dim`` features of x [batch, heads, seq, dim]
+    by the cached angles: halves (x1, x2) or, when interleaved, even/odd features.
+
+    The caches are [batch, seq, dim/2], or [positions, dim/2] gathered with position ids.
+    """
+    x, cos, sin = inputs[:3]
+    positions = inputs[3] if len(inputs) > 3 else None
+    if x.dim() != 4:
+        raise unsupported(layer, f"rotary embedding of a rank-{x.dim()} input")
+    if positions is not None:
+        cos, sin = cos[positions.to(torch.int64)], sin[positions.to(torch.int64)]
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # broadcast over heads
+    rotary = layer.params["rotary_embedding_dim"] or x.shape[-1]
+    rotated, passed = x[..., :rotary], x[..., rotary:]
+    if layer.params["interleaved"]:
+        first, second = rotated[..., 0::2], rotated[..., 1::2]
+    else:
+        first, second = rotated.chunk(2, dim=-1)
+    real = cos * first - sin * second
+    imag = sin * first + cos * second
+    if layer.params["interleaved"]:
+        out = torch.stack([real, imag], dim=-1).flatten(-2)
+    else:
+        out = torch.cat([real, imag], dim=-1)
+    return [torch.cat([out.to(x.dtype), passed], dim=-1)]
+
+
+_INT_RANGES = {torch.int8: (-128, 127), torch.uint8: (0, 255)}
+
+
+def quantize(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
+    """round-half-even(x / scale) + zero point, saturated to the output type."""
+    x, scale = inputs[0], inputs[1]
+    zero = inputs[2] if len(inputs) > 2 else None
+    target = out_dtype(layer)
+    axis = layer.params.get("axis", 0)
+    value = x.float() / _per_axis(scale.float(), x, axis)
+    if target in _INT_RANGES:
+        value = torch.round(value)
+        if zero is not None:
+            value = value + _per_axis(zero.float(), x, axis)
+        low, high = _INT_RANGES[target]
+        return [value.clamp(low, high).to(target)]
+    if target.is_floating_point:
+        return [value.to(target)]
+    raise unsupported(layer, f"quantize to {target}")
+
+
+def dequantize(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
+    """(x - zero point) * scale, in the output type."""
+    x, scale = inputs[0], inputs[1]
+    zero = inputs[2] if len(inputs) > 2 else None
+    axis = layer.params.get("axis", 0)
+    value = x.float()
+    if zero is not None:
+        value = value - _per_axis(zero.float(), x, axis)
+    return [(value * _per_axis(scale.float(), x, axis)).to(out_dtype(layer))]
+
+
+LAYERS = {
+    "ATTENTION_INPUT": attention_input,
+    "ATTENTION_OUTPUT": attention_output,
+    "ROTARY_EMBEDDING": rotary_embedding,
+    "QUANTIZE": quantize,
+    "DEQUANTIZE": dequantize,
+}

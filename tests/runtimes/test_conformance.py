@@ -1,0 +1,84 @@
+"""The reference runtime against ONNX's conformance cases, through NVIDIA's ONNX importer.
+
+Every node case that TensorRT's importer parses and its builder builds is evaluated by the
+reference runtime and compared with ONNX's expected outputs. Cases that do not match yet are
+listed, with the reason, in ``conformance_expected_failures.txt``: an unlisted case that fails
+and a listed case that passes both fail the suite, so the list can only shrink.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnx")
+from plugtrt import conformance  # noqa: E402
+
+EXPECTED_FAILURES = Path(__file__).with_name("conformance_expected_failures.txt")
+
+
+def _expected_failures() -> dict[str, str]:
+    """case name -> reason, from the expectation file (``name  # reason`` per line)."""
+    listed = {}
+    for line in EXPECTED_FAILURES.read_text().splitlines():
+        name, _, reason = line.partition("#")
+        if name.strip():
+            listed[name.strip()] = reason.strip()
+    return listed
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, conformance.CaseResult]:
+    cases = conformance.node_cases()
+    return {r.name: r for r in conformance.run_cases(cases, jobs=max(os.cpu_count() or 1, 2))}
+
+
+def test_expectation_file_gives_a_reason_per_case():
+    listed = _expected_failures()
+    assert listed, "the expectation file is empty or missing"
+    assert all(listed.values()), [n for n, why in listed.items() if not why]
+
+
+def test_every_built_case_matches_onnx_unless_listed(results):
+    listed = _expected_failures()
+    failing = {name: f"{r.status}: {r.detail}" for name, r in results.items()
+               if r.built and r.status != "match" and name not in listed}
+    assert not failing, "cases that no longer match ONNX (fix, or list them with a reason):\n" + \
+        "\n".join(f"  {n}: {why}" for n, why in sorted(failing.items()))
+
+
+def test_listed_cases_still_fail(results):
+    listed = _expected_failures()
+    passing = sorted(n for n in listed if n in results and results[n].status == "match")
+    assert not passing, f"these listed cases match now, remove them from {EXPECTED_FAILURES.name}: {passing}"
+    unknown = sorted(n for n in listed if n not in results or not results[n].built)
+    assert not unknown, f"listed cases that no longer exist or no longer build: {unknown}"
+
+
+def test_at_least_95_percent_of_built_cases_match(results):
+    built = [r for r in results.values() if r.built]
+    matching = [r for r in built if r.status == "match"]
+    assert len(built) > 800, f"only {len(built)} cases built: the importer or builder regressed"
+    assert len(matching) / len(built) >= 0.95, conformance.format_table(list(results.values()))
+
+
+@pytest.mark.parametrize("layer_type", [
+    "ELEMENTWISE", "ACTIVATION", "UNARY", "MATRIX_MULTIPLY", "CONVOLUTION", "POOLING",
+    "NORMALIZATION", "SHUFFLE", "CONCATENATION", "SOFTMAX", "REDUCE", "CONSTANT", "CAST",
+    "IDENTITY", "SLICE", "GATHER", "SELECT"])
+def test_converter_layer_types_are_proven(results, layer_type):
+    """The layer types plugtrt's converters emit each appear in matching cases, and every
+    unlisted case using them matches."""
+    using = [r for r in results.values() if layer_type in r.layer_types]
+    assert any(r.status == "match" for r in using), f"no matching case exercises {layer_type}"
+
+
+def test_main_conformance_filters_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "results.json"
+    assert conformance.main_conformance(["--filter", "^Relu$", "--jobs", "1", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "Relu" in table and "TOTAL" in table
+    rows = json.loads(out.read_text())
+    assert rows and all(row["op"] == "Relu" and row["status"] == "match" for row in rows)
