@@ -49,6 +49,15 @@ def _signature(args: Sequence[Any], skip: frozenset[int]) -> tuple:
         for i, a in enumerate(args) if i not in skip)
 
 
+def _is_concrete(args: Sequence[Any]) -> bool:
+    """No symbolic sizes: dynamo hands a dynamic graph SymInts, not numbers."""
+    for a in args:
+        if isinstance(a, torch.SymInt) or (
+                isinstance(a, torch.Tensor) and any(isinstance(d, torch.SymInt) for d in a.shape)):
+            return False
+    return True
+
+
 def _version_of(tensor: torch.Tensor) -> tuple[int, int]:
     return tensor._version, tensor.untyped_storage().data_ptr()
 
@@ -67,7 +76,11 @@ class CompiledGraph:
         self._versions = [_version_of(example_inputs[i]) for i in self.frozen]
         self.specialisations: dict[tuple, Any] = {}
         self.reports: list[CompileReport] = []
-        self._compile(example_inputs)
+        if _is_concrete(example_inputs):
+            self._compile(example_inputs)
+        else:
+            logger.debug("%s is dynamic: it compiles one specialisation per concrete input shape, "
+                         "on the first call with that shape", self.name)
 
     def __call__(self, *args: Any) -> Any:
         versions = [_version_of(args[i]) for i in self.frozen]
