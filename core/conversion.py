@@ -124,7 +124,9 @@ class ConversionContext:
         tensor = torch.as_tensor(value).detach()
         target = dtype or self.engine_dtype(tensor.dtype)
         staged = torch.float32 if target == torch.bfloat16 else target
-        array = np.ascontiguousarray(tensor.to(device="cpu", dtype=staged).numpy())
+        # np.ascontiguousarray makes a 0-d array 1-d: reshape back, or a scalar gets rank 1
+        array = np.ascontiguousarray(tensor.to(device="cpu", dtype=staged).numpy()).reshape(
+            tuple(tensor.shape))
         self._keep_alive.append(array)
         layer = self.network.add_constant(tuple(array.shape), trt.Weights(array))
         out = self.name(layer, node, "const").get_output(0)
@@ -158,7 +160,7 @@ class ConversionContext:
 
 
 @attrs.frozen(kw_only=True)
-class TensorSpec:
+class BoundarySpec:
     """One engine input or output: the runtime casts ``model_dtype`` <-> ``engine_dtype``."""
 
     name: str
@@ -183,14 +185,15 @@ class NetworkInterpreter:
         self.gm = gm
         self.registry = registry
         self.ctx = ConversionContext(network, settings)
+        self.converters_used: set[str] = set()
 
-    def run(self, input_values: Sequence[torch.Tensor]) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    def run(self, input_values: Sequence[torch.Tensor]) -> tuple[list[BoundarySpec], list[BoundarySpec]]:
         """Convert the block; returns the specs of the network's inputs and outputs."""
         env: dict[torch.fx.Node, Any] = {}
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
         inputs = []
         for node, value in zip(placeholders, input_values, strict=True):
-            spec = TensorSpec(name=f"input_{len(inputs)}", shape=tuple(value.shape),
+            spec = BoundarySpec(name=f"input_{len(inputs)}", shape=tuple(value.shape),
                               model_dtype=value.dtype, engine_dtype=self.ctx.boundary_dtype(value.dtype))
             tensor = self.ctx.network.add_input(spec.name, to_trt_dtype(spec.engine_dtype), spec.shape)
             env[node] = self.ctx.cast(tensor, self.ctx.engine_dtype(value.dtype), node)
@@ -211,6 +214,7 @@ class NetworkInterpreter:
         reg = self.registry.converter_for(node, self.ctx.settings)
         if reg is None:
             raise ConversionError(f"no converter accepts {describe(node)}")
+        self.converters_used.add(reg.record.name)
         try:
             return reg.record.convert(self.ctx, node, args, kwargs)
         except ConversionError:
@@ -220,12 +224,12 @@ class NetworkInterpreter:
                 f"converter {reg.record.name!r} (plugin {reg.plugin!r}) failed on {describe(node)}: "
                 f"{exc!r}") from exc
 
-    def _mark_outputs(self, node: torch.fx.Node, env: dict) -> list[TensorSpec]:
+    def _mark_outputs(self, node: torch.fx.Node, env: dict) -> list[BoundarySpec]:
         results = node.args[0] if isinstance(node.args[0], (tuple, list)) else (node.args[0],)
         specs = []
         for i, result in enumerate(results):
             value = fake_value(result)
-            spec = TensorSpec(name=f"output_{i}", shape=tuple(value.shape), model_dtype=value.dtype,
+            spec = BoundarySpec(name=f"output_{i}", shape=tuple(value.shape), model_dtype=value.dtype,
                               engine_dtype=self.ctx.boundary_dtype(value.dtype))
             tensor = self.ctx.cast(env[result], spec.engine_dtype, result)
             if tensor.is_network_input or tensor.is_network_output:

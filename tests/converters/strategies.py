@@ -1,0 +1,56 @@
+"""Hypothesis strategies and helpers the converter tests share."""
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+from plugtrt.manager import registry_from
+
+FAST = dict(max_examples=25, deadline=None)
+
+
+def shapes(min_rank: int = 1, max_rank: int = 4, min_side: int = 1, max_side: int = 5):
+    return st.lists(st.integers(min_side, max_side), min_size=min_rank, max_size=max_rank).map(tuple)
+
+
+@st.composite
+def broadcast_pair(draw, min_rank: int = 1, max_rank: int = 4):
+    """Two shapes torch broadcasts: the second drops leading dims and sets some to 1."""
+    a = draw(shapes(min_rank, max_rank))
+    keep = draw(st.integers(1, len(a)))
+    b = tuple(1 if draw(st.booleans()) else d for d in a[len(a) - keep:])
+    return (a, b) if draw(st.booleans()) else (b, a)
+
+
+def tensor(shape, dtype: torch.dtype, seed: int, low: int = -20, high: int = 20,
+           nonzero: bool = False, positive: bool = False) -> torch.Tensor:
+    """Random values of ``dtype``: normal floats, integers in [low, high)."""
+    g = torch.Generator().manual_seed(seed)
+    if dtype.is_floating_point:
+        x = torch.randn(shape, generator=g)
+        if positive:
+            x = x.abs() + 0.1
+        elif nonzero:
+            x = torch.where(x.abs() < 0.1, torch.full_like(x, 0.5), x)
+        return x.to(dtype)
+    if dtype == torch.bool:
+        return torch.randint(0, 2, shape, generator=g).bool()
+    x = torch.randint(1 if positive else low, high, shape, generator=g)
+    if nonzero:
+        x = torch.where(x == 0, torch.ones_like(x), x)
+    return x.to(dtype)
+
+
+seeds = st.integers(0, 2**16)
+float_dtypes = st.sampled_from([torch.float32, torch.float16])
+precisions = st.sampled_from([torch.float32, torch.float16])
+
+
+def converter_names(module) -> set[str]:
+    """The converter names ``module`` registers through a fresh manager."""
+    registry = registry_from(module)
+    return {reg.record.name for regs in registry.converters.values() for reg in regs}
+
+
+def options(precision: torch.dtype) -> dict:
+    return {"precision": precision}
