@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.fx
 import torch.fx.traceback as fx_traceback
+import torch.utils._pytree as pytree
 from torch._functorch.aot_autograd import aot_export_joint_simple
 
 FROZEN_PREFIX = "_frozen_"
@@ -40,7 +41,10 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], froze
     def run(*tensors: torch.Tensor) -> Any:
         args = dict(fixed)
         args.update(zip(tensor_slots, tensors))
-        return torch.fx.Interpreter(gm).run(*(args[i] for i in range(len(example_inputs))))
+        outputs = torch.fx.Interpreter(gm).run(*(args[i] for i in range(len(example_inputs))))
+        # AOT export refuses outputs that alias inputs (``return x.view(...)``); the clones it
+        # traces instead are removed again by the no-op lowering pass.
+        return pytree.tree_map_only(torch.Tensor, torch.clone, outputs)
 
     tensors = [example_inputs[i].detach() for i in tensor_slots]
     # A fresh fake mode, not dynamo's: tracing inside dynamo's TracingContext fakifies the

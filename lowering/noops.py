@@ -2,7 +2,9 @@
 
 ``clone``, ``alias``, ``detach`` and dtype-preserving ``_to_copy`` copy or re-wrap a tensor
 without changing its values; in a functional inference graph nobody can observe the copy,
-so their users read the input directly and TensorRT sees fewer layers.
+so their users read the input directly and TensorRT sees fewer layers. Metadata assertions
+(``_assert_tensor_metadata``, after ``x.int()``) were checked when the graph was traced for
+these very shapes, so they go too.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from plugtrt.records import LoweringPassSpec
 
 aten = torch.ops.aten
 _IDENTITIES = {aten.clone.default, aten.alias.default, aten.detach.default, aten.lift_fresh_copy.default}
+_CHECKS = {aten._assert_tensor_metadata.default}
 
 
 def _is_noop(node: torch.fx.Node) -> bool:
@@ -33,7 +36,9 @@ def _is_noop(node: torch.fx.Node) -> bool:
 def remove_noops(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
     """Bypass every no-op node; the output node keeps what it returned."""
     for node in list(gm.graph.nodes):
-        if _is_noop(node):
+        if node.op == "call_function" and node.target in _CHECKS and not node.users:
+            gm.graph.erase_node(node)
+        elif _is_noop(node):
             node.replace_all_uses_with(node.args[0])
             gm.graph.erase_node(node)
     gm.recompile()
