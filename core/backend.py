@@ -75,6 +75,8 @@ class CompiledGraph:
         self._frozen_set = frozenset(self.frozen)
         self._versions = [_version_of(example_inputs[i]) for i in self.frozen]
         self.specialisations: dict[tuple, Any] = {}
+        self.modules: dict[tuple, torch.fx.GraphModule | None] = {}
+        """Per signature, the partitioned module (None where the graph runs as dynamo gave it)."""
         self.reports: list[CompileReport] = []
         if _is_concrete(example_inputs):
             self._compile(example_inputs)
@@ -88,6 +90,7 @@ class CompiledGraph:
             logger.warning("plugtrt: a frozen weight of %s changed in place since its engines were "
                            "built; rebuilding them", self.name)
             self.specialisations.clear()
+            self.modules.clear()
             self._versions = versions
         compiled = self.specialisations.get(_signature(args, self._frozen_set))
         if compiled is None:
@@ -128,6 +131,7 @@ class CompiledGraph:
             def compiled(*call_args: Any, _module=module, _user=user) -> Any:
                 return _module(*(call_args[i] for i in _user))
         self.specialisations[key] = compiled
+        self.modules[key] = module
         return compiled
 
 

@@ -119,8 +119,10 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
         module = runtime.record.create(artifact, settings)
     parted.add_submodule(block.target, module)
     ops = sum(1 for n in sub.graph.nodes if n.op == "call_function" and n.target is not operator.getitem)
-    report.engines.append(EngineReport(name=name, layers=artifact.layer_count, ops=ops,
-                                       build_seconds=artifact.build_seconds, runtime=runtime.record.name))
+    report.engines.append(EngineReport(
+        name=name, layers=artifact.layer_count, ops=ops, build_seconds=artifact.build_seconds,
+        runtime=runtime.record.name, layer_types=artifact.network.layer_counts(),
+        converters=tuple(sorted(interpreter.converters_used))))
     logger.debug("engine %s: %d ops -> %d layers, built in %.2f s, runtime %s",
                  name, ops, artifact.layer_count, artifact.build_seconds, runtime.record.name)
     if len(outputs) == 1 and not _returns_tuple(sub):

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from plugtrt.conversion import TensorSpec
+from plugtrt.conversion import BoundarySpec
 from plugtrt.errors import EngineBuildError
 from plugtrt.trt_adapter import flavour, trt
 
@@ -26,8 +26,8 @@ class EngineArtifact:
 
     name: str
     plan: bytes = attrs.field(repr=lambda p: f"<{len(p)} bytes>")
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
+    inputs: tuple[BoundarySpec, ...]
+    outputs: tuple[BoundarySpec, ...]
     network: Any = attrs.field(repr=False)
     """A :class:`plugtrt.network_snapshot.NetworkSnapshot`: the layers, read back from TensorRT."""
     build_seconds: float
@@ -86,7 +86,7 @@ def builder_config(builder: Any, settings: Any) -> Any:
 
 
 def build(name: str, builder: Any, network: Any, settings: Any,
-          inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> EngineArtifact:
+          inputs: tuple[BoundarySpec, ...], outputs: tuple[BoundarySpec, ...]) -> EngineArtifact:
     """Build the engine of ``network``; raises :class:`EngineBuildError` with TensorRT's errors."""
     from plugtrt.network_snapshot import snapshot_network
 

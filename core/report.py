@@ -14,6 +14,10 @@ class EngineReport:
     ops: int
     build_seconds: float
     runtime: str
+    layer_types: dict[str, int] = attrs.Factory(dict)
+    """TensorRT layer type -> count, read back from the built network."""
+    converters: tuple[str, ...] = ()
+    """Names of the converters that built this engine's layers."""
 
 
 @attrs.define(kw_only=True)
