@@ -16,6 +16,7 @@ import torch
 import torch.fx
 
 from plugtrt import engine as engine_mod
+from plugtrt import trt_adapter
 from plugtrt.conversion import NetworkInterpreter, describe
 from plugtrt.errors import ConversionError, EngineBuildError, PlugtrtError
 from plugtrt.partitioners.common import tensorrt_blocks
@@ -39,7 +40,7 @@ class _Timer:
 
 
 def lower(gm: torch.fx.GraphModule, registry: Any, settings: Any) -> torch.fx.GraphModule:
-    """Run every lowering pass, in ``(order, name)`` order."""
+    """Run every lowering pass, in ``(order, name)`` order, then drop dead code they left."""
     for reg in registry.lowering_passes:
         try:
             result = reg.record.fn(gm, settings)
@@ -50,6 +51,7 @@ def lower(gm: torch.fx.GraphModule, registry: Any, settings: Any) -> torch.fx.Gr
             raise PlugtrtError(f"lowering pass {reg.record.name!r} of plugin {reg.plugin!r} returned "
                                f"{type(result).__name__}; a pass must return a GraphModule")
         gm = result
+    gm.graph.eliminate_dead_code()
     gm.graph.lint()
     gm.recompile()
     return gm
@@ -85,8 +87,11 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any,
         else settings
     with _Timer(report, "partition"):
         parted = partitioner.record.partition(gm, check, block_settings)
-    runtime = select_runtime(registry, settings)
-    for block in tensorrt_blocks(parted):
+    blocks = tensorrt_blocks(parted)
+    if blocks:
+        trt_adapter.load()  # a missing TensorRT is the user's to fix, not a block to fall back
+        runtime = select_runtime(registry, settings)
+    for block in blocks:
         _replace_block(parted, block, registry, settings, runtime, report)
     parted.graph.lint()
     parted.recompile()

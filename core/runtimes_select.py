@@ -17,7 +17,7 @@ def select_runtime(registry: Any, settings: Any) -> Any:
         reason = chosen.record.available(settings)
         if reason is not None:
             raise PlugtrtError(f"runtime {settings.runtime!r} (plugin {chosen.plugin!r}) cannot run here: "
-                               f"{reason}. Use runtime='reference' or runtime='auto'.")
+                               f"{reason.rstrip('.')}. Use runtime='reference' or runtime='auto'.")
         return chosen
     tensorrt = registry.runtimes.get("tensorrt")
     reason = tensorrt.record.available(settings) if tensorrt else "no 'tensorrt' runtime is registered"
@@ -26,6 +26,6 @@ def select_runtime(registry: Any, settings: Any) -> Any:
     if reason not in _warned:
         _warned.add(reason)
         warnings.warn(f"plugtrt: engines are built, but evaluated by the 'reference' runtime (torch ops, "
-                      f"not TensorRT kernels) because {reason}. Set runtime='reference' to silence this.",
-                      stacklevel=3)
+                      f"not TensorRT kernels) because {reason.rstrip('.')}. "
+                      "Set runtime='reference' to silence this.", stacklevel=3)
     return registry.pick("runtime", "reference")

@@ -7,15 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import torch
 import torch.fx
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.operator_support import create_op_support
-from torch.fx.passes.shape_prop import _extract_tensor_metadata
-from torch.fx.passes.splitter_base import (
-    FxNetAccFusionsFinder,
-    FxNetAccNodesFinder,
-    _SplitterBase,
-    _SplitterSettingBase,
-)
+from torch.fx.passes.splitter_base import _SplitterBase, _SplitterSettingBase
 
 from plugtrt.hookspecs import hookimpl
 from plugtrt.partitioners.common import PYTORCH_BLOCK_PREFIX, block_size
@@ -23,23 +19,17 @@ from plugtrt.records import PartitionerSpec
 
 
 class _Splitter(_SplitterBase):
-    """``_SplitterBase`` without its shape propagation (tracing already recorded every
-    tensor's meta) and its prints, counting block sizes as ``min_block_size`` does."""
+    """``_SplitterBase`` without its prints, counting block sizes as ``min_block_size`` does."""
 
     def __init__(self, gm: torch.fx.GraphModule, support, min_block_size: int):
-        self.module = gm
-        self.settings = _SplitterSettingBase(min_acc_module_size=min_block_size, allow_non_tensor=True)
-        self.operator_support = support
-        self.sample_input = ()
-        self.acc_nodes = FxNetAccNodesFinder(gm, support, allow_non_tensor=True)()
-        self.fusions = FxNetAccFusionsFinder(gm, self.acc_nodes)()
-        self._merge_overlapping_fusions()
-        self.deps = self.find_deps()
-        self.update_deps_for_fusions()
-        self.non_acc_submodule_name = PYTORCH_BLOCK_PREFIX
-        self._node_submodule_map = {}
-        self._return_tuple = False
-        self.tags = []
+        # The base class shape-propagates sample inputs through the graph; fake ones cost
+        # nothing, and the frozen weights (real tensors) are accepted as constants.
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            sample = [torch.empty_strided(v.shape, v.stride(), dtype=v.dtype, device=v.device)
+                      for v in (n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder")]
+            super().__init__(gm, sample, support,
+                             _SplitterSettingBase(min_acc_module_size=min_block_size, allow_non_tensor=True),
+                             non_acc_submodule_name=PYTORCH_BLOCK_PREFIX)
 
     def remove_small_acc_subgraphs(self, subgraphs):
         for subgraph in subgraphs:
@@ -62,10 +52,6 @@ class _Splitter(_SplitterBase):
 def partition(gm: torch.fx.GraphModule, is_supported: Callable[[torch.fx.Node], bool],
               settings) -> torch.fx.GraphModule:
     """Split ``gm`` into ``_run_on_acc_<i>`` (TensorRT) and ``_run_on_gpu_<i>`` (PyTorch) blocks."""
-    for node in gm.graph.nodes:
-        val = node.meta.get("val")
-        if isinstance(val, torch.Tensor) and "tensor_meta" not in node.meta:
-            node.meta["tensor_meta"] = _extract_tensor_metadata(val)
     support = create_op_support(lambda _submodules, node: is_supported(node))
     return _Splitter(gm, support, int(min(settings.min_block_size, 2**31)))()
 

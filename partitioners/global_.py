@@ -22,7 +22,7 @@ def partition(gm: torch.fx.GraphModule, is_supported: Callable[[torch.fx.Node], 
     support = create_op_support(lambda _submodules, node: is_supported(node))
     partitioner = CapabilityBasedPartitioner(gm, support, allows_single_node_partition=True)
     blocks = [p for p in partitioner.propose_partitions()
-              if block_size(p.nodes) >= settings.min_block_size]
+              if block_size(p.nodes) >= settings.min_block_size and _has_outputs(p.nodes)]
     fused = partitioner.fuse_partitions(blocks)
     for index, node in enumerate(n for n in fused.graph.nodes if n.op == "call_module"):
         name = f"{TENSORRT_BLOCK_PREFIX}{index}"
@@ -31,6 +31,12 @@ def partition(gm: torch.fx.GraphModule, is_supported: Callable[[torch.fx.Node], 
         node.target = name
     fused.recompile()
     return fused
+
+
+def _has_outputs(nodes) -> bool:
+    """Whether anything outside the block reads it: a dead block has nothing to return, and
+    torch < 2.14 cannot fuse one."""
+    return any(user not in nodes for node in nodes for user in node.users)
 
 
 @hookimpl

@@ -58,7 +58,7 @@ def _check_blocks(parted, min_block):
 @hsettings(max_examples=40)
 @given(program=st.lists(step, min_size=1, max_size=14), min_block=st.integers(1, 4))
 def test_partition_equals_eager_and_respects_min_block_size(partitioner, program, min_block):
-    gm = _build(program)
+    gm = _build(program)  # may hold dead code: partitioners must cope with it
     x = torch.randn(3, 4)
     expected = gm(x)
     supported = sum(1 for n in gm.graph.nodes if _is_supported(n) and n.target is not operator.getitem)
@@ -69,15 +69,6 @@ def test_partition_equals_eager_and_respects_min_block_size(partitioner, program
     acc_ops = sum(block_size(sub.graph.nodes) for name, sub in parted.named_children()
                   if name.startswith(TENSORRT_BLOCK_PREFIX))
     assert acc_ops <= supported
-
-
-@hsettings(max_examples=25)
-@given(program=st.lists(step, min_size=1, max_size=12))
-def test_global_never_makes_more_blocks_than_fast(program):
-    settings = CompilationSettings(min_block_size=1)
-    count = [sum(1 for name, _ in p.partition(_build(program), _is_supported, settings).named_children()
-                 if name.startswith(TENSORRT_BLOCK_PREFIX)) for p in (fast, global_)]
-    assert count[1] <= count[0]
 
 
 class _Declaring:
