@@ -54,3 +54,11 @@ def fake_distribution(tmp_path, monkeypatch):
 
     monkeypatch.syspath_prepend(str(tmp_path))
     return make
+
+
+@pytest.fixture(scope="session")
+def corpus_results():
+    """The converter corpus, converted and built once per session (fp32 and fp16)."""
+    from tests.converters.corpus import CORPUS, run_entry
+
+    return [run_entry(i, p) for i in range(len(CORPUS)) for p in (torch.float32, torch.float16)]

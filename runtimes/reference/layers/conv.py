@@ -104,15 +104,17 @@ def pooling(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tens
         results.append(pool(padded, window, stride))
     if kind in ("AVERAGE", "MAX_AVERAGE_BLEND"):
         pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[nd - 1]
-        ones = torch.ones_like(batch[:1])
+        # sums accumulate in float32 (torch's CPU avg_pool3d has no half kernel either)
+        wide = batch.float() if batch.dtype in (torch.float16, torch.bfloat16) else batch
+        ones = torch.ones_like(wide[:1])
         if p["average_count_excludes_padding"] or p["padding_mode"].startswith("SAME"):
             counted = F.pad(ones, _torch_pad(pre, post))
         else:  # explicit padding counts; the extra end padding of ROUND_UP does not
             counted = F.pad(F.pad(ones, _torch_pad(explicit_pre, explicit_post), value=1.0),
                             _torch_pad([a - b for a, b in zip(pre, explicit_pre)],
                                        [a - b for a, b in zip(post, explicit_post)]))
-        total = pool(F.pad(batch, _torch_pad(pre, post)), window, stride)
-        results.append(total / pool(counted, window, stride))
+        total = pool(F.pad(wide, _torch_pad(pre, post)), window, stride)
+        results.append((total / pool(counted, window, stride)).to(batch.dtype))
     if not results:
         raise unsupported(layer, f"pooling type {kind}")
     out = results[0] if len(results) == 1 else (

@@ -1,0 +1,159 @@
+"""One call per built-in converter: the corpus whose networks the conformance suite vouches for.
+
+Each entry calls one aten overload directly (so composite ops that tracing would decompose,
+``aten.linear`` or ``aten.reshape``, reach their converters too). ``T(shape, dtype)`` marks a
+tensor input. A test checks that the corpus uses every built-in converter, so a new
+converter must add its entry here.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import torch
+
+aten = torch.ops.aten
+
+
+@attrs.frozen
+class T:
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+    positive: bool = False
+
+
+def x(*shape: int, dtype: torch.dtype = torch.float32, positive: bool = False) -> T:
+    return T(shape, dtype, positive)
+
+
+F, I, B = torch.float32, torch.int32, torch.bool
+CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+    # elementwise
+    (aten.add.Tensor, (x(2, 3), x(3))), (aten.add.Scalar, (x(2, 3), 2.5)),
+    (aten.sub.Tensor, (x(2, 3), x(2, 1))), (aten.sub.Scalar, (x(2, 3, dtype=I), 3)),
+    (aten.mul.Tensor, (x(2, 3), x(2, 3, dtype=I))), (aten.mul.Scalar, (x(4), 0.5)),
+    (aten.div.Tensor, (x(2, 3, dtype=I), x(3, dtype=I, positive=True))), (aten.div.Scalar, (x(3), 4.0)),
+    (lambda a, b: aten.div.Tensor_mode(a, b, rounding_mode="floor"), (x(5, dtype=I), x(5, dtype=I, positive=True))),
+    (lambda a: aten.div.Scalar_mode(a, 2.0, rounding_mode="trunc"), (x(5),)), (aten.floor_divide.default, (x(5), x(5, positive=True))),
+    (aten.pow.Tensor_Scalar, (x(4), 2.0)), (aten.pow.Tensor_Tensor, (x(4, positive=True), x(4))),
+    (aten.pow.Scalar, (2.0, x(4))), (aten.maximum.default, (x(3), x(3))), (aten.minimum.default, (x(3), x(3))),
+    (aten.neg.default, (x(3, dtype=I),)), (aten.abs.default, (x(3),)), (aten.sqrt.default, (x(3, positive=True),)),
+    (aten.rsqrt.default, (x(3, positive=True),)), (aten.exp.default, (x(3),)), (aten.log.default, (x(3, positive=True),)),
+    (aten.reciprocal.default, (x(3, positive=True),)), (aten.floor.default, (x(3),)), (aten.ceil.default, (x(3),)),
+    (aten.sin.default, (x(3),)), (aten.cos.default, (x(3),)),
+    (aten.eq.Tensor, (x(3, dtype=I), x(3, dtype=I))), (aten.eq.Scalar, (x(3, dtype=I), 1)),
+    (aten.ne.Tensor, (x(3), x(3))), (aten.ne.Scalar, (x(3), 0.0)),
+    (aten.lt.Tensor, (x(3), x(3))), (aten.lt.Scalar, (x(3), 0.0)), (aten.le.Tensor, (x(3), x(3))),
+    (aten.le.Scalar, (x(3), 0.0)), (aten.gt.Tensor, (x(3), x(3))), (aten.gt.Scalar, (x(3), 0.0)),
+    (aten.ge.Tensor, (x(3), x(3))), (aten.ge.Scalar, (x(3), 0.0)),
+    (aten.where.self, (x(3, dtype=B), x(3), x(3))), (aten.clamp.default, (x(4), -0.5, 0.5)),
+    (aten.clamp_min.default, (x(4), 0.0)), (aten.clamp_max.default, (x(4), 0.0)),
+    (lambda t: aten._to_copy.default(t, dtype=torch.int32), (x(4),)),
+    (lambda t: aten.scalar_tensor.default(3.0) + t, (x(2),)),
+    # activation
+    (aten.relu.default, (x(3),)), (aten.sigmoid.default, (x(3),)), (aten.tanh.default, (x(3),)),
+    (aten.gelu.default, (x(3),)), (aten.silu.default, (x(3),)), (aten.hardtanh.default, (x(3),)),
+    (aten.leaky_relu.default, (x(3),)), (aten.elu.default, (x(3),)), (aten.softplus.default, (x(3), 1.0, 20.0)),
+    # matmul
+    (aten.mm.default, (x(2, 3), x(3, 4))), (aten.bmm.default, (x(2, 2, 3), x(2, 3, 2))),
+    (aten.mv.default, (x(2, 3), x(3))), (aten.matmul.default, (x(2, 2, 3), x(3, 4))),
+    (aten.addmm.default, (x(4), x(2, 3), x(3, 4))), (aten.linear.default, (x(2, 3), x(4, 3), x(4))),
+    (aten.t.default, (x(2, 3),)),
+    # convolution and pooling
+    (lambda i, w, b: aten.convolution.default(i, w, b, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+     (x(1, 2, 5, 5), x(3, 2, 3, 3), x(3))),
+    (lambda i, w: aten.convolution.default(i, w, None, [2, 2], [1, 1], [1, 1], True, [1, 1], 1),
+     (x(1, 2, 4, 4), x(2, 3, 3, 3))),
+    (lambda t: aten.max_pool2d_with_indices.default(t, [2, 2])[0], (x(1, 2, 4, 4),)),
+    (aten.max_pool2d.default, (x(1, 2, 4, 4), [2, 2])),
+    (lambda t: aten.max_pool3d_with_indices.default(t, [2, 2, 2])[0], (x(1, 1, 4, 4, 4),)),
+    (aten.max_pool3d.default, (x(1, 1, 4, 4, 4), [2, 2, 2])),
+    (aten.avg_pool2d.default, (x(1, 2, 4, 4), [2, 2])), (aten.avg_pool3d.default, (x(1, 1, 4, 4, 4), [2, 2, 2])),
+    (aten.adaptive_avg_pool2d.default, (x(1, 2, 4, 4), [2, 2])),
+    (aten._adaptive_avg_pool2d.default, (x(1, 2, 4, 4), [1, 1])),
+    (aten.adaptive_avg_pool3d.default, (x(1, 1, 4, 4, 4), [2, 2, 2])),
+    (aten._adaptive_avg_pool3d.default, (x(1, 1, 4, 4, 4), [1, 1, 1])),
+    # normalization
+    (lambda t, w, b, m, v: aten._native_batch_norm_legit_no_training.default(t, w, b, m, v, 0.1, 1e-5)[0],
+     (x(2, 3, 4), x(3), x(3), x(3), x(3, positive=True))),
+    (lambda t, w, b, m, v: aten.native_batch_norm.default(t, w, b, m, v, False, 0.1, 1e-5)[0],
+     (x(2, 3, 4), x(3), x(3), x(3), x(3, positive=True))),
+    (lambda t, w, b, m, v: aten.batch_norm.default(t, w, b, m, v, False, 0.1, 1e-5, False),
+     (x(2, 3, 4), x(3), x(3), x(3), x(3, positive=True))),
+    # shape
+    (aten.view.default, (x(2, 6), [3, 4])), (aten._unsafe_view.default, (x(2, 6), [12])),
+    (aten.reshape.default, (x(2, 6), [4, -1])), (aten.flatten.using_ints, (x(2, 3, 2), 1)),
+    (aten.unsqueeze.default, (x(2, 3), -1)), (aten.squeeze.default, (x(2, 1, 3),)),
+    (aten.squeeze.dim, (x(2, 1, 3), 1)), (aten.squeeze.dims, (x(1, 2, 1), [0, 2])),
+    (aten.permute.default, (x(2, 3, 4), [2, 0, 1])), (aten.transpose.int, (x(2, 3, 4), 0, 2)),
+    (aten.expand.default, (x(3, 1), [2, 3, 4])), (aten.cat.default, ([x(2, 3), x(1, 3, dtype=I)], 0)),
+    (aten.slice.Tensor, (x(6, 4), 0, 1, 5, 2)), (aten.select.int, (x(3, 4), 1, -1)),
+    (lambda t: aten.split.Tensor(t, 2, 1)[1], (x(3, 5),)),
+    (lambda t: aten.split_with_sizes.default(t, [1, 3], 1)[1], (x(3, 4),)),
+    (aten.clone.default, (x(3),)),
+    # reduction
+    (aten.sum.dim_IntList, (x(2, 3, 4), [1, -1], True)), (aten.sum.default, (x(2, 3, dtype=I),)),
+    (aten.mean.dim, (x(2, 3, 4), [0])), (aten.mean.default, (x(2, 3),)),
+    (aten.amax.default, (x(2, 3), [1])), (aten.amin.default, (x(2, 3), [0])),
+    (aten._softmax.default, (x(2, 5), -1, False)), (aten.softmax.int, (x(2, 5), 0)),
+    (aten._log_softmax.default, (x(2, 5), 1, False)), (aten.log_softmax.int, (x(2, 5), -1)),
+]
+
+
+@attrs.frozen(kw_only=True)
+class CorpusResult:
+    index: int
+    converters: frozenset[str]
+    layer_types: frozenset[str]
+    outputs: tuple[torch.Tensor, ...]
+    expected: tuple[torch.Tensor, ...]
+
+
+def _materialise(spec: T, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if spec.dtype == torch.bool:
+        return torch.randint(0, 2, spec.shape, generator=g).bool()
+    if spec.dtype.is_floating_point:
+        value = torch.randn(spec.shape, generator=g)
+        return (value.abs() + 0.5 if spec.positive else value).to(spec.dtype)
+    return torch.randint(1 if spec.positive else -9, 10, spec.shape, generator=g).to(spec.dtype)
+
+
+def run_entry(index: int, precision: torch.dtype = torch.float32) -> CorpusResult:
+    """Trace entry ``index`` (pre-dispatch, so composite ops stay whole), convert the whole
+    graph with the built-in converters, build the engine and evaluate it with the reference
+    runtime."""
+    import torch.utils._pytree as pytree
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from plugtrt import engine
+    from plugtrt.conversion import NetworkInterpreter
+    from plugtrt.manager import default_registry
+    from plugtrt.runtimes.reference import evaluate
+    from plugtrt.settings import CompilationSettings
+
+    fn, args = CORPUS[index]
+    leaves, spec = pytree.tree_flatten(args)
+    slots = [i for i, leaf in enumerate(leaves) if isinstance(leaf, T)]
+    inputs = [_materialise(leaves[i], seed=index * 7 + i) for i in slots]
+
+    def call(*tensors):
+        filled = list(leaves)
+        for slot, tensor in zip(slots, tensors):
+            filled[slot] = tensor
+        return fn(*pytree.tree_unflatten(filled, spec))
+
+    expected = call(*inputs)
+    gm = make_fx(call, tracing_mode="fake", pre_dispatch=True)(*inputs)
+    gm.graph.eliminate_dead_code()  # as lowering does: tracing leaves unread getitems
+    settings = CompilationSettings(precision=precision)
+    builder, network = engine.new_network()
+    interpreter = NetworkInterpreter(gm, default_registry(), settings, network)
+    specs_in, specs_out = interpreter.run([n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"])
+    artifact = engine.build(f"corpus_{index}", builder, network, settings, tuple(specs_in), tuple(specs_out))
+    results = evaluate(artifact.network, {s.name: t for s, t in zip(specs_in, inputs)})
+    outputs = tuple(results[s.name].to(s.model_dtype) for s in specs_out)
+    return CorpusResult(index=index, converters=frozenset(interpreter.converters_used),
+                        layer_types=frozenset(artifact.network.layer_counts()), outputs=outputs,
+                        expected=tuple(expected) if isinstance(expected, (tuple, list)) else (expected,))
