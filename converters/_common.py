@@ -123,18 +123,6 @@ def is_tensor(x: Any) -> bool:
     return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, torch.Tensor)
 
 
-def operand(ctx: Any, x: Any, dtype: torch.dtype, rank: int, node: torch.fx.Node) -> Any:
-    """``x`` (ITensor or python scalar) as an ITensor of ``dtype`` with ``rank`` dims (leading
-    ones added), ready for an elementwise or select layer."""
-    if not is_tensor(x):
-        staged = torch.float32 if dtype == torch.bfloat16 else dtype
-        return ctx.constant(torch.full((1,) * rank, x, dtype=staged), node, dtype=dtype)
-    x = ctx.cast(x, dtype, node)
-    if len(x.shape) < rank:
-        x = ctx.reshape(x, (1,) * (rank - len(x.shape)) + tuple(x.shape), node)
-    return x
-
-
 def rank_of(*xs: Any) -> int:
     return max((len(x.shape) for x in xs if is_tensor(x)), default=0)
 
@@ -143,7 +131,7 @@ def elementwise(ctx: Any, a: Any, b: Any, op: str, node: torch.fx.Node, dtype: t
                 suffix: str = "") -> Any:
     """``a <op> b`` computed in ``dtype`` (``op`` names a ``trt.ElementWiseOperation``)."""
     rank = rank_of(a, b)
-    a, b = operand(ctx, a, dtype, rank, node), operand(ctx, b, dtype, rank, node)
+    a, b = ctx.operand(a, dtype, rank, node), ctx.operand(b, dtype, rank, node)
     layer = ctx.network.add_elementwise(a, b, getattr(trt.ElementWiseOperation, op))
     return ctx.name(layer, node, suffix or op.lower()).get_output(0)
 

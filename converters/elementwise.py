@@ -20,7 +20,6 @@ from plugtrt.converters._common import (
     all_of,
     elementwise,
     get,
-    operand,
     out_dtype,
     rank_of,
     static,
@@ -145,8 +144,8 @@ def _where(ctx, node, args, kwargs):
     condition, a, b = args
     dtype = out_dtype(ctx, node)
     rank = rank_of(condition, a, b)
-    condition = operand(ctx, condition, torch.bool, rank, node)
-    a, b = operand(ctx, a, dtype, rank, node), operand(ctx, b, dtype, rank, node)
+    condition = ctx.operand(condition, torch.bool, rank, node)
+    a, b = ctx.operand(a, dtype, rank, node), ctx.operand(b, dtype, rank, node)
     return ctx.finish(ctx.network.add_select(condition, a, b), node)
 
 
@@ -179,7 +178,7 @@ def _to_copy(ctx, node, args, kwargs):
     x = args[0]
     dtype = out_dtype(ctx, node)
     if val(node).dtype == torch.bool:
-        zero = operand(ctx, 0, ctx.dtype(x), len(x.shape), node)
+        zero = ctx.operand(0, ctx.dtype(x), len(x.shape), node)
         return unary(ctx, ctx.finish(ctx.network.add_elementwise(
             x, zero, trt.ElementWiseOperation.EQUAL), node), "NOT", node, suffix="nonzero")
     if ctx.dtype(x) == dtype:

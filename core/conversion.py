@@ -132,31 +132,22 @@ class ConversionContext:
         out = self.name(layer, node, "const").get_output(0)
         return self.cast(out, target, node)
 
-    def scalar_like(self, value: Any, like: Any, node: torch.fx.Node | None = None) -> Any:
-        """A scalar constant of ``like``'s dtype and rank (all dims 1), ready to broadcast."""
-        dtype = self.dtype(like)
-        shape = (1,) * len(like.shape)
-        return self.constant(torch.full(shape, value, dtype=torch.float32 if dtype == torch.bfloat16
-                                        else dtype), node, dtype=dtype)
-
     # -- shapes ----------------------------------------------------------------
     def reshape(self, tensor: Any, shape: Sequence[int], node: torch.fx.Node | None = None) -> Any:
         layer = self.network.add_shuffle(tensor)
         layer.reshape_dims = tuple(shape)
         return self.name(layer, node, "reshape").get_output(0)
 
-    def broadcast(self, a: Any, b: Any, node: torch.fx.Node | None = None) -> tuple[Any, Any]:
-        """``a`` and ``b`` with equal rank (leading 1s added) and one promoted dtype, as
-        TensorRT's elementwise and select layers require."""
-        if not hasattr(a, "shape"):
-            a = self.scalar_like(a, b, node)
-        if not hasattr(b, "shape"):
-            b = self.scalar_like(b, a, node)
-        rank = max(len(a.shape), len(b.shape))
-        a, b = (self.reshape(t, (1,) * (rank - len(t.shape)) + tuple(t.shape), node)
-                if len(t.shape) < rank else t for t in (a, b))
-        common = torch.promote_types(self.dtype(a), self.dtype(b))
-        return self.cast(a, common, node), self.cast(b, common, node)
+    def operand(self, x: Any, dtype: torch.dtype, rank: int, node: torch.fx.Node | None = None) -> Any:
+        """``x`` (ITensor or python scalar) as an ITensor of ``dtype`` with ``rank`` dims (leading
+        ones added): what TensorRT's elementwise and select layers need of each input."""
+        if not hasattr(x, "shape") or isinstance(x, torch.Tensor):
+            staged = torch.float32 if dtype == torch.bfloat16 else dtype
+            return self.constant(torch.full((1,) * rank, x, dtype=staged), node, dtype=dtype)
+        x = self.cast(x, dtype, node)
+        if len(x.shape) < rank:
+            x = self.reshape(x, (1,) * (rank - len(x.shape)) + tuple(x.shape), node)
+        return x
 
 
 @attrs.frozen(kw_only=True)

@@ -1,8 +1,9 @@
 """Lowering pass plugin: remove ops that do nothing in an inference graph.
 
-``clone``, ``alias``, ``detach`` and dtype-preserving ``_to_copy`` copy or re-wrap a tensor
-without changing its values; in a functional inference graph nobody can observe the copy,
-so their users read the input directly and TensorRT sees fewer layers. Metadata assertions
+``clone``, ``alias``, ``detach`` and ``_to_copy`` that keep dtype, device and strides copy or
+re-wrap a tensor without changing anything a functional inference graph can observe, so
+their users read the input directly and TensorRT sees fewer layers. A clone that makes a
+tensor contiguous stays: a PyTorch block may ``view`` its result. Metadata assertions
 (``_assert_tensor_metadata``, after ``x.int()``) were checked when the graph was traced for
 these very shapes, so they go too.
 """
@@ -22,15 +23,14 @@ _CHECKS = {aten._assert_tensor_metadata.default}
 
 
 def _is_noop(node: torch.fx.Node) -> bool:
-    if node.op != "call_function":
+    """Same values, dtype, device and strides as its input: a PyTorch block that views the
+    result afterwards (``view`` needs contiguity) cannot tell the difference."""
+    if node.op != "call_function" or node.target not in _IDENTITIES | {aten._to_copy.default}:
         return False
-    if node.target in _IDENTITIES:
-        return True
-    if node.target is aten._to_copy.default:
-        source, result = node.args[0].meta.get("val"), node.meta.get("val")
-        return (isinstance(source, torch.Tensor) and isinstance(result, torch.Tensor)
-                and source.dtype == result.dtype and source.device == result.device)
-    return False
+    source, result = node.args[0].meta.get("val"), node.meta.get("val")
+    return (isinstance(source, torch.Tensor) and isinstance(result, torch.Tensor)
+            and source.dtype == result.dtype and source.device == result.device
+            and source.stride() == result.stride())
 
 
 def remove_noops(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
