@@ -9,7 +9,7 @@ import sys
 from plugtrt.manager import GROUP, RECORD_TYPES, collect, default_registry
 
 
-def list_plugins(_args: argparse.Namespace) -> int:
+def list_plugins() -> int:
     """One line per plugin: name, distribution and version, and what each hook registered."""
     registry = default_registry()
     pm = registry.plugin_manager
@@ -25,23 +25,19 @@ def list_plugins(_args: argparse.Namespace) -> int:
     return 0
 
 
-def conformance(args: argparse.Namespace) -> int:
-    from plugtrt.conformance import main_conformance
-
-    return main_conformance(args.rest)
-
-
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["conformance"]:  # its own parser and options: python -m plugtrt conformance -h
+        from plugtrt.conformance import main_conformance
+
+        return main_conformance(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m plugtrt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("plugins", help="list installed plugins and their registrations"
-                        ).set_defaults(run=list_plugins)
-    conf = commands.add_parser("conformance", help="run ONNX conformance cases through the "
-                               "reference runtime (--help for its options)", add_help=False)
-    conf.add_argument("rest", nargs=argparse.REMAINDER)
-    conf.set_defaults(run=conformance)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    commands.add_parser("plugins", help="list installed plugins and their registrations")
+    commands.add_parser("conformance", help="run ONNX conformance cases through the reference "
+                        "runtime (conformance -h for its options)")
+    parser.parse_args(argv)
+    return list_plugins()
 
 
 if __name__ == "__main__":

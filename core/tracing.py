@@ -42,8 +42,8 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], froze
         args = dict(fixed)
         args.update(zip(tensor_slots, tensors))
         outputs = torch.fx.Interpreter(gm).run(*(args[i] for i in range(len(example_inputs))))
-        # AOT export refuses outputs that alias inputs (``return x.view(...)``); the clones it
-        # traces instead are removed again by the no-op lowering pass.
+        # AOT export refuses outputs that alias inputs (``return x.view(...)``); it traces
+        # these clones instead, and _drop_output_clones removes them again.
         return pytree.tree_map_only(torch.Tensor, torch.clone, outputs)
 
     tensors = [example_inputs[i].detach() for i in tensor_slots]
@@ -51,9 +51,25 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], froze
     # parameters in dynamo's ShapeEnv, whose source-less symbols then break its guards.
     with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta():
         aten = aot_export_joint_simple(run, tensors, trace_joint=False, decompositions=dict(decompositions))
+    _drop_output_clones(aten)
     _copy_stack_traces(gm, aten)
     _freeze(aten, [tensor_slots.index(i) for i in frozen], [example_inputs[i] for i in frozen])
     return aten
+
+
+def _drop_output_clones(aten: torch.fx.GraphModule) -> None:
+    """Remove the one clone ``run`` put on each output: past tracing, returning a view of an
+    input is legal, and is what eager PyTorch returns."""
+    output = next(n for n in aten.graph.nodes if n.op == "output")
+
+    def unclone(value: Any) -> Any:
+        if isinstance(value, torch.fx.Node) and value.target is torch.ops.aten.clone.default:
+            return value.args[0]
+        return value
+
+    output.args = pytree.tree_map(unclone, output.args)
+    aten.graph.eliminate_dead_code()
+    aten.recompile()
 
 
 def _copy_stack_traces(source: torch.fx.GraphModule, aten: torch.fx.GraphModule) -> None:

@@ -3,7 +3,8 @@
 ``clone``, ``alias``, ``detach`` and ``_to_copy`` that keep dtype, device and strides copy or
 re-wrap a tensor without changing anything a functional inference graph can observe, so
 their users read the input directly and TensorRT sees fewer layers. A clone that makes a
-tensor contiguous stays: a PyTorch block may ``view`` its result. Metadata assertions
+tensor contiguous stays (a PyTorch block may ``view`` its result), and so does a copy the
+graph returns (the caller owns it). Metadata assertions
 (``_assert_tensor_metadata``, after ``x.int()``) were checked when the graph was traced for
 these very shapes, so they go too.
 """
@@ -27,6 +28,8 @@ def _is_noop(node: torch.fx.Node) -> bool:
     result afterwards (``view`` needs contiguity) cannot tell the difference."""
     if node.op != "call_function" or node.target not in _IDENTITIES | {aten._to_copy.default}:
         return False
+    if any(user.op == "output" for user in node.users):
+        return False  # the copy escapes to the caller, who may modify it in place
     source, result = node.args[0].meta.get("val"), node.meta.get("val")
     return (isinstance(source, torch.Tensor) and isinstance(result, torch.Tensor)
             and source.dtype == result.dtype and source.device == result.device

@@ -228,3 +228,20 @@ def test_debug_logs_every_stage(caplog):
     text = caplog.text
     for stage in ("aten graph of", "lowered graph of", "partitioned graph of", "layers, built in"):
         assert stage in text
+
+
+def test_converter_plugin_on_a_fresh_manager_converts_the_model():
+    from plugtrt.partitioners import fast
+    from plugtrt.runtimes.reference import runtime
+    from plugtrt.trt_adapter import trt
+
+    class AcmeTanh:
+        @hookimpl
+        def plugtrt_converters(self):
+            def convert(ctx, node, args, kwargs):
+                return ctx.finish(ctx.network.add_activation(args[0], trt.ActivationType.TANH), node)
+            yield ConverterSpec(name="acme.tanh", target=aten.tanh.default, convert=convert)
+
+    registry = plugtrt.manager.registry_from(("acme", AcmeTanh()), fast, runtime)
+    run = assert_converts(lambda x: torch.tanh(x), [torch.randn(3, 4)], registry=registry)
+    assert run.reports[0].engines[0].converters == ("acme.tanh",)

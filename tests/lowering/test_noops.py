@@ -27,12 +27,20 @@ def test_clone_that_makes_a_tensor_contiguous_stays():
 @given(st.lists(st.integers(1, 4), min_size=1, max_size=4), st.sampled_from([torch.float32, torch.int32]))
 def test_copies_of_contiguous_tensors_and_same_dtype_casts_go(shape, dtype):
     def f(x):
-        return (x.clone().detach().to(dtype) + 1).clone()
+        return x.clone().detach().to(dtype) + 1
     gm = make_fx(f, tracing_mode="fake")(torch.zeros(shape, dtype=dtype))
     lowered = remove_noops(gm, CompilationSettings())
     assert set(_targets(lowered)) == {aten.add.Tensor}
     x = torch.ones(shape, dtype=dtype)
     torch.testing.assert_close(lowered(x), f(x))
+
+
+def test_a_returned_copy_stays_the_callers_own():
+    gm = make_fx(lambda x: (x, x.clone()), tracing_mode="fake")(torch.randn(3))
+    lowered = remove_noops(gm, CompilationSettings())
+    x = torch.randn(3)
+    same, copy = lowered(x)
+    assert same is x and copy is not x and copy.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
 
 
 def test_casts_to_another_dtype_stay():
