@@ -1,9 +1,11 @@
-"""Built-in converters for inference batch normalization.
+"""Built-in converters for inference batch normalization and layer normalization.
 
-``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel (dim 1), folded into one
-scale and one shift, computed in float32 (``ctx.upcast``) whatever the engine's precision,
-then cast to the result's engine dtype. Only output 0 of the tuple-returning ops may be used:
-the saved mean / rstd of training do not exist in inference.
+Batch norm: ``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel (dim 1), folded
+into one scale and one shift. Layer norm: the same over the trailing ``normalized_shape``
+dims, with the statistics computed from ``x``. Both compute in float32 (``ctx.upcast``)
+whatever the engine's precision, then cast to the result's engine dtype. Only output 0 of
+the tuple-returning ops may be used: the saved mean / rstd of training do not exist in
+inference.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import torch
 import torch.fx
 
 from plugtrt.converters._common import FLOATS, aten, elementwise, only_first_output_used, \
-    static_shapes, unary, val
+    reduce, static_shapes, unary, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 
@@ -57,6 +59,33 @@ def _batch_norm_op(ctx, node, args, kwargs):
     return _batch_norm(ctx, node, x, weight, bias, mean, var, eps)
 
 
+def _layer_norm(ctx, node, args, kwargs):
+    x, normalized_shape, weight, bias, eps = args[:5]
+    result = val(node)[0]
+    f32 = torch.float32
+    x = ctx.upcast(x, node)
+    dims = range(len(x.shape) - len(normalized_shape), len(x.shape))
+    centred = elementwise(ctx, x, reduce(ctx, x, "AVG", dims, True, node, "mean"), "SUB", node, f32,
+                          "centred")
+    var = reduce(ctx, elementwise(ctx, centred, centred, "PROD", node, f32, "square"), "AVG", dims,
+                 True, node, "var")
+    std = unary(ctx, elementwise(ctx, var, float(eps), "SUM", node, f32, "var_eps"), "SQRT", node)
+    out = elementwise(ctx, centred, std, "DIV", node, f32, "normalized")
+    if weight is not None:
+        out = elementwise(ctx, out, ctx.upcast(weight, node), "PROD", node, f32, "weight")
+    if bias is not None:
+        out = elementwise(ctx, out, ctx.upcast(bias, node), "SUM", node, f32, "bias")
+    return (ctx.cast(out, ctx.engine_dtype(result.dtype), node), None, None)
+
+
+def _layer_norm_supported(node: torch.fx.Node, settings) -> bool:
+    if len(node.args) < 5 or node.kwargs or not only_first_output_used(node):
+        return False
+    x = val(node.args[0])
+    return (isinstance(x, torch.Tensor) and x.dtype in FLOATS and x.numel() > 0
+            and 1 <= len(node.args[1]) <= x.dim() and static_shapes(node, allow_empty=True))
+
+
 def _supported(training_index: int | None, tuple_result: bool):
     def is_supported(node: torch.fx.Node, settings) -> bool:
         args = node.args
@@ -85,3 +114,5 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
                         convert=_native_batch_norm, is_supported=_supported(5, True))
     yield ConverterSpec(name="builtin.batch_norm", target=aten.batch_norm.default,
                         convert=_batch_norm_op, is_supported=_supported(5, False))
+    yield ConverterSpec(name="builtin.native_layer_norm", target=aten.native_layer_norm.default,
+                        convert=_layer_norm, is_supported=_layer_norm_supported)

@@ -1,5 +1,6 @@
 """Built-in converters for reductions and softmax: sum, mean, amax, amin, softmax and
-log_softmax (``_softmax``, ``softmax.int``, ``_log_softmax``, ``log_softmax.int``).
+log_softmax (``_softmax``, ``softmax.int``, ``_safe_softmax``, ``_log_softmax``,
+``log_softmax.int``).
 
 Floats accumulate in float32 (``ctx.upcast``) whatever the engine's precision; the result is
 cast to its own engine dtype afterwards. Integer sums accumulate in the result's dtype (torch
@@ -7,6 +8,7 @@ sums int32 and bool into int64). An empty ``dim`` list, or None, reduces every d
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -91,6 +93,19 @@ def _softmax(log: bool):
     return convert
 
 
+def _safe_softmax(ctx, node, args, kwargs):
+    """softmax, but 0 (not NaN) on rows that are all -inf: attention's fully masked rows."""
+    out = _softmax(log=False)(ctx, node, args, kwargs)
+    x = ctx.upcast(args[0], node)
+    dim = norm_dim(args[1], len(x.shape))
+    row_max = reduce(ctx, x, "MAX", [dim], True, node, "row_max")
+    dead = elementwise(ctx, row_max, -math.inf, "EQUAL", node, torch.float32, "dead_row")
+    rank = len(out.shape)
+    layer = ctx.network.add_select(ctx.operand(dead, torch.bool, rank, node),
+                                   ctx.operand(0.0, ctx.dtype(out), rank, node), out)
+    return ctx.finish(layer, node, suffix="safe")
+
+
 def _softmax_supported(node, settings) -> bool:
     x = val(node.args[0])
     return (isinstance(x, torch.Tensor) and x.dim() >= 1 and x.dtype in FLOATS
@@ -116,3 +131,5 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
                               ("log_softmax.int", aten.log_softmax.int, True)]:
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_softmax(log),
                             is_supported=_softmax_supported)
+    yield ConverterSpec(name="builtin._safe_softmax", target=aten._safe_softmax.default,
+                        convert=_safe_softmax, is_supported=_softmax_supported)

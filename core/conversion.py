@@ -69,6 +69,9 @@ class ConversionContext:
     # -- naming ----------------------------------------------------------------
     def name(self, layer: Any, node: torch.fx.Node | None, suffix: str = "") -> Any:
         """Name ``layer`` after its FX node and source line, unique within the network."""
+        if layer is None:  # TensorRT returns no layer when an add_* call fails its checks
+            where = describe(node) if node is not None else "the network's boundary"
+            raise ConversionError(f"TensorRT rejected a layer for {where}; its log says why")
         self._layer_count += 1
         base = f"{node.name} [{node.target}] ({source_line(node)})" if node is not None else "plugtrt"
         layer.name = f"{base}{'.' + suffix if suffix else ''} #{self._layer_count}"
@@ -76,9 +79,6 @@ class ConversionContext:
 
     def finish(self, layer: Any, node: torch.fx.Node, output: int = 0, suffix: str = "") -> Any:
         """Name ``layer`` and return its output ``output``: the last line of most converters."""
-        if layer is None:
-            raise ConversionError(f"TensorRT rejected the layer for {describe(node)}; "
-                                  "its logger above says why")
         return self.name(layer, node, suffix).get_output(output)
 
     # -- dtypes ----------------------------------------------------------------
@@ -191,7 +191,9 @@ class NetworkInterpreter:
             inputs.append(spec)
         for node in self.gm.graph.nodes:
             if node.op == "get_attr":
-                env[node] = self.ctx.constant(_fetch_attr(self.gm, node.target), node)
+                value = _fetch_attr(self.gm, node.target)
+                # TensorRT has no empty constants; converters that accept empty inputs skip them
+                env[node] = self.ctx.constant(value, node) if value.numel() else value
             elif node.op == "call_function":
                 env[node] = self._call(node, env)
             elif node.op == "output":

@@ -2,13 +2,15 @@
 
 Each turns an op into ones the built-in converters handle (``silu`` into ``sigmoid`` and
 ``mul``). The experimental ones change numerics slightly or produce larger networks.
+Scaled dot-product attention is traced as PyTorch's math formulation (matmuls and a
+softmax) instead of a device-specific fused kernel that no converter could take.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import torch
-from torch._decomp import get_decompositions
+from torch._decomp import decomposition_table, get_decompositions
 
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import DecompositionSpec
@@ -23,8 +25,51 @@ _EXPERIMENTAL = [aten.native_layer_norm.default, aten.native_group_norm.default,
                  aten.var_mean.correction, aten.var.correction, aten._log_softmax.default]
 
 
+def _math_attention(query, key, value, attn_mask, is_causal, scale, enable_gqa=False):
+    return aten._scaled_dot_product_attention_math.default(
+        query, key, value, attn_mask, 0.0, is_causal, scale=scale, enable_gqa=enable_gqa)[0]
+
+
+def _efficient(query, key, value, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False,
+               *, scale=None):
+    if dropout_p != 0.0 or compute_log_sumexp:
+        return NotImplemented  # random, or statistics for a backward pass: PyTorch's kernel
+    empty = query.new_empty(0)
+    return _math_attention(query, key, value, attn_bias, is_causal, scale), empty, empty, empty
+
+
+def _flash(query, key, value, dropout_p=0.0, is_causal=False, return_debug_mask=False, *, scale=None):
+    if dropout_p != 0.0 or return_debug_mask:
+        return NotImplemented
+    empty = query.new_empty(0)
+    out = _math_attention(query, key, value, None, is_causal, scale)
+    return out, empty, empty, empty, 0, 0, empty, empty, empty
+
+
+def _cudnn(query, key, value, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False,
+           return_debug_mask=False, *, scale=None):
+    if dropout_p != 0.0 or compute_log_sumexp or return_debug_mask:
+        return NotImplemented
+    empty = query.new_empty(0)
+    out = _math_attention(query, key, value, attn_bias, is_causal, scale)
+    return out, empty, empty, empty, 0, 0, empty, empty, empty
+
+
+# Fused attention kernels, as dispatch picks them per device, computed the math way; only
+# output 0 exists in inference, the statistics outputs are placeholders nobody reads.
+_ATTENTION = {
+    aten._scaled_dot_product_flash_attention_for_cpu.default:
+        decomposition_table[aten._scaled_dot_product_flash_attention_for_cpu.default],
+    aten._scaled_dot_product_efficient_attention.default: _efficient,
+    aten._scaled_dot_product_flash_attention.default: _flash,
+    aten._scaled_dot_product_cudnn_attention.default: _cudnn,
+}
+
+
 @hookimpl
 def plugtrt_decompositions() -> Iterator[DecompositionSpec]:
+    for op, fn in _ATTENTION.items():
+        yield DecompositionSpec(name=f"builtin.{op.name().split('::')[1]}", target=op, fn=fn)
     for experimental, ops in ((False, _STABLE), (True, _EXPERIMENTAL)):
         for op, fn in get_decompositions(ops).items():
             yield DecompositionSpec(name=f"builtin.{op.name().split('::')[1]}", target=op, fn=fn,

@@ -21,10 +21,13 @@ class T:
     shape: tuple[int, ...]
     dtype: torch.dtype = torch.float32
     positive: bool = False
+    below: int | None = None
+    """Integer inputs only: an index tensor with values in ``[0, below)``."""
 
 
-def x(*shape: int, dtype: torch.dtype = torch.float32, positive: bool = False) -> T:
-    return T(shape, dtype, positive)
+def x(*shape: int, dtype: torch.dtype = torch.float32, positive: bool = False,
+      below: int | None = None) -> T:
+    return T(shape, dtype, positive, below)
 
 
 F, I, B = torch.float32, torch.int32, torch.bool
@@ -81,6 +84,11 @@ CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
      (x(2, 3, 4), x(3), x(3), x(3), x(3, positive=True))),
     (lambda t, w, b, m, v: aten.batch_norm.default(t, w, b, m, v, False, 0.1, 1e-5, False),
      (x(2, 3, 4), x(3), x(3), x(3), x(3, positive=True))),
+    (lambda t, w, b: aten.native_layer_norm.default(t, [3, 4], w, b, 1e-5)[0], (x(2, 3, 4), x(3, 4), x(3, 4))),
+    # indexing
+    (aten.embedding.default, (x(5, 3), x(2, 4, dtype=torch.int64, below=5))),
+    (lambda t, i: aten.index_select.default(t, 1, i), (x(3, 4), x(2, dtype=torch.int64, below=4))),
+    (lambda t, i: aten.gather.default(t, 0, i), (x(3, 4), x(3, 4, dtype=torch.int64, below=3))),
     # shape
     (aten.view.default, (x(2, 6), [3, 4])), (aten._unsafe_view.default, (x(2, 6), [12])),
     (aten.reshape.default, (x(2, 6), [4, -1])), (aten.flatten.using_ints, (x(2, 3, 2), 1)),
@@ -97,6 +105,8 @@ CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (aten.mean.dim, (x(2, 3, 4), [0])), (aten.mean.default, (x(2, 3),)),
     (aten.amax.default, (x(2, 3), [1])), (aten.amin.default, (x(2, 3), [0])),
     (aten._softmax.default, (x(2, 5), -1, False)), (aten.softmax.int, (x(2, 5), 0)),
+    (lambda t, m: aten._safe_softmax.default(t + aten.log.default(aten._to_copy.default(m, dtype=F)), -1),
+     (x(3, 4), x(3, 4, dtype=B))),
     (aten._log_softmax.default, (x(2, 5), 1, False)), (aten.log_softmax.int, (x(2, 5), -1)),
 ]
 
@@ -117,6 +127,8 @@ def _materialise(spec: T, seed: int) -> torch.Tensor:
     if spec.dtype.is_floating_point:
         value = torch.randn(spec.shape, generator=g)
         return (value.abs() + 0.5 if spec.positive else value).to(spec.dtype)
+    if spec.below is not None:
+        return torch.randint(0, spec.below, spec.shape, generator=g).to(spec.dtype)
     return torch.randint(1 if spec.positive else -9, 10, spec.shape, generator=g).to(spec.dtype)
 
 

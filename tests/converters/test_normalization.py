@@ -15,7 +15,7 @@ from .strategies import FAST, converter_names, seeds, tensor
 def test_registers_through_a_fresh_manager():
     assert converter_names(normalization) == {
         "builtin._native_batch_norm_legit_no_training", "builtin.native_batch_norm",
-        "builtin.batch_norm"}
+        "builtin.batch_norm", "builtin.native_layer_norm"}
 
 
 @settings(**FAST)
@@ -39,3 +39,18 @@ def test_half_model_keeps_its_dtype():
     model = nn.BatchNorm2d(3).eval().half()
     model.running_var.fill_(4.0)
     assert_converts(model, [tensor((1, 3, 2, 2), torch.float16, 0)], {"precision": torch.float16})
+
+
+@settings(**FAST)
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4), normalized=st.integers(1, 4),
+       affine=st.booleans(), bias=st.booleans(), eps=st.sampled_from([1e-5, 1e-2]),
+       precision=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]), seed=seeds)
+def test_layer_norm(shape, normalized, affine, bias, eps, precision, seed):
+    torch.manual_seed(seed)
+    normalized_shape = shape[-min(normalized, len(shape)):]
+    model = nn.LayerNorm(normalized_shape, eps=eps, elementwise_affine=affine, bias=bias)
+    if affine:
+        nn.init.normal_(model.weight)
+        if bias:
+            nn.init.normal_(model.bias)
+    assert_converts(model.eval(), [tensor(shape, torch.float32, seed)], {"precision": precision})

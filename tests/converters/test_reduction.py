@@ -15,7 +15,7 @@ def test_registers_through_a_fresh_manager():
     assert converter_names(reduction) == {
         "builtin.sum.dim_intlist", "builtin.sum", "builtin.mean.dim", "builtin.mean",
         "builtin.amax", "builtin.amin", "builtin._softmax", "builtin.softmax.int",
-        "builtin._log_softmax", "builtin.log_softmax.int"}
+        "builtin._log_softmax", "builtin.log_softmax.int", "builtin._safe_softmax"}
 
 
 @st.composite
@@ -73,3 +73,13 @@ def test_mean_of_all_dims():
     x = tensor((2, 3, 4), torch.float32, 0)
     assert_converts(lambda x: x.mean(), [x])
     assert_converts(lambda x: x.sum([]), [x])
+
+
+@settings(**FAST)
+@given(shape=shapes(1, 3), data=st.data(), precision=precisions, seed=seeds)
+def test_safe_softmax_zeroes_fully_masked_rows(shape, data, precision, seed):
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    mask = torch.rand(shape, generator=torch.Generator().manual_seed(seed)) > 0.5
+    assert_converts(lambda x, m: torch.ops.aten._safe_softmax.default(x.masked_fill(m, float("-inf")), dim),
+                    [tensor(shape, torch.float32, seed), mask], {"precision": precision},
+                    pytorch_ops=["aten.masked_fill.Scalar"])

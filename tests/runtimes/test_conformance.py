@@ -1,7 +1,8 @@
 """The reference runtime against ONNX's conformance cases, through NVIDIA's ONNX importer.
 
-Every node case (and every ``pytorch-converted``/``pytorch-operator`` model) that TensorRT's importer parses and its builder builds is evaluated by the
-reference runtime and compared with ONNX's expected outputs. Cases that do not match yet are
+Every node case (and every ``pytorch-converted``/``pytorch-operator`` model) that TensorRT's
+importer parses and its builder builds is evaluated by the reference runtime and compared
+with ONNX's expected outputs. Cases that do not match yet are
 listed, with the reason, in ``conformance_expected_failures.txt``: an unlisted case that fails
 and a listed case that passes both fail the suite, so the list can only shrink.
 """

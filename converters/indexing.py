@@ -1,0 +1,65 @@
+"""Built-in converters for gathering by index: ``embedding``, ``index_select`` and ``gather``.
+
+All map onto TensorRT's gather layer: ``embedding`` and ``index_select`` take whole slices
+along one axis (DEFAULT mode), ``gather`` picks single elements (ELEMENT mode, torch's
+semantics when the index tensor has the input's shape). torch rejects negative indices for
+these ops, so no wrap-around is needed.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.fx
+
+from plugtrt.converters._common import FLOATS, INTS, aten, norm_dim, static_shapes, val
+from plugtrt.hookspecs import hookimpl
+from plugtrt.records import ConverterSpec
+from plugtrt.trt_adapter import trt
+
+
+def _gather(ctx, node, data, indices, axis: int, mode: str):
+    layer = ctx.network.add_gather(data, indices, axis)
+    layer.mode = getattr(trt.GatherMode, mode)
+    return ctx.finish(layer, node)
+
+
+def _embedding(ctx, node, args, kwargs):
+    weight, indices = args[:2]
+    return _gather(ctx, node, weight, indices, 0, "DEFAULT")
+
+
+def _index_select(ctx, node, args, kwargs):
+    x, dim, index = args[:3]
+    return _gather(ctx, node, x, index, norm_dim(dim, len(x.shape)), "DEFAULT")
+
+
+def _gather_elements(ctx, node, args, kwargs):
+    x, dim, index = args[:3]
+    return _gather(ctx, node, x, index, norm_dim(dim, len(x.shape)), "ELEMENT")
+
+
+def _indexed(data_arg: int, index_arg: int, same_shape: bool = False):
+    """Data of a numeric dtype, integer indices, static non-empty shapes."""
+    def is_supported(node: torch.fx.Node, settings) -> bool:
+        if node.kwargs.get("sparse_grad") or len(node.args) <= max(data_arg, index_arg):
+            return False
+        data, index = val(node.args[data_arg]), val(node.args[index_arg])
+        if not (isinstance(data, torch.Tensor) and isinstance(index, torch.Tensor)):
+            return False
+        if data.dtype not in FLOATS | INTS or index.dtype not in INTS or data.dim() == 0:
+            return False
+        if same_shape and index.shape != data.shape:
+            return False  # TensorRT's ELEMENT mode needs index and data of one shape
+        return static_shapes(node)
+    return is_supported
+
+
+@hookimpl
+def plugtrt_converters() -> Iterator[ConverterSpec]:
+    yield ConverterSpec(name="builtin.embedding", target=aten.embedding.default, convert=_embedding,
+                        is_supported=_indexed(0, 1))
+    yield ConverterSpec(name="builtin.index_select", target=aten.index_select.default,
+                        convert=_index_select, is_supported=_indexed(0, 2))
+    yield ConverterSpec(name="builtin.gather", target=aten.gather.default, convert=_gather_elements,
+                        is_supported=_indexed(0, 2, same_shape=True))
