@@ -149,6 +149,17 @@ def _where(ctx, node, args, kwargs):
     return ctx.finish(ctx.network.add_select(condition, a, b), node)
 
 
+def _masked_fill(ctx, node, args, kwargs):
+    x, mask, value = args
+    return _where(ctx, node, (mask, value, x), kwargs)
+
+
+def _masked_fill_supported(node, settings) -> bool:
+    mask = val(node.args[1])
+    return (isinstance(mask, torch.Tensor) and mask.dtype == torch.bool
+            and static(NUMERIC, _IN)(node, settings))
+
+
 def _where_supported(node, settings) -> bool:
     condition = val(node.args[0])
     return (isinstance(condition, torch.Tensor) and condition.dtype == torch.bool
@@ -257,6 +268,9 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
                                 convert=_compare(name), is_supported=_COMPARE_OK)
     yield ConverterSpec(name="builtin.where", target=aten.where.self, convert=_where,
                         is_supported=_where_supported)
+    for target in (aten.masked_fill.Scalar, aten.masked_fill.Tensor):
+        yield ConverterSpec(name=f"builtin.masked_fill.{target._overloadname.lower()}", target=target,
+                            convert=_masked_fill, is_supported=_masked_fill_supported)
     for target in (aten.clamp.default, aten.clamp_min.default, aten.clamp_max.default):
         yield ConverterSpec(name=f"builtin.{target._opname}", target=target, convert=_clamp,
                             is_supported=_clamp_supported)

@@ -9,9 +9,14 @@ from collections.abc import Callable, Iterator
 
 import torch
 import torch.fx
-from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.operator_support import create_op_support
-from torch.fx.passes.splitter_base import _SplitterBase, _SplitterSettingBase
+from torch.fx.passes.shape_prop import _extract_tensor_metadata
+from torch.fx.passes.splitter_base import (
+    FxNetAccFusionsFinder,
+    FxNetAccNodesFinder,
+    _SplitterBase,
+    _SplitterSettingBase,
+)
 
 from plugtrt.hookspecs import hookimpl
 from plugtrt.partitioners.common import PYTORCH_BLOCK_PREFIX, block_size
@@ -19,17 +24,34 @@ from plugtrt.records import PartitionerSpec
 
 
 class _Splitter(_SplitterBase):
-    """``_SplitterBase`` without its prints, counting block sizes as ``min_block_size`` does."""
+    """``_SplitterBase`` without its shape propagation and its prints, counting block sizes
+    as ``min_block_size`` does.
+
+    The base constructor runs the graph on sample inputs only to record tensor metadata,
+    which tracing already recorded (``meta["val"]``); running it again on fake inputs breaks
+    on constants that fake tensor modes treat specially (folded index tensors). So this
+    constructor sets up what the base one does, minus that run.
+    """
 
     def __init__(self, gm: torch.fx.GraphModule, support, min_block_size: int):
-        # The base class shape-propagates sample inputs through the graph; fake ones cost
-        # nothing, and the frozen weights (real tensors) are accepted as constants.
-        with FakeTensorMode(allow_non_fake_inputs=True):
-            sample = [torch.empty_strided(v.shape, v.stride(), dtype=v.dtype, device=v.device)
-                      for v in (n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder")]
-            super().__init__(gm, sample, support,
-                             _SplitterSettingBase(min_acc_module_size=min_block_size, allow_non_tensor=True),
-                             non_acc_submodule_name=PYTORCH_BLOCK_PREFIX)
+        for node in gm.graph.nodes:
+            value = node.meta.get("val")
+            if isinstance(value, torch.Tensor) and "tensor_meta" not in node.meta:
+                node.meta["tensor_meta"] = _extract_tensor_metadata(value)
+        self.module = gm
+        self.settings = _SplitterSettingBase(min_acc_module_size=min_block_size, allow_non_tensor=True)
+        self.operator_support = support
+        self.sample_input = ()
+        self.acc_nodes = FxNetAccNodesFinder(gm, support, allow_non_tensor=True)()
+        self.fusions = FxNetAccFusionsFinder(gm, self.acc_nodes)()
+        if hasattr(self, "_merge_overlapping_fusions"):  # torch >= 2.12
+            self._merge_overlapping_fusions()
+        self.deps = self.find_deps()
+        self.update_deps_for_fusions()
+        self.non_acc_submodule_name = PYTORCH_BLOCK_PREFIX
+        self._node_submodule_map = {}
+        self._return_tuple = False
+        self.tags = []
 
     def remove_small_acc_subgraphs(self, subgraphs):
         for subgraph in subgraphs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from plugtrt.converters import elementwise
@@ -39,7 +39,7 @@ def test_registers_through_a_fresh_manager():
             "builtin.pow.tensor_scalar", "builtin.maximum", "builtin.where", "builtin.clamp",
             "builtin.neg", "builtin.abs", "builtin.sqrt", "builtin.rsqrt", "builtin.exp",
             "builtin.log", "builtin.eq.tensor", "builtin.lt.scalar", "builtin._to_copy",
-            "builtin.scalar_tensor"} <= names
+            "builtin.scalar_tensor", "builtin.masked_fill.scalar", "builtin.masked_fill.tensor"} <= names
 
 
 def _maybe_maximum(name, a, b):
@@ -128,6 +128,21 @@ def test_where(pair, dtype, other, seed):
         assert_converts(lambda x, y: torch.where(x > 0, x, y), [x, y])
     else:
         assert_converts(lambda x: torch.where(x > 0, x, other), [x])
+
+
+@settings(**FAST)
+@given(pair=broadcast_pair(), dtype=st.sampled_from(DTYPES), value=st.sampled_from([0, -2, 1.5, "tensor"]),
+       seed=seeds)
+def test_masked_fill(pair, dtype, value, seed):
+    x, mask = tensor(pair[0], dtype, seed), tensor(pair[1], torch.bool, seed + 1)
+    if torch.broadcast_shapes(x.shape, mask.shape) != x.shape:
+        x, mask = tensor(pair[1], dtype, seed), tensor(pair[0], torch.bool, seed + 1)
+    assume(torch.broadcast_shapes(x.shape, mask.shape) == x.shape)  # only the mask broadcasts
+    assume(dtype.is_floating_point or not isinstance(value, float))  # torch refuses that fill
+    if value == "tensor":
+        assert_converts(lambda x, m, v: x.masked_fill(m, v) * 1, [x, mask, tensor((), dtype, seed + 2)])
+    else:
+        assert_converts(lambda x, m: x.masked_fill(m, value) * 1, [x, mask])
 
 
 @settings(**FAST)
