@@ -19,16 +19,17 @@ from plugtrt.hookspecs import hookimpl
 from plugtrt.records import LoweringPassSpec
 
 aten = torch.ops.aten
-_IDENTITIES = {aten.clone.default, aten.alias.default, aten.detach.default, aten.lift_fresh_copy.default}
+_VIEWS = {aten.alias.default, aten.detach.default}
+_COPIES = {aten.clone.default, aten.lift_fresh_copy.default, aten._to_copy.default}
 _CHECKS = {aten._assert_tensor_metadata.default}
 
 
 def _is_noop(node: torch.fx.Node) -> bool:
     """Same values, dtype, device and strides as its input: a PyTorch block that views the
     result afterwards (``view`` needs contiguity) cannot tell the difference."""
-    if node.op != "call_function" or node.target not in _IDENTITIES | {aten._to_copy.default}:
+    if node.op != "call_function" or node.target not in _VIEWS | _COPIES:
         return False
-    if any(user.op == "output" for user in node.users):
+    if node.target in _COPIES and any(user.op == "output" for user in node.users):
         return False  # the copy escapes to the caller, who may modify it in place
     source, result = node.args[0].meta.get("val"), node.meta.get("val")
     return (isinstance(source, torch.Tensor) and isinstance(result, torch.Tensor)
