@@ -79,6 +79,11 @@ def builder_config(builder: Any, settings: Any) -> Any:
     if settings.max_aux_streams is not None:
         config.max_aux_streams = settings.max_aux_streams
     if settings.version_compatible:
+        if flavour() == "tensorrt_rtx":  # its build step loads full TensorRT's lean runtime
+            raise EngineBuildError(
+                "version_compatible=True needs full TensorRT's lean runtime (libnvinfer_lean), "
+                "which TensorRT-RTX does not ship; install plugtrt[tensorrt] or set "
+                "version_compatible=False")
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     if settings.optimization_level is not None:
         config.builder_optimization_level = settings.optimization_level

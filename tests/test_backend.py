@@ -245,3 +245,38 @@ def test_converter_plugin_on_a_fresh_manager_converts_the_model():
     registry = plugtrt.manager.registry_from(("acme", AcmeTanh()), fast, runtime)
     run = assert_converts(lambda x: torch.tanh(x), [torch.randn(3, 4)], registry=registry)
     assert run.reports[0].engines[0].converters == ("acme.tanh",)
+
+
+def test_builder_options_reach_the_tensorrt_builder_config():
+    from plugtrt import engine
+    from plugtrt.trt_adapter import trt
+
+    settings = plugtrt.CompilationSettings.from_options(
+        {"workspace_size": 64 << 20, "max_aux_streams": 3, "optimization_level": 2})
+    builder, _network = engine.new_network()
+    config = engine.builder_config(builder, settings)
+    assert config.get_memory_pool_limit(trt.MemoryPoolType.WORKSPACE) == 64 << 20
+    assert config.max_aux_streams == 3
+    assert config.builder_optimization_level == 2
+
+
+@pytest.mark.parametrize("options", [{"optimization_level": 0}, {"optimization_level": 5},
+                                     {"max_aux_streams": 0, "workspace_size": 64 << 20}])
+def test_builder_options_build_engines_that_match_eager(options):
+    assert_converts(mlp(), [torch.randn(3, 16)], options)
+
+
+def test_version_compatible_engines():
+    from plugtrt import engine
+    from plugtrt.trt_adapter import flavour, trt
+
+    settings = plugtrt.CompilationSettings(version_compatible=True)
+    builder, _network = engine.new_network()
+    if flavour() == "tensorrt":
+        assert engine.builder_config(builder, settings).get_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        assert_converts(mlp(), [torch.randn(3, 16)], {"version_compatible": True})
+        return
+    with pytest.warns(UserWarning, match=r"version_compatible=True needs full TensorRT.*plugtrt\[tensorrt\]"):
+        run = run_through_backend(mlp(), [torch.randn(3, 16)], {"version_compatible": True})
+    assert run.engines == 0
+    assert_close_to_eager(run)
