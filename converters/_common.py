@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 import torch.fx
+import torch.utils._pytree as pytree
 
+from plugtrt.conversion import node_tensors
 from plugtrt.trt_adapter import trt
 
 aten = torch.ops.aten
@@ -29,17 +31,7 @@ def val(node: Any) -> Any:
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _tensors(v)]
-    return [value] if isinstance(value, torch.Tensor) else []
-
-
-def node_tensors(node: torch.fx.Node) -> list[torch.Tensor]:
-    """The fake tensors of ``node``'s result and of every tensor it reads."""
-    found = _tensors(val(node))
-    for arg in node.all_input_nodes:
-        found += _tensors(val(arg))
-    return found
+    return [t for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor)]
 
 
 def static_shapes(node: torch.fx.Node, *, allow_empty: bool = False) -> bool:

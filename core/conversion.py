@@ -17,6 +17,7 @@ import attrs
 import numpy as np
 import torch
 import torch.fx
+import torch.utils._pytree as pytree
 
 from plugtrt.errors import ConversionError
 from plugtrt.trt_adapter import to_torch_dtype, to_trt_dtype, trt
@@ -165,6 +166,13 @@ def fake_value(node: torch.fx.Node) -> Any:
     return node.meta.get("val")
 
 
+def node_tensors(node: torch.fx.Node) -> list[torch.Tensor]:
+    """The fake tensors of ``node``'s result and of every node it reads: what support checks
+    (dtypes, static shapes) look at."""
+    values = [fake_value(node)] + [fake_value(arg) for arg in node.all_input_nodes]
+    return [t for t in pytree.tree_leaves(values) if isinstance(t, torch.Tensor)]
+
+
 class NetworkInterpreter:
     """Walks one TensorRT block (a partition submodule) and fills ``network``.
 
@@ -191,7 +199,7 @@ class NetworkInterpreter:
             inputs.append(spec)
         for node in self.gm.graph.nodes:
             if node.op == "get_attr":
-                value = _fetch_attr(self.gm, node.target)
+                value = operator.attrgetter(node.target)(self.gm)
                 # TensorRT has no empty constants; converters that accept empty inputs skip them
                 env[node] = self.ctx.constant(value, node) if value.numel() else value
             elif node.op == "call_function":
@@ -231,10 +239,3 @@ class NetworkInterpreter:
             self.ctx.network.mark_output(tensor)
             specs.append(spec)
         return specs
-
-
-def _fetch_attr(gm: torch.fx.GraphModule, target: str) -> torch.Tensor:
-    obj: Any = gm
-    for part in target.split("."):
-        obj = getattr(obj, part)
-    return obj

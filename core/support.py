@@ -8,19 +8,9 @@ from typing import Any
 import torch
 import torch.fx
 
-from plugtrt.conversion import describe
+from plugtrt.conversion import describe, node_tensors
 
 _NO_TENSORRT_DTYPES = (torch.complex64, torch.complex128, torch.float64)
-
-
-def _values(node: torch.fx.Node) -> list[Any]:
-    vals = [node.meta.get("val")]
-    for arg in node.all_input_nodes:
-        vals.append(arg.meta.get("val"))
-    flat = []
-    for val in vals:
-        flat.extend(val if isinstance(val, (tuple, list)) else [val])
-    return [v for v in flat if isinstance(v, torch.Tensor)]
 
 
 class SupportCheck:
@@ -48,7 +38,7 @@ class SupportCheck:
         names = {str(target), str(getattr(target, "overloadpacket", target))}
         if names & self.settings.torch_executed_ops:
             return "listed in torch_executed_ops"
-        for value in _values(node):
+        for value in node_tensors(node):
             if value.dtype in _NO_TENSORRT_DTYPES and not (
                     value.dtype == torch.float64 and self.settings.truncate_long_and_double):
                 return f"uses {value.dtype}, which TensorRT lacks (float64 needs truncate_long_and_double=True)"

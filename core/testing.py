@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 import torch
+import torch.utils._pytree as pytree
 
 from plugtrt.backend import compile_graph
 from plugtrt.manager import PluginRegistry
@@ -78,7 +79,7 @@ def tolerance(dtype: torch.dtype, precision: torch.dtype = torch.float32) -> tup
 def assert_close_to_eager(run: BackendRun, rtol: float | None = None, atol: float | None = None,
                           precision: torch.dtype = torch.float32) -> None:
     """Every output equals eager's: same structure, dtype and shape, values within tolerance."""
-    got, want = _flatten(run.outputs), _flatten(run.expected)
+    got, want = pytree.tree_leaves(run.outputs), pytree.tree_leaves(run.expected)
     assert len(got) == len(want), f"{len(got)} outputs, eager gave {len(want)}"
     for i, (g, w) in enumerate(zip(got, want)):
         if not isinstance(w, torch.Tensor):
@@ -107,9 +108,3 @@ def assert_converts(module: torch.nn.Module | Any, inputs: Sequence[Any],
     precision = CompilationSettings.from_options({**(options or {}), "runtime": "reference"}).precision
     assert_close_to_eager(run, rtol, atol, precision)
     return run
-
-
-def _flatten(value: Any) -> list[Any]:
-    if isinstance(value, (tuple, list)):
-        return [x for v in value for x in _flatten(v)]
-    return [value]
