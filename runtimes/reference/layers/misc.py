@@ -1,4 +1,5 @@
-"""Composite layers: ATTENTION_INPUT / ATTENTION_OUTPUT, ROTARY_EMBEDDING, QUANTIZE, DEQUANTIZE.
+"""Composite layers: ATTENTION_INPUT / ATTENTION_OUTPUT, ROTARY_EMBEDDING, QUANTIZE, DEQUANTIZE,
+KV_CACHE_UPDATE.
 
 An ``IAttention`` appears as two boundary layers; the input layer receives Q, K, V (and an
 optional mask) and the output layer returns the result, so the whole computation happens at the
@@ -116,10 +117,27 @@ def dequantize(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.T
     return [(value * _per_axis(scale.float(), x, axis)).to(out_dtype(layer))]
 
 
+def kv_cache_update(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
+    """LINEAR mode, padded [batch, heads, seq, dim] updates: the cache with
+    ``out[i, :, write[i] + s, :] = update[i, :, s, :]`` (TensorRT writes in place; the
+    reference returns a new tensor, so the caller's cache is untouched)."""
+    p = layer.params
+    if p.get("cache_mode") != "LINEAR" or p.get("update_form", "PADDED_BHND") != "PADDED_BHND":
+        raise unsupported(layer, f"cache mode {p.get('cache_mode')} with update form "
+                                 f"{p.get('update_form')}")
+    cache, update, write = inputs[:3]
+    out = cache.clone()
+    length = update.shape[2]
+    for i, start in enumerate(write.tolist()):
+        out[i, :, start:start + length, :] = update[i]
+    return [out]
+
+
 LAYERS = {
     "ATTENTION_INPUT": attention_input,
     "ATTENTION_OUTPUT": attention_output,
     "ROTARY_EMBEDDING": rotary_embedding,
     "QUANTIZE": quantize,
     "DEQUANTIZE": dequantize,
+    "KV_CACHE_UPDATE": kv_cache_update,
 }
