@@ -54,8 +54,3 @@ def compile_reports() -> list[CompileReport]:
     """Every compilation of this process, oldest first (like dynamo's counters, for inspection)."""
     with _lock:
         return list(_history)
-
-
-def clear_reports() -> None:
-    with _lock:
-        _history.clear()

@@ -38,10 +38,6 @@ def flavour() -> str:
     return load().__name__
 
 
-def version() -> str:
-    return load().__version__
-
-
 class _LazyTensorRT:
     """Module proxy: attribute access imports TensorRT on first use."""
 
