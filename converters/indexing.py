@@ -39,7 +39,7 @@ def _gather_elements(ctx, node, args, kwargs):
     return _gather(ctx, node, x, index, norm_dim(dim, len(x.shape)), "ELEMENT")
 
 
-def _indexed(data_arg: int, index_arg: int, same_shape: bool = False):
+def _indexed(data_arg: int, index_arg: int, same_shape: bool = False, vector: bool = False):
     """Data of a numeric dtype, integer indices, static non-empty shapes."""
     def is_supported(node: torch.fx.Node, settings) -> bool:
         if node.kwargs.get("sparse_grad") or len(node.args) <= max(data_arg, index_arg):
@@ -51,6 +51,8 @@ def _indexed(data_arg: int, index_arg: int, same_shape: bool = False):
             return False
         if same_shape and index.shape != data.shape:
             return False  # TensorRT's ELEMENT mode needs index and data of one shape
+        if vector and index.dim() != 1:
+            return False  # torch keeps the axis for a 0-d index; TensorRT's gather drops it
         return static_shapes(node)
     return is_supported
 
@@ -60,6 +62,6 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.embedding", target=aten.embedding.default, convert=_embedding,
                         is_supported=_indexed(0, 1))
     yield ConverterSpec(name="builtin.index_select", target=aten.index_select.default,
-                        convert=_index_select, is_supported=_indexed(0, 2))
+                        convert=_index_select, is_supported=_indexed(0, 2, vector=True))
     yield ConverterSpec(name="builtin.gather", target=aten.gather.default, convert=_gather_elements,
                         is_supported=_indexed(0, 2, same_shape=True))

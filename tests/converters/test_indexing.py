@@ -35,7 +35,7 @@ def test_index_select(shape, data, dtype, index_dtype, seed):
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))
     count = data.draw(st.integers(1, 6))
     index = torch.randint(0, shape[dim], (count,), generator=torch.Generator().manual_seed(seed))
-    assert_converts(lambda x, i: torch.index_select(x, dim, i) * 1,
+    assert_converts(lambda x, i: torch.index_select(x, dim, i),
                     [tensor(shape, dtype, seed), index.to(index_dtype)])
 
 
@@ -44,7 +44,7 @@ def test_index_select(shape, data, dtype, index_dtype, seed):
 def test_gather(shape, data, index_dtype, seed):
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))
     index = torch.randint(0, shape[dim], shape, generator=torch.Generator().manual_seed(seed))
-    assert_converts(lambda x, i: torch.gather(x, dim, i) + 1,
+    assert_converts(lambda x, i: torch.gather(x, dim, i),
                     [tensor(shape, torch.float32, seed), index.to(index_dtype)])
 
 
@@ -52,3 +52,10 @@ def test_gather_with_a_smaller_index_stays_in_pytorch():
     x, index = torch.randn(3, 4), torch.zeros(2, 4, dtype=torch.int64)
     assert_converts(lambda a, i: torch.gather(a, 0, i), [x, index], engines=0,
                     pytorch_ops=["aten.gather.default"])
+
+
+def test_index_select_with_a_scalar_index_stays_in_pytorch():
+    x, index = torch.randn(3, 4), torch.tensor(1)
+    run = assert_converts(lambda a, i: torch.index_select(a, 1, i) * 2, [x, index], engines=None,
+                          pytorch_ops=None)
+    assert "aten.index_select.default" in run.pytorch_ops
