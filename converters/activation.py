@@ -9,38 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from plugtrt.converters._common import FLOATS, INTS, aten, elementwise, get, out_dtype, static
+from plugtrt.conversion import FLOATS, INTS, activation, aten, elementwise, get, out_dtype, static
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
-from plugtrt.trt_adapter import trt
 
 _GELU = {"none": "GELU_ERF", "tanh": "GELU_TANH"}
 _FLOAT_OK = static(FLOATS)
 
 
-def _layer(ctx, node, x, kind: str, alpha: float | None = None, beta: float | None = None):
-    layer = ctx.network.add_activation(x, getattr(trt.ActivationType, kind))
-    if alpha is not None:
-        layer.alpha = alpha
-    if beta is not None:
-        layer.beta = beta
-    return ctx.finish(layer, node)
-
-
 def _activation(kind: str):
     def convert(ctx, node, args, kwargs):
-        return _layer(ctx, node, args[0], kind)
+        return activation(ctx, args[0], kind, node)
     return convert
 
 
 def _relu(ctx, node, args, kwargs):
     if out_dtype(ctx, node) in FLOATS:
-        return _layer(ctx, node, args[0], "RELU")
+        return activation(ctx, args[0], "RELU", node)
     return elementwise(ctx, args[0], 0, "MAX", node, out_dtype(ctx, node), suffix="relu")
 
 
 def _gelu(ctx, node, args, kwargs):
-    return _layer(ctx, node, args[0], _GELU[get(args, kwargs, 1, "approximate", "none")])
+    return activation(ctx, args[0], _GELU[get(args, kwargs, 1, "approximate", "none")], node)
 
 
 def _gelu_supported(node, settings) -> bool:
@@ -50,13 +40,12 @@ def _gelu_supported(node, settings) -> bool:
 
 def _silu(ctx, node, args, kwargs):
     x = args[0]
-    gate = ctx.name(ctx.network.add_activation(x, trt.ActivationType.SIGMOID), node, "sigmoid")
-    return elementwise(ctx, x, gate.get_output(0), "PROD", node, out_dtype(ctx, node))
+    return elementwise(ctx, x, activation(ctx, x, "SIGMOID", node), "PROD", node, out_dtype(ctx, node))
 
 
 def _hardtanh(ctx, node, args, kwargs):
     low, high = get(args, kwargs, 1, "min_val", -1.0), get(args, kwargs, 2, "max_val", 1.0)
-    return _layer(ctx, node, args[0], "CLIP", float(low), float(high))
+    return activation(ctx, args[0], "CLIP", node, float(low), float(high))
 
 
 def _hardtanh_supported(node, settings) -> bool:
@@ -66,11 +55,12 @@ def _hardtanh_supported(node, settings) -> bool:
 
 
 def _leaky_relu(ctx, node, args, kwargs):
-    return _layer(ctx, node, args[0], "LEAKY_RELU", float(get(args, kwargs, 1, "negative_slope", 0.01)))
+    return activation(ctx, args[0], "LEAKY_RELU", node,
+                      float(get(args, kwargs, 1, "negative_slope", 0.01)))
 
 
 def _elu(ctx, node, args, kwargs):
-    return _layer(ctx, node, args[0], "ELU", float(get(args, kwargs, 1, "alpha", 1.0)))
+    return activation(ctx, args[0], "ELU", node, float(get(args, kwargs, 1, "alpha", 1.0)))
 
 
 def _elu_supported(node, settings) -> bool:
@@ -81,7 +71,7 @@ def _elu_supported(node, settings) -> bool:
 
 def _softplus(ctx, node, args, kwargs):
     beta = float(get(args, kwargs, 1, "beta", 1.0))
-    return _layer(ctx, node, args[0], "SOFTPLUS", 1.0 / beta, beta)
+    return activation(ctx, args[0], "SOFTPLUS", node, 1.0 / beta, beta)
 
 
 def _softplus_supported(node, settings) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-from plugtrt.converters._common import FLOATS, aten, static, val
+from plugtrt.conversion import FLOATS, aten, static, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.fx
 
-from plugtrt.converters._common import (
+from plugtrt.conversion import (
     FLOATS,
     NUMERIC,
     aten,

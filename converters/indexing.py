@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.converters._common import FLOATS, INTS, aten, norm_dim, static_shapes, val
+from plugtrt.conversion import FLOATS, INTS, aten, norm_dim, static_shapes, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt

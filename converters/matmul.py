@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from plugtrt.converters._common import FLOATS, aten, all_of, elementwise, get, out_dtype, \
+from plugtrt.conversion import FLOATS, aten, all_of, elementwise, get, out_dtype, \
     static, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec

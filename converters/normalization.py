@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.converters._common import FLOATS, aten, elementwise, only_first_output_used, \
+from plugtrt.conversion import FLOATS, aten, elementwise, only_first_output_used, \
     reduce, static_shapes, unary, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.converters._common import FLOATS, aten, only_first_output_used, static, static_shapes, val
+from plugtrt.conversion import FLOATS, aten, only_first_output_used, static, static_shapes, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt

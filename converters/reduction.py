@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.converters._common import FLOATS, NUMERIC, aten, elementwise, get, norm_dim, \
+from plugtrt.conversion import FLOATS, NUMERIC, aten, elementwise, get, norm_dim, \
     out_dtype, reduce, static, unary, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.converters._common import (
+from plugtrt.conversion import (
     NUMERIC,
     aten,
     get,

@@ -1,10 +1,13 @@
 """plugtrt: a TensorRT backend for ``torch.compile``, built as a pluggy plugin framework.
 
 ``torch.compile(model, backend="plugtrt", options={...})`` works without importing this
-package (the backend is an entry point). Importing it gives plugin authors their API.
+package (the backend is an entry point). Importing it gives plugin authors their API: the
+records and ``hookimpl`` here, :mod:`plugtrt.conversion` for converters, :mod:`plugtrt.runtime`
+for runtimes, :mod:`plugtrt.blocks` for partitioners and :mod:`plugtrt.testing` for tests.
 """
 from __future__ import annotations
 
+from plugtrt.conversion import ConversionContext
 from plugtrt.errors import (
     ConversionError,
     EngineBuildError,
@@ -15,24 +18,33 @@ from plugtrt.errors import (
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import (
+    CommandSpec,
     ConverterSpec,
     DecompositionSpec,
+    LayerEvaluatorSpec,
     LoweringPassSpec,
     PartitionerSpec,
     RuntimeSpec,
 )
 from plugtrt.report import compile_reports
+from plugtrt.runtime import BoundarySpec, EngineArtifact, EngineModule
 from plugtrt.settings import CompilationSettings
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BoundarySpec",
+    "CommandSpec",
     "CompilationSettings",
+    "ConversionContext",
     "ConversionError",
     "ConverterSpec",
     "DecompositionSpec",
+    "EngineArtifact",
     "EngineBuildError",
+    "EngineModule",
     "InvalidOptionError",
+    "LayerEvaluatorSpec",
     "LoweringPassSpec",
     "PartitionerSpec",
     "PluginConflictError",

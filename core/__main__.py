@@ -1,5 +1,5 @@
-"""``python -m plugtrt``: ``plugins`` lists what is installed, ``conformance`` proves the
-reference runtime against ONNX's conformance cases."""
+"""``python -m plugtrt``: ``plugins`` lists what is installed; plugins add more commands
+(the ``reference`` runtime adds ``conformance``)."""
 from __future__ import annotations
 
 import argparse
@@ -27,15 +27,14 @@ def list_plugins() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["conformance"]:  # its own parser and options: python -m plugtrt conformance -h
-        from plugtrt.conformance import main_conformance
-
-        return main_conformance(argv[1:])
+    plugin_commands = default_registry().commands
+    if argv[:1] and argv[0] in plugin_commands:  # each parses its own options: <command> -h
+        return plugin_commands[argv[0]].record.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m plugtrt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("plugins", help="list installed plugins and their registrations")
-    commands.add_parser("conformance", help="run ONNX conformance cases through the reference "
-                        "runtime (conformance -h for its options)")
+    for name, reg in sorted(plugin_commands.items()):
+        commands.add_parser(name, help=f"{reg.record.help} [plugin {reg.plugin}]")
     parser.parse_args(argv)
     return list_plugins()
 

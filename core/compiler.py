@@ -17,9 +17,11 @@ import torch.fx
 
 from plugtrt import engine as engine_mod
 from plugtrt import trt_adapter
-from plugtrt.conversion import NetworkInterpreter, describe
+from plugtrt.blocks import tensorrt_blocks
+from plugtrt.conversion import describe
+from plugtrt.decompositions import decompose_declined
 from plugtrt.errors import ConversionError, EngineBuildError, PlugtrtError
-from plugtrt.partitioners.common import tensorrt_blocks
+from plugtrt.interpreter import NetworkInterpreter
 from plugtrt.report import CompileReport, EngineReport
 from plugtrt.runtimes_select import select_runtime
 from plugtrt.support import SupportCheck, coverage, format_coverage
@@ -64,7 +66,7 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any,
     Returns None for a dry run (``min_block_size=inf``), after recording the coverage.
     """
     with _Timer(report, "lower"):
-        gm = lower(gm, registry, settings)
+        gm = decompose_declined(lower(gm, registry, settings), registry, settings)
     logger.debug("lowered graph of %s:\n%s", report.graph, gm.code)
     check = SupportCheck(registry, settings)
     with _Timer(report, "support"):
@@ -121,7 +123,7 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
         report.fallbacks.append(message)
         return
     with _Timer(report, "runtime"):
-        module = runtime.record.create(artifact, settings)
+        module = runtime.record.create(artifact, settings, registry)
     parted.add_submodule(block.target, module)
     ops = sum(1 for n in sub.graph.nodes if n.op == "call_function" and n.target is not operator.getitem)
     report.engines.append(EngineReport(

@@ -1,19 +1,40 @@
-"""FX (aten) graph -> TensorRT ``INetworkDefinition``: the conversion context and interpreter.
+"""The public conversion API: what a converter receives, what it must return, and the helpers
+every built-in converter uses. Third-party converter packages use exactly this module.
 
-Converters receive a :class:`ConversionContext` and use its helpers for what every converter
-needs (naming layers after the FX node, constants, casts, broadcasting), so each converter
-is only the op's own logic. Networks are strongly typed: ``precision`` is applied here, by
-casting float inputs and constants to it, and casting outputs back to the model's dtypes.
+The contract of ``ConverterSpec.convert(ctx, node, args, kwargs)``:
+
+- ``ctx`` is a :class:`ConversionContext`: the ``INetworkDefinition`` under construction
+  (``ctx.network``), the :class:`~plugtrt.settings.CompilationSettings` (``ctx.settings``)
+  and helpers for naming layers, constants, casts and broadcasting.
+- ``node`` is the aten ``torch.fx.Node``; ``node.meta["val"]`` holds the fake tensor (or tuple)
+  that tracing recorded, so its shape and dtype are known before any layer is added.
+- ``args`` and ``kwargs`` are the node's arguments with every FX node replaced by its value in
+  the network: an ``ITensor`` for a tensor, already in its *engine dtype*
+  (:meth:`ConversionContext.engine_dtype`: floats in ``settings.precision``, int64 as int32
+  under ``truncate_long_and_double``); a raw, empty ``torch.Tensor`` for an empty constant
+  (TensorRT has no empty weights, so a converter that accepts empty inputs must skip them);
+  python scalars, lists, dtypes and ``None`` as the node has them.
+- It returns one ``ITensor`` for a tensor result, or a tuple of ``ITensor`` (``None`` for an
+  element nobody reads) for a tuple result. Each tensor must have the shape recorded in
+  ``node.meta["val"]`` and its engine dtype; the interpreter checks both and raises a
+  :class:`~plugtrt.errors.ConversionError` naming the converter when they differ.
+- It raises :class:`~plugtrt.errors.ConversionError` (or anything else: the interpreter wraps it
+  with the converter's and plugin's names) when it cannot build the node; the block then runs in
+  PyTorch. Its ``is_supported(node, settings)`` should have declined such nodes: validators read
+  only the node and its fake values (:func:`static`, :func:`dtypes_ok`, :func:`arg` ...).
+
+Every layer a converter adds is named after the node and its source line (:meth:`ConversionContext.name`
+and :meth:`~ConversionContext.finish`), so TensorRT's errors and the engine reports point at
+the user's code.
 """
 from __future__ import annotations
 
 import operator
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import attrs
 import numpy as np
 import torch
 import torch.fx
@@ -23,7 +44,12 @@ from plugtrt.errors import ConversionError
 from plugtrt.trt_adapter import to_torch_dtype, to_trt_dtype, trt
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
-_FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+aten = torch.ops.aten
+
+FLOATS = frozenset({torch.float32, torch.float16, torch.bfloat16})
+INTS = frozenset({torch.int32, torch.int64})
+NUMERIC = FLOATS | INTS
+Validator = Callable[[torch.fx.Node, Any], bool]
 
 
 def source_line(node: torch.fx.Node) -> str:
@@ -89,7 +115,7 @@ class ConversionContext:
 
     def engine_dtype(self, dtype: torch.dtype) -> torch.dtype:
         """The dtype a model tensor of ``dtype`` has inside the engine."""
-        if dtype in _FLOATS:
+        if dtype in FLOATS:
             return self.float_dtype
         if dtype == torch.float64 and self.settings.truncate_long_and_double:
             return self.float_dtype
@@ -115,7 +141,7 @@ class ConversionContext:
 
     def upcast(self, tensor: Any, node: torch.fx.Node | None = None) -> Any:
         """float32 view of a reduced-precision float tensor, for reductions and normalisations."""
-        return self.cast(tensor, torch.float32, node) if self.dtype(tensor) in _FLOATS else tensor
+        return self.cast(tensor, torch.float32, node) if self.dtype(tensor) in FLOATS else tensor
 
     # -- constants -------------------------------------------------------------
     def constant(self, value: Any, node: torch.fx.Node | None = None,
@@ -151,91 +177,155 @@ class ConversionContext:
         return x
 
 
-@attrs.frozen(kw_only=True)
-class BoundarySpec:
-    """One engine input or output: the runtime casts ``model_dtype`` <-> ``engine_dtype``."""
-
-    name: str
-    shape: tuple[int, ...]
-    model_dtype: torch.dtype
-    engine_dtype: torch.dtype
-
-
-def fake_value(node: torch.fx.Node) -> Any:
-    """The FakeTensor (or tuple of them) that tracing recorded for ``node``."""
-    return node.meta.get("val")
+# -- reading nodes: validators read only the node and its fake values ----------------------
+def val(node: Any) -> Any:
+    """The fake value (FakeTensor, tuple of them, or python value) tracing recorded for
+    ``node``; None for a non-node."""
+    return node.meta.get("val") if isinstance(node, torch.fx.Node) else None
 
 
 def node_tensors(node: torch.fx.Node) -> list[torch.Tensor]:
     """The fake tensors of ``node``'s result and of every node it reads: what support checks
     (dtypes, static shapes) look at."""
-    values = [fake_value(node)] + [fake_value(arg) for arg in node.all_input_nodes]
-    return [t for t in pytree.tree_leaves(values) if isinstance(t, torch.Tensor)]
+    return _tensors([val(node)] + [val(arg) for arg in node.all_input_nodes])
 
 
-class NetworkInterpreter:
-    """Walks one TensorRT block (a partition submodule) and fills ``network``.
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [t for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor)]
 
-    ``input_values`` are the fake tensors of the block's inputs, in placeholder order; they
-    give each network input its name, shape and dtype.
-    """
 
-    def __init__(self, gm: torch.fx.GraphModule, registry: Any, settings: Any, network: Any):
-        self.gm = gm
-        self.registry = registry
-        self.ctx = ConversionContext(network, settings)
-        self.converters_used: set[str] = set()
+def static_shapes(node: torch.fx.Node, *, allow_empty: bool = False) -> bool:
+    """Every tensor the node reads or makes has a known, concrete shape (no SymInt), and (unless
+    ``allow_empty``) at least one element: the converters here build static-shape networks."""
+    tensors = node_tensors(node)
+    if not tensors or not all(isinstance(d, int) for t in tensors for d in t.shape):
+        return False
+    return allow_empty or all(t.numel() > 0 for t in tensors)
 
-    def run(self, input_values: Sequence[torch.Tensor]) -> tuple[list[BoundarySpec], list[BoundarySpec]]:
-        """Convert the block; returns the specs of the network's inputs and outputs."""
-        env: dict[torch.fx.Node, Any] = {}
-        placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
-        inputs = []
-        for node, value in zip(placeholders, input_values, strict=True):
-            spec = BoundarySpec(name=f"input_{len(inputs)}", shape=tuple(value.shape),
-                              model_dtype=value.dtype, engine_dtype=self.ctx.boundary_dtype(value.dtype))
-            tensor = self.ctx.network.add_input(spec.name, to_trt_dtype(spec.engine_dtype), spec.shape)
-            env[node] = self.ctx.cast(tensor, self.ctx.engine_dtype(value.dtype), node)
-            inputs.append(spec)
-        for node in self.gm.graph.nodes:
-            if node.op == "get_attr":
-                value = operator.attrgetter(node.target)(self.gm)
-                # TensorRT has no empty constants; converters that accept empty inputs skip them
-                env[node] = self.ctx.constant(value, node) if value.numel() else value
-            elif node.op == "call_function":
-                env[node] = self._call(node, env)
-            elif node.op == "output":
-                return inputs, self._mark_outputs(node, env)
-        raise ConversionError("graph has no output node")
 
-    def _call(self, node: torch.fx.Node, env: dict) -> Any:
-        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
-        if node.target is operator.getitem:
-            return args[0][args[1]]
-        reg = self.registry.converter_for(node, self.ctx.settings)
-        if reg is None:
-            raise ConversionError(f"no converter accepts {describe(node)}")
-        self.converters_used.add(reg.record.name)
-        try:
-            return reg.record.convert(self.ctx, node, args, kwargs)
-        except ConversionError:
-            raise
-        except Exception as exc:
-            raise ConversionError(
-                f"converter {reg.record.name!r} (plugin {reg.plugin!r}) failed on {describe(node)}: "
-                f"{exc!r}") from exc
+def dtypes_ok(node: torch.fx.Node, allowed: Iterable[torch.dtype],
+              inputs: Iterable[torch.dtype] | None = None) -> bool:
+    """The node's result dtypes are in ``allowed`` and its tensor inputs' in ``inputs``
+    (default: ``allowed``)."""
+    allowed = frozenset(allowed)
+    inputs = allowed if inputs is None else frozenset(inputs)
+    results = _tensors(val(node))
+    if not results or any(t.dtype not in allowed for t in results):
+        return False
+    return all(t.dtype in inputs for arg in node.all_input_nodes for t in _tensors(val(arg)))
 
-    def _mark_outputs(self, node: torch.fx.Node, env: dict) -> list[BoundarySpec]:
-        results = node.args[0] if isinstance(node.args[0], (tuple, list)) else (node.args[0],)
-        specs = []
-        for i, result in enumerate(results):
-            value = fake_value(result)
-            spec = BoundarySpec(name=f"output_{i}", shape=tuple(value.shape), model_dtype=value.dtype,
-                              engine_dtype=self.ctx.boundary_dtype(value.dtype))
-            tensor = self.ctx.cast(env[result], spec.engine_dtype, result)
-            if tensor.is_network_input or tensor.is_network_output:
-                tensor = self.ctx.finish(self.ctx.network.add_identity(tensor), result, suffix="output")
-            tensor.name = spec.name
-            self.ctx.network.mark_output(tensor)
-            specs.append(spec)
-        return specs
+
+def only_first_output_used(node: torch.fx.Node) -> bool:
+    """Every user of a tuple-returning node reads element 0 (``getitem(node, 0)``)."""
+    return all(u.op == "call_function" and u.target is operator.getitem and u.args[1] == 0
+               for u in node.users)
+
+
+def arg(node: torch.fx.Node, index: int, name: str, default: Any = None) -> Any:
+    """Argument ``index`` / keyword ``name`` of ``node`` (positional first)."""
+    if len(node.args) > index:
+        return node.args[index]
+    return node.kwargs.get(name, default)
+
+
+def get(args: Sequence[Any], kwargs: dict, index: int, name: str, default: Any = None) -> Any:
+    """The same for a converter's mapped ``args``/``kwargs``."""
+    if len(args) > index:
+        return args[index]
+    return kwargs.get(name, default)
+
+
+def all_of(*checks: Validator) -> Validator:
+    """A validator accepting a node when every check does."""
+    def is_supported(node: torch.fx.Node, settings: Any) -> bool:
+        return all(check(node, settings) for check in checks)
+    return is_supported
+
+
+def static(allowed: Iterable[torch.dtype] = NUMERIC, inputs: Iterable[torch.dtype] | None = None
+           ) -> Validator:
+    """Static shapes, results of ``allowed`` dtypes and inputs of ``inputs`` dtypes; float64
+    counts as a float where ``truncate_long_and_double`` makes it one inside the engine."""
+    allowed = frozenset(allowed)
+    inputs = allowed if inputs is None else frozenset(inputs)
+
+    def widen(dtypes: frozenset, settings: Any) -> frozenset:
+        truncate = getattr(settings, "truncate_long_and_double", False)
+        return dtypes | {torch.float64} if truncate and dtypes & FLOATS else dtypes
+
+    return lambda node, settings: static_shapes(node) and dtypes_ok(
+        node, widen(allowed, settings), widen(inputs, settings))
+
+
+def norm_dim(dim: int, rank: int) -> int:
+    """``dim`` in ``[0, rank)`` (a scalar, rank 0, takes dims 0 and -1)."""
+    return dim % max(rank, 1)
+
+
+def out_dtype(ctx: Any, node: torch.fx.Node, index: int | None = None) -> torch.dtype:
+    """The engine dtype of the node's result (element ``index`` of a tuple result)."""
+    value = val(node)
+    if index is not None:
+        value = value[index]
+    return ctx.engine_dtype(value.dtype)
+
+
+# -- building layers (converters) ----------------------------------------------------------
+def is_tensor(x: Any) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, torch.Tensor)
+
+
+def rank_of(*xs: Any) -> int:
+    return max((len(x.shape) for x in xs if is_tensor(x)), default=0)
+
+
+def elementwise(ctx: Any, a: Any, b: Any, op: str, node: torch.fx.Node, dtype: torch.dtype,
+                suffix: str = "") -> Any:
+    """``a <op> b`` computed in ``dtype`` (``op`` names a ``trt.ElementWiseOperation``)."""
+    rank = rank_of(a, b)
+    a, b = ctx.operand(a, dtype, rank, node), ctx.operand(b, dtype, rank, node)
+    layer = ctx.network.add_elementwise(a, b, getattr(trt.ElementWiseOperation, op))
+    return ctx.name(layer, node, suffix or op.lower()).get_output(0)
+
+
+def unary(ctx: Any, x: Any, op: str, node: torch.fx.Node, suffix: str = "") -> Any:
+    """``op(x)`` (``op`` names a ``trt.UnaryOperation``)."""
+    layer = ctx.network.add_unary(x, getattr(trt.UnaryOperation, op))
+    return ctx.name(layer, node, suffix or op.lower()).get_output(0)
+
+
+def activation(ctx: Any, x: Any, kind: str, node: torch.fx.Node, alpha: float | None = None,
+               beta: float | None = None, suffix: str = "") -> Any:
+    """``kind(x)`` (``kind`` names a ``trt.ActivationType``; ``alpha``/``beta`` as it defines them)."""
+    layer = ctx.network.add_activation(x, getattr(trt.ActivationType, kind))
+    if alpha is not None:
+        layer.alpha = alpha
+    if beta is not None:
+        layer.beta = beta
+    return ctx.name(layer, node, suffix or kind.lower()).get_output(0)
+
+
+def axes_mask(dims: Iterable[int], rank: int) -> int:
+    mask = 0
+    for d in dims:
+        mask |= 1 << norm_dim(d, rank)
+    return mask
+
+
+def reduce(ctx: Any, x: Any, op: str, dims: Iterable[int], keepdim: bool,
+           node: torch.fx.Node, suffix: str = "") -> Any:
+    """Reduce ``x`` over ``dims`` with ``trt.ReduceOperation.<op>``."""
+    layer = ctx.network.add_reduce(x, getattr(trt.ReduceOperation, op),
+                                   axes_mask(dims, len(x.shape)), keepdim)
+    return ctx.name(layer, node, suffix or f"reduce_{op.lower()}").get_output(0)
+
+
+def slice_(ctx: Any, x: Any, start: Sequence[int], shape: Sequence[int], stride: Sequence[int],
+           node: torch.fx.Node, suffix: str = "slice") -> Any:
+    layer = ctx.network.add_slice(x, tuple(start), tuple(shape), tuple(stride))
+    return ctx.name(layer, node, suffix).get_output(0)
+
+
+def identity(ctx: Any, x: Any, node: torch.fx.Node) -> Any:
+    """A fresh tensor equal to ``x`` (so that a converter's result is its own layer's output)."""
+    return ctx.finish(ctx.network.add_identity(x), node)

@@ -12,12 +12,23 @@ from typing import Any
 
 import attrs
 
-from plugtrt.conversion import BoundarySpec
+import torch
+
 from plugtrt.errors import EngineBuildError
 from plugtrt.trt_adapter import flavour, trt
 
 logger = logging.getLogger("plugtrt")
 trt_logger = logging.getLogger("plugtrt.tensorrt")
+
+
+@attrs.frozen(kw_only=True)
+class BoundarySpec:
+    """One engine input or output: the runtime casts ``model_dtype`` <-> ``engine_dtype``."""
+
+    name: str
+    shape: tuple[int, ...]
+    model_dtype: torch.dtype
+    engine_dtype: torch.dtype
 
 
 @attrs.frozen(kw_only=True)

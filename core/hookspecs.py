@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from plugtrt.records import (
+        CommandSpec,
         ConverterSpec,
         DecompositionSpec,
+        LayerEvaluatorSpec,
         LoweringPassSpec,
         PartitionerSpec,
         RuntimeSpec,
@@ -82,4 +84,27 @@ class PlugtrtSpecs:
     def plugtrt_runtimes(self) -> Iterable[RuntimeSpec]:
         """Register runtimes; ``CompilationSettings.runtime`` selects one by name (``auto``
         takes ``tensorrt`` when it is available, else ``reference``)."""
+        yield from ()
+
+    @hookspec
+    def plugtrt_layer_evaluators(self) -> Iterable[LayerEvaluatorSpec]:
+        """Register how the ``reference`` runtime computes a TensorRT layer type.
+
+        The built-in evaluators come from the ``reference`` runtime plugin itself; a package
+        that emits other layers (plugin layers, or types the runtime lacks) adds its own.
+        Per layer type the highest ``priority`` wins; two plugins at equal priority fail at load.
+        Example::
+
+            @plugtrt.hookimpl
+            def plugtrt_layer_evaluators():
+                yield LayerEvaluatorSpec(name="acme.my_plugin", layer_type="PLUGIN_V3:MyPlugin",
+                                         evaluate=lambda layer, inputs, context: [inputs[0] * 2])
+        """
+        yield from ()
+
+    # -- tools -------------------------------------------------------------------
+    @hookspec
+    def plugtrt_commands(self) -> Iterable[CommandSpec]:
+        """Register ``python -m plugtrt <name>`` subcommands (the ``reference`` runtime adds
+        ``conformance``)."""
         yield from ()

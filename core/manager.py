@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import re
 import threading
 import warnings
 from collections import defaultdict
@@ -26,8 +27,10 @@ import pluggy
 from plugtrt import hookspecs
 from plugtrt.errors import PluginConflictError, PluginLoadError
 from plugtrt.records import (
+    CommandSpec,
     ConverterSpec,
     DecompositionSpec,
+    LayerEvaluatorSpec,
     LoweringPassSpec,
     PartitionerSpec,
     RuntimeSpec,
@@ -44,6 +47,8 @@ RECORD_TYPES: dict[str, type] = {
     "plugtrt_converters": ConverterSpec,
     "plugtrt_partitioners": PartitionerSpec,
     "plugtrt_runtimes": RuntimeSpec,
+    "plugtrt_layer_evaluators": LayerEvaluatorSpec,
+    "plugtrt_commands": CommandSpec,
 }
 
 
@@ -67,11 +72,19 @@ def _env_list(name: str) -> set[str] | None:
     return None if raw is None else {item.strip() for item in raw.split(",") if item.strip()}
 
 
-def load_entry_points(pm: pluggy.PluginManager, *, strict: bool | None = None) -> list[str]:
+def normalize_distribution(name: str) -> str:
+    """A distribution name as PEP 503 compares them (``Plugtrt_Example`` -> ``plugtrt-example``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def load_entry_points(pm: pluggy.PluginManager, *, strict: bool | None = None,
+                      distributions: frozenset[str] | None = None) -> list[str]:
     """Register every ``plugtrt`` entry point on ``pm``; returns the names registered.
 
     A built-in that fails to load always raises; a third-party one warns and is skipped,
     unless ``strict`` (default: ``PLUGTRT_STRICT_PLUGINS``) asks for an error.
+    ``distributions`` limits loading to the entry points of these distributions (hermetic tests;
+    names as :func:`normalize_distribution` spells them).
     """
     if strict is None:
         strict = os.environ.get("PLUGTRT_STRICT_PLUGINS", "") not in ("", "0")
@@ -83,6 +96,8 @@ def load_entry_points(pm: pluggy.PluginManager, *, strict: bool | None = None) -
         dist = ep.dist.name if ep.dist is not None else "<unknown distribution>"
         builtin = dist == BUILTIN_DISTRIBUTION
         if ep.name in blocked or pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+            continue
+        if distributions is not None and normalize_distribution(dist) not in distributions:
             continue
         if not builtin and (builtin_only or (allowed is not None and dist not in allowed)):
             continue
@@ -144,37 +159,29 @@ class PluginRegistry:
             collect(pm, "plugtrt_lowering_passes"), key=lambda r: (r.record.order, r.record.name)))
         self.partitioners = {r.record.name: r for r in collect(pm, "plugtrt_partitioners")}
         self.runtimes = {r.record.name: r for r in collect(pm, "plugtrt_runtimes")}
-        self.converters = self._index_converters(collect(pm, "plugtrt_converters"))
-
-    @staticmethod
-    def _index_converters(found: tuple[Registered, ...]) -> dict[Any, tuple[Registered, ...]]:
-        by_target: dict[Any, list[Registered]] = defaultdict(list)
-        for reg in found:
-            by_target[reg.record.target].append(reg)
-        clashes = []
-        for target, regs in by_target.items():
-            regs.sort(key=lambda r: (-r.record.priority, r.record.name))
-            for a, b in zip(regs, regs[1:]):
-                if a.record.priority == b.record.priority and a.plugin != b.plugin:
-                    clashes.append(f"  - {target} at priority {a.record.priority}: "
-                                   f"{a.record.name!r} from {a.plugin} and {b.record.name!r} from {b.plugin}")
-        if clashes:
-            raise PluginConflictError(
-                "plugtrt_converters: two plugins offer the same target at the same priority:\n"
-                + "\n".join(clashes)
-                + "\nA plugin that means to replace a converter gives its ConverterSpec a higher "
-                "priority; otherwise block one plugin with PLUGTRT_BLOCK_PLUGINS=<plugin>.")
-        return {t: tuple(regs) for t, regs in by_target.items()}
+        self.commands = {r.record.name: r for r in collect(pm, "plugtrt_commands")}
+        self.converters = _by_priority(collect(pm, "plugtrt_converters"), "target", "plugtrt_converters")
+        evaluators = _by_priority(collect(pm, "plugtrt_layer_evaluators"), "layer_type",
+                                  "plugtrt_layer_evaluators")
+        self.layer_evaluators = {kind: regs[0] for kind, regs in evaluators.items()}
+        """Per layer type (or ``PLUGIN_V3:<name>``), the evaluator the reference runtime uses."""
 
     def converter_for(self, node, settings) -> Registered | None:
-        """The first converter (by priority, then name) that accepts ``node``, or None."""
+        """The first converter (by priority, then name) that accepts ``node``, or None.
+
+        A validator that raises has declined: the node goes to the next candidate (or stays in
+        PyTorch), with a warning naming the plugin, since a broken plugin must not stop a compile.
+        """
         for reg in self.converters.get(node.target, ()):
             try:
                 accepted = reg.record.is_supported(node, settings)
             except Exception as exc:
-                raise PluginLoadError(
-                    f"plugin {reg.plugin!r}: is_supported of converter {reg.record.name!r} raised "
-                    f"{exc!r} on node {node.name} ({node.target})") from exc
+                warnings.warn(
+                    f"plugtrt: is_supported of converter {reg.record.name!r} (plugin {reg.plugin!r}) "
+                    f"raised {exc!r} on node {node.name} ({node.target}); treating it as declined. "
+                    f"Fix the plugin, or block it with PLUGTRT_BLOCK_PLUGINS={reg.plugin}",
+                    stacklevel=2)
+                accepted = False
             if accepted:
                 return reg
             logger.debug("converter %s (%s) declined node %s", reg.record.name, reg.plugin, node.name)
@@ -188,6 +195,27 @@ class PluginRegistry:
                 f"no {kind} named {name!r} is registered; installed: {', '.join(sorted(table)) or 'none'}. "
                 f"Set option {kind!r} to one of these, or install the plugin that provides {name!r}.")
         return table[name]
+
+
+def _by_priority(found: tuple[Registered, ...], key: str, hook: str) -> dict[Any, tuple[Registered, ...]]:
+    """Records grouped by ``key`` (a converter's target, an evaluator's layer type), each group
+    ordered by (-priority, name); equal priorities from two plugins are a load-time error."""
+    groups: dict[Any, list[Registered]] = defaultdict(list)
+    for reg in found:
+        groups[getattr(reg.record, key)].append(reg)
+    clashes = []
+    for value, regs in groups.items():
+        regs.sort(key=lambda r: (-r.record.priority, r.record.name))
+        for a, b in zip(regs, regs[1:]):
+            if a.record.priority == b.record.priority and a.plugin != b.plugin:
+                clashes.append(f"  - {value} at priority {a.record.priority}: "
+                               f"{a.record.name!r} from {a.plugin} and {b.record.name!r} from {b.plugin}")
+    if clashes:
+        raise PluginConflictError(
+            f"{hook}: two plugins offer the same {key} at the same priority:\n" + "\n".join(clashes)
+            + "\nA plugin that means to replace another's record gives its own a higher "
+            "priority; otherwise block one plugin with PLUGTRT_BLOCK_PLUGINS=<plugin>.")
+    return {value: tuple(regs) for value, regs in groups.items()}
 
 
 _lock = threading.Lock()

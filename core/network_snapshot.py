@@ -119,8 +119,18 @@ def _layer_snapshot(index: int, layer) -> LayerSnapshot:
                 weights[prop] = _weights_copy(value)
             else:
                 params[prop] = _plain(value)
+    if type_name in ("PLUGIN_V2", "PLUGIN_V3"):
+        params["plugin_name"] = _plugin_name(layer)
     return LayerSnapshot(index=index, name=layer.name, type=type_name, inputs=inputs,
                          outputs=outputs, params=params, weights=weights)
+
+
+def _plugin_name(layer) -> str:
+    """The name a plugin layer's creator registered (what ``LayerEvaluatorSpec`` keys on)."""
+    plugin = layer.plugin
+    if hasattr(plugin, "plugin_type"):  # IPluginV2
+        return plugin.plugin_type
+    return plugin.get_capability_interface(trt.PluginCapabilityType.CORE).plugin_name
 
 
 @functools.cache

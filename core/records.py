@@ -96,7 +96,40 @@ class RuntimeSpec:
 
     name: str = attrs.field(converter=_normalize, validator=v.matches_re(_WORD_RE))
     create: Callable[..., Any] = attrs.field(validator=v.is_callable())
-    """``create(artifact: EngineArtifact, settings) -> torch.nn.Module``; the module takes the
-    engine inputs positionally and returns a tuple of outputs."""
+    """``create(artifact: EngineArtifact, settings, registry) -> torch.nn.Module`` (see
+    :mod:`plugtrt.runtime`); the module takes the engine inputs positionally and returns a tuple
+    of outputs. ``registry`` holds every plugin's records (e.g. ``registry.layer_evaluators``)."""
     available: Callable[..., str | None] = attrs.field(validator=v.is_callable())
     """``available(settings) -> None`` when usable here, else the reason it is not."""
+
+
+@attrs.frozen(kw_only=True)
+class LayerEvaluatorSpec:
+    """How the ``reference`` runtime computes one kind of TensorRT layer with torch ops.
+
+    A package whose converters emit a layer the reference runtime does not know (a TensorRT
+    plugin layer, say) registers an evaluator for it, and its tests then run on a CPU with the
+    same per-layer shape and dtype checks as every built-in layer.
+    """
+
+    name: str = _dotted_name()
+    layer_type: str = attrs.field(validator=v.matches_re(r"[A-Z][A-Z0-9_]*(:.+)?"))
+    """A ``trt.LayerType`` member name (``"PADDING"``), or ``"PLUGIN_V3:<plugin name>"`` /
+    ``"PLUGIN_V2:<plugin type>"`` for a TensorRT plugin layer."""
+    evaluate: Callable[..., Any] = attrs.field(validator=v.is_callable())
+    """``evaluate(layer: LayerSnapshot, inputs: list[Tensor | None], context) -> list[Tensor]``:
+    inputs in TensorRT's order, outputs in order, with the dtypes and shapes TensorRT inferred."""
+    priority: int = attrs.field(default=0, validator=[v.instance_of(int), v.ge(-100), v.le(100)])
+    """The highest-priority evaluator of a layer type is used; equal priorities clash."""
+
+
+@attrs.frozen(kw_only=True)
+class CommandSpec:
+    """A ``python -m plugtrt <name>`` subcommand."""
+
+    name: str = attrs.field(converter=_normalize, validator=v.matches_re(_WORD_RE))
+    help: str = attrs.field(validator=v.instance_of(str))
+    """One line for ``python -m plugtrt --help``."""
+    main: Callable[..., int] = attrs.field(validator=v.is_callable())
+    """``main(argv: list[str]) -> int``: parses its own arguments, returns the exit status.
+    Import heavy dependencies inside it, so that listing commands stays cheap."""

@@ -3,10 +3,21 @@
 Converter packages use these too: a one-op module goes through ``torch.compile`` with the
 ``plugtrt`` backend (tracing, lowering, partitioning, conversion, a real engine build) and is
 evaluated by the ``reference`` runtime, then compared with eager PyTorch.
+
+Defaults, so that a test means the same on every machine:
+
+- plugins: only plugtrt's built-ins (``distributions=("plugtrt",)``), never whatever else happens
+  to be installed; a package tests itself with ``distributions=("plugtrt", "my-package")``;
+- options: ``runtime="reference"`` and ``min_block_size=1``, over which ``options`` apply;
+- shapes: static (``dynamic=False``); the module is put in ``eval()`` mode and run under
+  ``torch.no_grad()``;
+- tolerances per dtype (:func:`tolerance`): float32 1e-4, float16 1e-2, bfloat16 5e-2, the
+  coarser of the result's dtype and ``precision``.
 """
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,9 +26,27 @@ import torch
 import torch.utils._pytree as pytree
 
 from plugtrt.backend import compile_graph
-from plugtrt.manager import PluginRegistry
+from plugtrt.manager import PluginRegistry, load_entry_points, new_plugin_manager, normalize_distribution
 from plugtrt.report import CompileReport
 from plugtrt.settings import CompilationSettings
+
+BUILTINS = ("plugtrt",)
+
+
+@functools.cache
+def _registry(distributions: frozenset[str]) -> PluginRegistry:
+    pm = new_plugin_manager()
+    load_entry_points(pm, strict=True, distributions=distributions)
+    return PluginRegistry(pm)
+
+
+def plugin_registry(distributions: Sequence[str] = BUILTINS) -> PluginRegistry:
+    """A registry of the ``plugtrt`` entry points of exactly these installed distributions
+    (``"plugtrt"`` is the built-ins); built once per set and reused. A plugin of them that fails
+    to load raises."""
+    installed = frozenset(normalize_distribution(d) for d in distributions)
+    return _registry(installed)
+
 
 _TOLERANCES = {
     torch.float32: (1e-4, 1e-4),
@@ -49,9 +78,13 @@ class BackendRun:
 
 def run_through_backend(module: torch.nn.Module | Any, inputs: Sequence[Any],
                         options: dict[str, Any] | None = None,
-                        registry: PluginRegistry | None = None) -> BackendRun:
+                        registry: PluginRegistry | None = None,
+                        distributions: Sequence[str] = BUILTINS) -> BackendRun:
     """Compile ``module`` with ``torch.compile(backend=plugtrt)`` (``runtime="reference"`` unless
-    given) and run it once on ``inputs``, next to an eager run on a copy of the inputs."""
+    given) and run it once on ``inputs``, next to an eager run on a copy of the inputs.
+
+    The plugins are ``registry``'s when given, else those of ``distributions``."""
+    registry = registry or plugin_registry(distributions)
     options = {"runtime": "reference", "min_block_size": 1, **(options or {})}
     settings = CompilationSettings.from_options(options)
     reports: list[CompileReport] = []
@@ -95,10 +128,12 @@ def assert_close_to_eager(run: BackendRun, rtol: float | None = None, atol: floa
 def assert_converts(module: torch.nn.Module | Any, inputs: Sequence[Any],
                     options: dict[str, Any] | None = None, *, engines: int | None = 1,
                     pytorch_ops: Sequence[str] | None = (), rtol: float | None = None,
-                    atol: float | None = None, registry: PluginRegistry | None = None) -> BackendRun:
+                    atol: float | None = None, registry: PluginRegistry | None = None,
+                    distributions: Sequence[str] = BUILTINS) -> BackendRun:
     """Run ``module`` through the backend and assert it matches eager, with ``engines`` engines
-    and exactly ``pytorch_ops`` left in PyTorch (None skips either count)."""
-    run = run_through_backend(module, inputs, options, registry)
+    and exactly ``pytorch_ops`` left in PyTorch (None skips either count); the plugins are
+    chosen as :func:`run_through_backend` chooses them."""
+    run = run_through_backend(module, inputs, options, registry, distributions)
     assert not run.fallbacks, "blocks fell back to PyTorch:\n" + "\n".join(run.fallbacks)
     if engines is not None:
         assert run.engines == engines, f"{run.engines} engines built, expected {engines}"

@@ -22,7 +22,21 @@ _STABLE = [aten.silu.default, aten.hardsigmoid.default, aten.hardswish.default,
            aten.softplus.default, aten.rsub.Scalar, aten.rsub.Tensor, aten.addcmul.default,
            aten.addcdiv.default, aten.linalg_vector_norm.default]
 _EXPERIMENTAL = [aten.native_layer_norm.default, aten.native_group_norm.default,
-                 aten.var_mean.correction, aten.var.correction, aten._log_softmax.default]
+                 aten._log_softmax.default]
+
+
+def _var_mean(x, dim=None, *, correction=None, keepdim=False):
+    """Variance and mean in aten ops that convert (PyTorch's own decomposition emits prims)."""
+    mean = torch.mean(x, dim, keepdim=True)
+    centred = x - mean
+    count = x.numel() // max(mean.numel(), 1)
+    divisor = count - (1 if correction is None else correction)
+    var = torch.sum(centred * centred, dim, keepdim=keepdim) / divisor
+    return var, (mean if keepdim else torch.mean(x, dim, keepdim=False))
+
+
+def _var(x, dim=None, *, correction=None, keepdim=False):
+    return _var_mean(x, dim, correction=correction, keepdim=keepdim)[0]
 
 
 def _math_attention(query, key, value, attn_mask, is_causal, scale, enable_gqa=False):
@@ -70,6 +84,10 @@ _ATTENTION = {
 def plugtrt_decompositions() -> Iterator[DecompositionSpec]:
     for op, fn in _ATTENTION.items():
         yield DecompositionSpec(name=f"builtin.{op.name().split('::')[1]}", target=op, fn=fn)
+    yield DecompositionSpec(name="builtin.var_mean.correction", target=aten.var_mean.correction,
+                            fn=_var_mean, experimental=True)
+    yield DecompositionSpec(name="builtin.var.correction", target=aten.var.correction, fn=_var,
+                            experimental=True)
     for experimental, ops in ((False, _STABLE), (True, _EXPERIMENTAL)):
         for op, fn in get_decompositions(ops).items():
             yield DecompositionSpec(name=f"builtin.{op.name().split('::')[1]}", target=op, fn=fn,

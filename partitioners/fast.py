@@ -18,8 +18,8 @@ from torch.fx.passes.splitter_base import (
     _SplitterSettingBase,
 )
 
+from plugtrt.blocks import PYTORCH_BLOCK_PREFIX, block_size
 from plugtrt.hookspecs import hookimpl
-from plugtrt.partitioners.common import PYTORCH_BLOCK_PREFIX, block_size
 from plugtrt.records import PartitionerSpec
 
 

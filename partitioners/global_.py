@@ -11,8 +11,8 @@ import torch.fx
 from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import create_op_support
 
+from plugtrt.blocks import block_size, name_blocks
 from plugtrt.hookspecs import hookimpl
-from plugtrt.partitioners.common import TENSORRT_BLOCK_PREFIX, block_size
 from plugtrt.records import PartitionerSpec
 
 
@@ -23,14 +23,7 @@ def partition(gm: torch.fx.GraphModule, is_supported: Callable[[torch.fx.Node], 
     partitioner = CapabilityBasedPartitioner(gm, support, allows_single_node_partition=True)
     blocks = [p for p in partitioner.propose_partitions()
               if block_size(p.nodes) >= settings.min_block_size and _has_outputs(p.nodes)]
-    fused = partitioner.fuse_partitions(blocks)
-    for index, node in enumerate(n for n in fused.graph.nodes if n.op == "call_module"):
-        name = f"{TENSORRT_BLOCK_PREFIX}{index}"
-        fused.add_submodule(name, fused.get_submodule(node.target))
-        delattr(fused, node.target)
-        node.target = name
-    fused.recompile()
-    return fused
+    return name_blocks(partitioner.fuse_partitions(blocks))
 
 
 def _has_outputs(nodes) -> bool:

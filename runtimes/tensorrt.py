@@ -10,11 +10,10 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from plugtrt.engine import tensorrt_logger
 from plugtrt.errors import PlugtrtError
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import RuntimeSpec
-from plugtrt.runtime_module import EngineModule
+from plugtrt.runtime import EngineModule, tensorrt_logger
 from plugtrt.trt_adapter import flavour, load, trt
 
 # Compute capabilities whose engines TensorRT-RTX can run (it has no SM90 target).
@@ -77,7 +76,7 @@ def _available(settings) -> str | None:
     return None
 
 
-def _create(artifact, settings) -> TensorRTEngineModule:
+def _create(artifact, settings, registry) -> TensorRTEngineModule:
     return TensorRTEngineModule(artifact, _device(settings))
 
 

@@ -6,6 +6,8 @@ reported at the layer where it happens rather than as a wrong number at the netw
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 import torch
 
@@ -13,18 +15,22 @@ from plugtrt.errors import ReferenceMismatchError, UnsupportedLayerError
 from plugtrt.network_snapshot import LayerSnapshot, NetworkSnapshot, TensorSpec
 from plugtrt.runtimes.reference import control
 from plugtrt.runtimes.reference.layers import LAYER_FUNCTIONS
-from plugtrt.runtimes.reference.layers.common import Context
+from plugtrt.runtimes.reference.layers.common import Context, LayerFunction
 
 
 class ReferenceProgram:
     """A snapshot prepared for repeated evaluation on one device.
 
     Preparing plans the loops; weights become torch tensors on first use and are kept, so
-    later runs only execute torch ops.
+    later runs only execute torch ops. ``evaluators`` maps a layer type (or
+    ``PLUGIN_V3:<name>``) to its function: the registry's ``layer_evaluators`` in the backend,
+    the built-in table by default.
     """
 
-    def __init__(self, snapshot: NetworkSnapshot, device: torch.device | str = "cpu"):
+    def __init__(self, snapshot: NetworkSnapshot, device: torch.device | str = "cpu",
+                 evaluators: Mapping[str, LayerFunction] = LAYER_FUNCTIONS):
         self.snapshot = snapshot
+        self.evaluators = evaluators
         self.context = Context(device=torch.device(device))
         plans = control.plan_loops(snapshot)
         order = control.evaluation_order(snapshot, plans)
@@ -83,11 +89,14 @@ class ReferenceProgram:
             env[spec.name] = value
 
     def _compute(self, layer: LayerSnapshot, env: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        function = LAYER_FUNCTIONS.get(layer.type)
+        kind = layer.type
+        if "plugin_name" in layer.params:
+            kind = f"{layer.type}:{layer.params['plugin_name']}"
+        function = self.evaluators.get(kind)
         if function is None:
             raise UnsupportedLayerError(
-                f"layer {layer.name!r}: the reference runtime has no implementation of "
-                f"{layer.type} layers yet")
+                f"layer {layer.name!r}: the reference runtime has no evaluator for {kind} layers; "
+                "a plugin registers one with the plugtrt_layer_evaluators hook")
         try:
             inputs = [None if name is None else env[name] for name in layer.inputs]
         except KeyError as exc:

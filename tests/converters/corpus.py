@@ -142,7 +142,7 @@ def run_entry(index: int, precision: torch.dtype = torch.float32) -> CorpusResul
     from torch.fx.experimental.proxy_tensor import make_fx
 
     from plugtrt import engine
-    from plugtrt.conversion import NetworkInterpreter
+    from plugtrt.interpreter import NetworkInterpreter
     from plugtrt.manager import default_registry
     from plugtrt.runtimes.reference import evaluate
     from plugtrt.settings import CompilationSettings

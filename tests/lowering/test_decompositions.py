@@ -43,3 +43,51 @@ def test_every_fused_attention_kernel_has_a_stable_decomposition():
     assert set(found) == kernels
     assert all(not r.record.experimental and r.plugin == "plugtrt.lowering.decompositions"
                for r in found.values())
+
+
+@settings(max_examples=8, deadline=None)
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), low=st.integers(-5, 0),
+       span=st.integers(0, 6), dtype=st.sampled_from([torch.int32, torch.int64]))
+def test_node_its_converter_declines_is_decomposed_and_converts(shape, low, span, dtype):
+    """The hardtanh converter takes floats only; on integers the node alone is decomposed (into a
+    clamp), and the result goes to TensorRT instead of PyTorch."""
+    x = torch.randint(-9, 9, shape, dtype=dtype)
+    run = assert_converts(lambda x: F.hardtanh(x * 3, low, low + span) + 1, [x])
+    used = {c for r in run.reports for e in r.engines for c in e.converters}
+    assert "builtin.clamp" in used and "builtin.hardtanh" not in used
+
+
+def test_node_a_converter_accepts_stays_whole():
+    run = assert_converts(lambda x: F.hardtanh(x * 3, -1.5, 2.0), [torch.randn(4, 5)])
+    assert "builtin.hardtanh" in {c for r in run.reports for e in r.engines for c in e.converters}
+
+
+def _layer_norm_with_statistics(x, w, b):
+    out, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), w, b, 1e-5)
+    return out * 2, mean + 1, rstd * 3
+
+
+@settings(max_examples=6, deadline=None)
+@given(rows=st.integers(1, 4), width=st.integers(2, 9), magnitude=st.sampled_from([1.0, 300.0]))
+def test_experimental_decompositions_take_declined_layer_norm_to_tensorrt(rows, width, magnitude):
+    """The layer-norm converter declines a node whose mean and rstd outputs are read; only with
+    enable_experimental_decompositions=True is it decomposed (through var_mean) and converted."""
+    g = torch.Generator().manual_seed(rows * 10 + width)
+    inputs = [torch.randn(rows, 3, width, generator=g) * magnitude, torch.randn(width, generator=g),
+              torch.randn(width, generator=g)]
+    off = run_through_backend(_layer_norm_with_statistics, inputs)
+    assert off.pytorch_ops == ["aten.native_layer_norm.default"]
+    on = assert_converts(_layer_norm_with_statistics, inputs,
+                         {"enable_experimental_decompositions": True}, rtol=1e-4, atol=1e-4)
+    assert on.pytorch_ops == []
+
+
+@settings(max_examples=8, deadline=None)
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), correction=st.sampled_from([0, 1, None]),
+       keepdim=st.booleans(), data=st.data())
+def test_experimental_var_mean_decomposition_matches_eager(shape, correction, keepdim, data):
+    dims = data.draw(st.one_of(st.none(), st.lists(st.integers(0, len(shape) - 1), min_size=1,
+                                                   max_size=len(shape), unique=True)))
+    x = torch.randn(shape) * 10
+    assert_converts(lambda x: torch.var_mean(x + 1, dims, correction=correction, keepdim=keepdim), [x],
+                    {"enable_experimental_decompositions": True}, rtol=1e-4, atol=1e-4)

@@ -10,10 +10,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from plugtrt.blocks import PYTORCH_BLOCK_PREFIX, TENSORRT_BLOCK_PREFIX, block_size
 from plugtrt import CompilationSettings, ConverterSpec, hookimpl
 from plugtrt.manager import registry_from
 from plugtrt.partitioners import fast, global_
-from plugtrt.partitioners.common import PYTORCH_BLOCK_PREFIX, TENSORRT_BLOCK_PREFIX, block_size
 from plugtrt.support import SupportCheck
 
 aten = torch.ops.aten

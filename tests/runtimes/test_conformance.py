@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("onnx")
-from plugtrt import conformance  # noqa: E402
+from plugtrt.runtimes.reference import conformance
 
 EXPECTED_FAILURES = Path(__file__).with_name("conformance_expected_failures.txt")
 

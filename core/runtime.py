@@ -1,11 +1,19 @@
-"""The module every runtime returns: casts between model and engine dtypes around ``execute``."""
+"""The public API for runtime plugins: what a runtime receives and the module it returns.
+
+``RuntimeSpec.create(artifact, settings, registry)`` receives an :class:`EngineArtifact` (the serialized
+plan, the :class:`BoundarySpec` of every input and output, and a snapshot of the network) and
+returns an :class:`EngineModule` subclass that implements :meth:`EngineModule.execute`.
+:func:`tensorrt_logger` is the process's one TensorRT logger, for deserialising plans.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
 
-from plugtrt.engine import EngineArtifact
+from plugtrt.engine import BoundarySpec, EngineArtifact, tensorrt_logger
+
+__all__ = ["BoundarySpec", "EngineArtifact", "EngineModule", "tensorrt_logger"]
 
 
 class EngineModule(torch.nn.Module):

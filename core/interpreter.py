@@ -1,0 +1,111 @@
+"""Stage 5: one TensorRT block (an FX partition of aten nodes) -> ``INetworkDefinition``.
+
+The interpreter owns the network's boundary (inputs in their engine dtypes, outputs cast back
+to what the runtime hands the model) and calls a converter per node. It checks every result
+against the node's recorded fake value, so a converter bug fails its block with a message
+naming the converter instead of building an engine that computes the wrong shape or dtype.
+"""
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.fx
+
+from plugtrt.conversion import ConversionContext, describe, val
+from plugtrt.engine import BoundarySpec
+from plugtrt.errors import ConversionError
+from plugtrt.trt_adapter import to_trt_dtype
+
+
+class NetworkInterpreter:
+    """Walks one TensorRT block (a partition submodule) and fills ``network``.
+
+    ``input_values`` are the fake tensors of the block's inputs, in placeholder order; they
+    give each network input its name, shape and dtype.
+    """
+
+    def __init__(self, gm: torch.fx.GraphModule, registry: Any, settings: Any, network: Any):
+        self.gm = gm
+        self.registry = registry
+        self.ctx = ConversionContext(network, settings)
+        self.converters_used: set[str] = set()
+
+    def run(self, input_values: Sequence[torch.Tensor]) -> tuple[list[BoundarySpec], list[BoundarySpec]]:
+        """Convert the block; returns the specs of the network's inputs and outputs."""
+        env: dict[torch.fx.Node, Any] = {}
+        placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
+        inputs = []
+        for node, value in zip(placeholders, input_values, strict=True):
+            spec = BoundarySpec(name=f"input_{len(inputs)}", shape=tuple(value.shape),
+                                model_dtype=value.dtype, engine_dtype=self.ctx.boundary_dtype(value.dtype))
+            tensor = self.ctx.network.add_input(spec.name, to_trt_dtype(spec.engine_dtype), spec.shape)
+            env[node] = self.ctx.cast(tensor, self.ctx.engine_dtype(value.dtype), node)
+            inputs.append(spec)
+        for node in self.gm.graph.nodes:
+            if node.op == "get_attr":
+                value = operator.attrgetter(node.target)(self.gm)
+                # TensorRT has no empty constants; converters that accept empty inputs skip them
+                env[node] = self.ctx.constant(value, node) if value.numel() else value
+            elif node.op == "call_function":
+                env[node] = self._call(node, env)
+            elif node.op == "output":
+                return inputs, self._mark_outputs(node, env)
+        raise ConversionError("graph has no output node")
+
+    def _call(self, node: torch.fx.Node, env: dict) -> Any:
+        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
+        if node.target is operator.getitem:
+            return args[0][args[1]]
+        reg = self.registry.converter_for(node, self.ctx.settings)
+        if reg is None:
+            raise ConversionError(f"no converter accepts {describe(node)}")
+        self.converters_used.add(reg.record.name)
+        try:
+            result = reg.record.convert(self.ctx, node, args, kwargs)
+        except ConversionError:
+            raise
+        except Exception as exc:
+            raise ConversionError(
+                f"converter {reg.record.name!r} (plugin {reg.plugin!r}) failed on {describe(node)}: "
+                f"{exc!r}") from exc
+        self._check_result(node, result, reg)
+        return result
+
+    def _check_result(self, node: torch.fx.Node, result: Any, reg: Any) -> None:
+        """Each tensor the converter returned has the recorded shape and its engine dtype."""
+        expected = val(node)
+        got_all = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+        want_all = tuple(expected) if isinstance(expected, (tuple, list)) else (expected,)
+        where = f"converter {reg.record.name!r} (plugin {reg.plugin!r}) on {describe(node)}"
+        if len(got_all) != len(want_all):
+            raise ConversionError(f"{where} returned {len(got_all)} values where the op returns "
+                                  f"{len(want_all)}; return a tuple shaped like the op's result "
+                                  "(None for elements nobody reads)")
+        for i, (got, want) in enumerate(zip(got_all, want_all)):
+            if got is None or not isinstance(want, torch.Tensor) or isinstance(got, torch.Tensor):
+                continue  # unread element, non-tensor result, or an empty constant passed through
+            shape, dtype = tuple(got.shape), self.ctx.dtype(got)
+            want_shape, want_dtype = tuple(want.shape), self.ctx.engine_dtype(want.dtype)
+            if shape != want_shape or dtype != want_dtype:
+                raise ConversionError(
+                    f"{where} returned result {i} of shape {shape} and dtype {dtype}; the op gives "
+                    f"shape {want_shape} and, inside the engine, dtype {want_dtype}. The converter "
+                    "is wrong for these arguments: fix it, or make its is_supported decline them")
+
+    def _mark_outputs(self, node: torch.fx.Node, env: dict) -> list[BoundarySpec]:
+        results = node.args[0] if isinstance(node.args[0], (tuple, list)) else (node.args[0],)
+        specs = []
+        for i, result in enumerate(results):
+            value = val(result)
+            spec = BoundarySpec(name=f"output_{i}", shape=tuple(value.shape), model_dtype=value.dtype,
+                                engine_dtype=self.ctx.boundary_dtype(value.dtype))
+            tensor = self.ctx.cast(env[result], spec.engine_dtype, result)
+            if tensor.is_network_input or tensor.is_network_output:
+                tensor = self.ctx.finish(self.ctx.network.add_identity(tensor), result, suffix="output")
+            tensor.name = spec.name
+            self.ctx.network.mark_output(tensor)
+            specs.append(spec)
+        return specs
