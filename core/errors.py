@@ -11,7 +11,14 @@ class InvalidOptionError(PlugtrtError, ValueError):
 
 
 class PluginLoadError(PlugtrtError):
-    """A plugin failed to import, broke a hook contract, or yielded a bad record."""
+    """A plugin failed to import, broke a hook contract, or yielded a bad record.
+
+    ``plugins`` names the plugins at fault, so that the registry can skip third-party ones.
+    """
+
+    def __init__(self, message: str, plugins: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.plugins = plugins
 
 
 class PluginConflictError(PluginLoadError):

@@ -33,11 +33,13 @@ class PlugtrtSpecs:
     # -- 1. tracing to aten ------------------------------------------------------
     @hookspec
     def plugtrt_decompositions(self) -> Iterable[DecompositionSpec]:
-        """Register decompositions applied while the graph is traced to aten.
+        """Register decompositions: replacements of an op by ops that convert.
 
-        The core builds one table from all records: experimental ones only when
-        ``enable_experimental_decompositions`` is set, and an op that a converter accepts
-        is left whole unless the record sets ``always=True``.
+        Applied per node: while tracing to ops that no converter is registered for (and to
+        records with ``always=True``), then after lowering to each node that every converter
+        declines; experimental records only with ``enable_experimental_decompositions``. A
+        node that a converter accepts stays whole. ``fn`` may return ``NotImplemented`` to
+        decline particular arguments.
         Example::
 
             @plugtrt.hookimpl
@@ -64,7 +66,14 @@ class PlugtrtSpecs:
 
         Records may share a ``target``; per node the registry tries them by descending
         ``priority`` (then name) and uses the first whose ``is_supported(node, settings)``
-        is true. Two records for one target at equal priority fail at load time.
+        is true (one that raises has declined). Two records for one target at equal priority
+        from two plugins clash (the third-party one is skipped with a warning).
+
+        The contract of ``convert(ctx, node, args, kwargs)`` is in :mod:`plugtrt.conversion`:
+        ``args`` hold ITensors already in their engine dtype (python values elsewhere, a raw
+        empty ``torch.Tensor`` for an empty constant); it returns an ITensor, or a tuple shaped
+        like the op's result (None where nobody reads), each of the recorded shape and its engine
+        dtype, which the interpreter checks, naming the converter on a mismatch.
         Example::
 
             @plugtrt.hookimpl

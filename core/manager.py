@@ -67,6 +67,15 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
+def _strict_from_env() -> bool:
+    return os.environ.get("PLUGTRT_STRICT_PLUGINS", "") not in ("", "0")
+
+
+def is_builtin(plugin: str) -> bool:
+    """Built-in plugins are plugtrt's own entry points, all named ``plugtrt.<folder>.<module>``."""
+    return plugin.startswith("plugtrt.")
+
+
 def _env_list(name: str) -> set[str] | None:
     raw = os.environ.get(name)
     return None if raw is None else {item.strip() for item in raw.split(",") if item.strip()}
@@ -87,7 +96,7 @@ def load_entry_points(pm: pluggy.PluginManager, *, strict: bool | None = None,
     names as :func:`normalize_distribution` spells them).
     """
     if strict is None:
-        strict = os.environ.get("PLUGTRT_STRICT_PLUGINS", "") not in ("", "0")
+        strict = _strict_from_env()
     builtin_only = os.environ.get("PLUGTRT_DISABLE_PLUGIN_AUTOLOAD", "") not in ("", "0")
     allowed = _env_list("PLUGTRT_LOAD_PLUGINS")
     blocked = _env_list("PLUGTRT_BLOCK_PLUGINS") or set()
@@ -103,16 +112,18 @@ def load_entry_points(pm: pluggy.PluginManager, *, strict: bool | None = None,
             continue
         try:
             pm.register(ep.load(), name=ep.name)
+            pm.check_pending()  # a misspelt hook name (plugtrt_convertors) does nothing otherwise
         except Exception as exc:
+            if pm.has_plugin(ep.name):
+                pm.unregister(name=ep.name)
             version = ep.dist.version if ep.dist is not None else "?"
-            message = (f"plugin {ep.name!r} from {dist} {version} failed to load: {exc!r}. "
+            message = (f"plugin {ep.name!r} from {dist} {version} failed to load: {exc}. "
                        f"Fix or uninstall {dist}, or skip it with PLUGTRT_BLOCK_PLUGINS={ep.name}")
             if builtin or strict:
-                raise PluginLoadError(message) from exc
+                raise PluginLoadError(message, (ep.name,)) from exc
             warnings.warn(message, stacklevel=2)
             continue
         loaded.append(ep.name)
-    pm.check_pending()
     if os.environ.get("PLUGTRT_TRACE_HOOKS", "") not in ("", "0"):
         pm.trace.root.setwriter(print)
         pm.enable_tracing()
@@ -128,31 +139,56 @@ def collect(pm: pluggy.PluginManager, hook_name: str) -> tuple[Registered, ...]:
     record_type = RECORD_TYPES[hook_name]
     seen: dict[str, Registered] = {}
     problems: list[str] = []
+    culprits: set[str] = set()
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         try:
             records = list(impl.function() or ())
         except Exception as exc:
-            raise PluginLoadError(f"plugin {impl.plugin_name!r}: {hook_name}() raised {exc!r}") from exc
+            raise PluginLoadError(f"plugin {impl.plugin_name!r}: {hook_name}() raised {exc!r}",
+                                  (impl.plugin_name,)) from exc
         for rec in records:
             if not isinstance(rec, record_type):
                 problems.append(f"  - plugin {impl.plugin_name!r} yielded {rec!r} "
                                 f"({type(rec).__name__}); {hook_name} yields {record_type.__name__}")
+                culprits.add(impl.plugin_name)
                 continue
             first = seen.setdefault(rec.name, Registered(rec, impl.plugin_name))
             if first.record is not rec:
                 problems.append(f"  - name {rec.name!r} from {first.plugin} and {impl.plugin_name}")
+                culprits.update((first.plugin, impl.plugin_name))
     if problems:
         raise PluginConflictError(
             f"{hook_name}: invalid registrations:\n" + "\n".join(problems)
-            + "\nRecord names must be unique: rename one, or block one plugin with "
-            "PLUGTRT_BLOCK_PLUGINS=<plugin>.")
+            + "\nRecords must have the hook's type and unique names: fix or rename them, or "
+            "block the plugin with PLUGTRT_BLOCK_PLUGINS=<plugin>.", tuple(sorted(culprits)))
     return tuple(sorted(seen.values(), key=lambda r: r.record.name))
 
 
 class PluginRegistry:
-    """All records of one plugin manager, validated and indexed; built once, then read-only."""
+    """All records of one plugin manager, validated and indexed; built once, then read-only.
 
-    def __init__(self, pm: pluggy.PluginManager):
+    A third-party plugin that breaks a contract (a hook that raises, a record of the wrong type,
+    a name or target it shares with another plugin at equal priority) is unregistered with a
+    warning naming it, and the registry is built from the rest; with ``strict`` (default:
+    ``PLUGTRT_STRICT_PLUGINS``) it raises instead. A broken built-in always raises.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, *, strict: bool | None = None):
+        strict = _strict_from_env() if strict is None else strict
+        while True:
+            try:
+                self._build(pm)
+                return
+            except PluginLoadError as exc:
+                third_party = [p for p in exc.plugins if not is_builtin(p) and pm.has_plugin(p)]
+                if strict or not third_party:
+                    raise
+                for plugin in third_party:
+                    pm.unregister(name=plugin)
+                warnings.warn(f"plugtrt: skipping plugin(s) {', '.join(third_party)}: {exc}",
+                              stacklevel=2)
+
+    def _build(self, pm: pluggy.PluginManager) -> None:
         self.plugin_manager = pm
         self.decompositions = collect(pm, "plugtrt_decompositions")
         self.lowering_passes = tuple(sorted(
@@ -203,18 +239,21 @@ def _by_priority(found: tuple[Registered, ...], key: str, hook: str) -> dict[Any
     groups: dict[Any, list[Registered]] = defaultdict(list)
     for reg in found:
         groups[getattr(reg.record, key)].append(reg)
-    clashes = []
+    clashes: list[str] = []
+    culprits: set[str] = set()
     for value, regs in groups.items():
         regs.sort(key=lambda r: (-r.record.priority, r.record.name))
         for a, b in zip(regs, regs[1:]):
             if a.record.priority == b.record.priority and a.plugin != b.plugin:
                 clashes.append(f"  - {value} at priority {a.record.priority}: "
                                f"{a.record.name!r} from {a.plugin} and {b.record.name!r} from {b.plugin}")
+                culprits.update((a.plugin, b.plugin))
     if clashes:
         raise PluginConflictError(
             f"{hook}: two plugins offer the same {key} at the same priority:\n" + "\n".join(clashes)
             + "\nA plugin that means to replace another's record gives its own a higher "
-            "priority; otherwise block one plugin with PLUGTRT_BLOCK_PLUGINS=<plugin>.")
+            "priority; otherwise block one plugin with PLUGTRT_BLOCK_PLUGINS=<plugin>.",
+            tuple(sorted(culprits)))
     return {value: tuple(regs) for value, regs in groups.items()}
 
 

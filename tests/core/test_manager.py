@@ -40,7 +40,7 @@ def test_same_target_same_priority_fails_naming_both(pm):
     pm.register(_converter_plugin("acme.relu"), name="acme")
     pm.register(_converter_plugin("other.relu"), name="other")
     with pytest.raises(PluginConflictError, match=r"'acme\.relu' from acme and 'other\.relu' from other"):
-        PluginRegistry(pm)
+        PluginRegistry(pm, strict=True)
 
 
 def test_higher_priority_replaces_a_converter(pm):
@@ -136,3 +136,60 @@ def test_registry_from_builds_a_hermetic_registry():
     from plugtrt.partitioners import fast
     registry = registry_from(fast)
     assert list(registry.partitioners) == ["fast"] and not registry.converters
+
+
+class _Broken:
+    """Third-party plugins that each break one contract."""
+
+    class RaisingHook:
+        @hookimpl
+        def plugtrt_converters(self):
+            raise RuntimeError("no license file")
+
+    class WrongRecord:
+        @hookimpl
+        def plugtrt_converters(self):
+            yield {"name": "broken.relu"}
+
+    class Duplicate:
+        @hookimpl
+        def plugtrt_converters(self):
+            yield ConverterSpec(name="builtin.relu", target=aten.sigmoid.default, convert=_relu)
+
+    class SameTarget:
+        @hookimpl
+        def plugtrt_converters(self):
+            yield ConverterSpec(name="acme.relu", target=aten.relu.default, convert=_relu)
+
+
+@pytest.mark.parametrize("broken, why", [
+    (_Broken.RaisingHook, "raised RuntimeError"), (_Broken.WrongRecord, "yields ConverterSpec"),
+    (_Broken.Duplicate, "name 'builtin.relu'"), (_Broken.SameTarget, "same target at the same priority"),
+])
+def test_broken_third_party_plugin_is_skipped_naming_it_and_the_rest_works(pm, broken, why):
+    from plugtrt.converters import activation
+
+    pm.register(activation, name="plugtrt.converters.activation")
+    pm.register(broken(), name="acme")
+    with pytest.warns(UserWarning, match=rf"(?s)skipping plugin\(s\) acme: .*{why}"):
+        registry = PluginRegistry(pm, strict=False)
+    assert [r.record.name for r in registry.converters[aten.relu.default]] == ["builtin.relu"]
+    assert not pm.has_plugin("acme")
+
+
+def test_broken_plugin_raises_when_strict(pm):
+    pm.register(_Broken.WrongRecord(), name="acme")
+    with pytest.raises(PluginLoadError, match=r"plugin 'acme' yielded"):
+        PluginRegistry(pm, strict=True)
+
+
+def test_misspelt_hook_of_an_entry_point_warns_and_the_rest_loads(pm, fake_distribution):
+    fake_distribution("acme-trt", {"acme_trt.typo": """
+        import plugtrt
+        @plugtrt.hookimpl
+        def plugtrt_convertors():
+            yield from ()
+        """})
+    with pytest.warns(UserWarning, match=r"'acme_trt\.typo' from acme-trt 0\.1 failed to load.*plugtrt_convertors"):
+        loaded = load_entry_points(pm, strict=False)
+    assert "acme_trt.typo" not in loaded and "plugtrt.converters.activation" in loaded
