@@ -147,9 +147,15 @@ class ConversionContext:
     def constant(self, value: Any, node: torch.fx.Node | None = None,
                  dtype: torch.dtype | None = None) -> Any:
         """A constant layer holding ``value`` (tensor, array or scalar), as ``dtype`` or its
-        engine dtype; bfloat16 goes through a float32 constant and a cast (numpy has no bf16)."""
+        engine dtype; bfloat16 goes through a float32 constant and a cast (numpy has no bf16).
+        Finite values beyond a half or bfloat16 range are clamped to its finite limits."""
         tensor = torch.as_tensor(value).detach()
         target = dtype or self.engine_dtype(tensor.dtype)
+        if target in (torch.float16, torch.bfloat16) and tensor.is_floating_point():
+            # a finite constant past the reduced type's range (a mask of finfo(float32).min) stays
+            # finite at its limit, as a model written in that dtype would have it, not inf
+            limit = torch.finfo(target)
+            tensor = torch.where(tensor.isinf(), tensor, tensor.clamp(limit.min, limit.max))
         staged = torch.float32 if target == torch.bfloat16 else target
         # np.ascontiguousarray makes a 0-d array 1-d: reshape back, or a scalar gets rank 1
         array = np.ascontiguousarray(tensor.to(device="cpu", dtype=staged).numpy()).reshape(

@@ -17,6 +17,7 @@ import torch.fx
 from plugtrt.conversion import ConversionContext, describe, val
 from plugtrt.engine import BoundarySpec
 from plugtrt.errors import ConversionError
+from plugtrt.precision import float32_nodes
 from plugtrt.trt_adapter import to_trt_dtype
 
 
@@ -32,6 +33,8 @@ class NetworkInterpreter:
         self.registry = registry
         self.ctx = ConversionContext(network, settings)
         self.converters_used: set[str] = set()
+        self.float32 = float32_nodes(gm, settings.precision)
+        """Nodes computed in float32 whatever the precision (see :mod:`plugtrt.precision`)."""
 
     def run(self, input_values: Sequence[torch.Tensor]) -> tuple[list[BoundarySpec], list[BoundarySpec]]:
         """Convert the block; returns the specs of the network's inputs and outputs."""
@@ -56,9 +59,24 @@ class NetworkInterpreter:
         raise ConversionError("graph has no output node")
 
     def _call(self, node: torch.fx.Node, env: dict) -> Any:
-        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
+        self.ctx.float_dtype = torch.float32 if node in self.float32 else self.ctx.settings.precision
+        try:
+            return self._convert(node, env)
+        finally:
+            self.ctx.float_dtype = self.ctx.settings.precision
+
+    def _operand(self, source: torch.fx.Node, env: dict) -> Any:
+        """``source``'s value as this node's converter receives it: in its engine dtype under the
+        node's precision (a cast where a float32 region meets a reduced-precision one)."""
+        value, fake = env[source], val(source)
+        if hasattr(value, "dtype") and not isinstance(value, torch.Tensor) and isinstance(fake, torch.Tensor):
+            return self.ctx.cast(value, self.ctx.engine_dtype(fake.dtype), source)
+        return value
+
+    def _convert(self, node: torch.fx.Node, env: dict) -> Any:
         if node.target is operator.getitem:
-            return args[0][args[1]]
+            return env[node.args[0]][node.args[1]]
+        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: self._operand(n, env))
         reg = self.registry.converter_for(node, self.ctx.settings)
         if reg is None:
             raise ConversionError(f"no converter accepts {describe(node)}")

@@ -1,0 +1,73 @@
+"""precision=half/bfloat16 never changes an answer eager gets right: explicit upcasts, sums of
+squares and out-of-range constants, each at real magnitudes."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plugtrt.testing import assert_converts, run_through_backend
+
+
+class LlamaRMSNorm(torch.nn.Module):
+    """As Llama-family models write it: statistics in float32, the result back in the model dtype."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.proj = torch.nn.Linear(width, width)
+        self.weight = torch.nn.Parameter(torch.rand(width) + 0.5)
+
+    def forward(self, x):
+        x = self.proj(x)
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+        return self.weight * h.to(x.dtype)
+
+
+@settings(max_examples=6, deadline=None)
+@given(width=st.sampled_from([16, 64]), magnitude=st.sampled_from([30.0, 300.0]),
+       dtype=st.sampled_from([torch.float16, torch.bfloat16]))
+def test_explicit_float32_region_of_a_half_model_stays_float32(width, magnitude, dtype):
+    torch.manual_seed(width)
+    model = LlamaRMSNorm(width).to(dtype)
+    with torch.no_grad():
+        model.proj.weight.mul_(magnitude / 3)
+    x = (torch.randn(2, 5, width) * magnitude).to(dtype)
+    run = assert_converts(model, [x], {"precision": dtype})
+    assert run.pytorch_ops == []
+
+
+@settings(max_examples=6, deadline=None)
+@given(magnitude=st.sampled_from([100.0, 300.0, 1000.0]), width=st.integers(4, 64))
+def test_sum_of_squares_accumulates_in_float32_under_half_precision(magnitude, width):
+    def rms(x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+    x = torch.randn(3, width) * magnitude
+    assert_converts(rms, [x], {"precision": torch.float16})
+
+
+@pytest.mark.parametrize("precision", [torch.float16, torch.bfloat16])
+def test_mask_constant_beyond_half_range_stays_finite(precision):
+    """A mask of finfo(float32).min cast to half would be -inf, and a fully masked row NaN."""
+    mask = torch.zeros(4, 4)
+    mask[2] = torch.finfo(torch.float32).min
+    mask[0, 1:] = torch.finfo(torch.float32).min
+
+    class Masked(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mask", mask)
+
+        def forward(self, scores):
+            return torch.softmax(scores + self.mask, dim=-1)
+
+    run = assert_converts(Masked(), [torch.randn(2, 4, 4)], {"precision": precision})
+    assert not run.outputs.isnan().any()
+
+
+def test_float32_model_under_half_still_runs_matmuls_in_half():
+    run = run_through_backend(torch.nn.Linear(8, 8), [torch.randn(2, 8)], {"precision": torch.float16})
+    (engine,) = run.reports[0].engines
+    assert run.outputs.dtype == torch.float32 and engine.layer_types.get("CAST", 0) >= 1
