@@ -20,7 +20,7 @@ from plugtrt import trt_adapter
 from plugtrt.blocks import tensorrt_blocks
 from plugtrt.conversion import describe
 from plugtrt.decompositions import decompose_declined
-from plugtrt.errors import ConversionError, EngineBuildError, PlugtrtError
+from plugtrt.errors import ConversionError, PlugtrtError
 from plugtrt.interpreter import NetworkInterpreter
 from plugtrt.report import CompileReport, EngineReport
 from plugtrt.runtimes_select import select_runtime
@@ -114,16 +114,18 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
                 [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"])
         with _Timer(report, "build"):
             artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs))
-    except (ConversionError, EngineBuildError) as exc:
+        with _Timer(report, "runtime"):
+            module = runtime.record.create(artifact, settings, registry)
+    except Exception as exc:  # any converter, build or runtime failure costs this block only
         if settings.pass_through_build_failures:
             raise
-        message = (f"plugtrt: block {block.target} ({_first_op(sub)}) runs in PyTorch instead: {exc}. "
+        reason = str(exc) if isinstance(exc, PlugtrtError) else repr(exc)
+        message = (f"plugtrt: block {block.target} ({_first_op(sub)}) runs in PyTorch instead: {reason}. "
                    "Set pass_through_build_failures=True to raise instead.")
         warnings.warn(message, stacklevel=2)
         report.fallbacks.append(message)
         return
-    with _Timer(report, "runtime"):
-        module = runtime.record.create(artifact, settings, registry)
+    module = ContainedEngine(module, sub, f"block {block.target} ({_first_op(sub)})", settings, report)
     parted.add_submodule(block.target, module)
     ops = sum(1 for n in sub.graph.nodes if n.op == "call_function" and n.target is not operator.getitem)
     report.engines.append(EngineReport(
@@ -137,6 +139,33 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
             first = parted.graph.call_function(operator.getitem, (block, 0))
         block.replace_all_uses_with(first, delete_user_cb=lambda user: user is not first)
         first.meta["val"] = next(n for n in sub.graph.nodes if n.op == "output").args[0].meta.get("val")
+
+
+class ContainedEngine(torch.nn.Module):
+    """An engine's runtime module with its PyTorch block behind it: when the engine fails at run
+    time, that call and every later one run the block in PyTorch, with one warning (recorded in
+    the compile report), instead of failing the model (``pass_through_build_failures`` raises)."""
+
+    def __init__(self, engine: torch.nn.Module, block: torch.fx.GraphModule, where: str,
+                 settings: Any, report: CompileReport):
+        super().__init__()
+        self.engine, self.block = engine, block
+        self._where, self._raise, self._report = where, settings.pass_through_build_failures, report
+        self.failure: str | None = None
+
+    def forward(self, *inputs: Any) -> tuple:
+        if self.failure is None:
+            try:
+                return self.engine(*inputs)
+            except Exception as exc:
+                if self._raise:
+                    raise
+                self.failure = (f"plugtrt: {self._where} failed at run time and runs in PyTorch from now "
+                                f"on: {exc!r}. Set pass_through_build_failures=True to raise instead.")
+                warnings.warn(self.failure, stacklevel=2)
+                self._report.fallbacks.append(self.failure)
+        result = self.block(*inputs)
+        return tuple(result) if isinstance(result, (tuple, list)) else (result,)
 
 
 def _returns_tuple(sub: torch.fx.GraphModule) -> bool:

@@ -10,7 +10,9 @@ import torch.fx
 
 from plugtrt.conversion import describe, node_tensors
 
-_NO_TENSORRT_DTYPES = (torch.complex64, torch.complex128, torch.float64)
+# What TensorRT's DataType can hold (both flavours); float64 converts under truncate_long_and_double.
+_TENSORRT_DTYPES = frozenset({torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.int64,
+                              torch.int8, torch.uint8, torch.bool, torch.float8_e4m3fn})
 
 
 class SupportCheck:
@@ -39,9 +41,10 @@ class SupportCheck:
         if names & self.settings.torch_executed_ops:
             return "listed in torch_executed_ops"
         for value in node_tensors(node):
-            if value.dtype in _NO_TENSORRT_DTYPES and not (
-                    value.dtype == torch.float64 and self.settings.truncate_long_and_double):
-                return f"uses {value.dtype}, which TensorRT lacks (float64 needs truncate_long_and_double=True)"
+            if value.dtype == torch.float64 and not self.settings.truncate_long_and_double:
+                return "uses torch.float64, which TensorRT lacks (set truncate_long_and_double=True)"
+            if value.dtype not in _TENSORRT_DTYPES | {torch.float64}:
+                return f"uses {value.dtype}, which TensorRT lacks"
         if self.registry.converter_for(node, self.settings) is None:
             if target in self.registry.converters:
                 return "its converters decline these arguments"

@@ -4,10 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+import transformers
 
 from plugtrt.testing import assert_close_to_eager, assert_converts, run_through_backend
-
-transformers = pytest.importorskip("transformers")
 
 
 class LastHiddenState(torch.nn.Module):

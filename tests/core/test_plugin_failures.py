@@ -58,3 +58,36 @@ def test_failing_converter_raises_with_pass_through_build_failures():
     with pytest.raises(Exception, match=r"converter 'acme\.abs' \(plugin 'acme'\) failed on aten\.abs"):
         run_through_backend(lambda x: torch.abs(x - 1) * 2, [torch.randn(3, 4)],
                             {"pass_through_build_failures": True}, registry=registry)
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.complex64])
+def test_dtype_tensorrt_lacks_stays_in_pytorch_and_the_rest_converts(dtype):
+    def model(x, y):
+        return (x * 2).abs() + 1, (y + y).sum(0)
+
+    run = run_through_backend(model, [torch.randn(3, 4), torch.ones(3, 4, dtype=dtype)])
+    assert run.engines == 1 and not run.fallbacks and "aten.add.Tensor" in run.pytorch_ops
+    torch.testing.assert_close(run.outputs, run.expected)
+
+
+def test_engine_failing_at_run_time_falls_back_to_its_block_with_a_warning():
+    from plugtrt import RuntimeSpec
+    from plugtrt.runtime import EngineModule
+
+    class Failing(EngineModule):
+        def execute(self, inputs):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    class FailingRuntime:
+        @hookimpl
+        def plugtrt_runtimes(self):
+            yield RuntimeSpec(name="failing", create=lambda artifact, settings, registry: Failing(artifact),
+                              available=lambda settings: None)
+
+    builtins = plugin_registry()
+    registry = registry_from(*builtins.plugin_manager.list_name_plugin(), ("acme", FailingRuntime()))
+    with pytest.warns(UserWarning, match=r"failed at run time and runs in PyTorch.*illegal memory access"):
+        run = run_through_backend(lambda x: torch.relu(x - 1) * 2, [torch.randn(3, 4)],
+                                  {"runtime": "failing"}, registry=registry)
+    assert run.engines == 1 and len(run.fallbacks) == 1
+    torch.testing.assert_close(run.outputs, run.expected)
