@@ -21,7 +21,7 @@ from plugtrt.records import (
     PartitionerSpec,
     RuntimeSpec,
 )
-from plugtrt.report import compile_reports
+from plugtrt.report import compile_count, compile_reports
 from plugtrt.settings import CompilationSettings
 
 __version__ = "0.1.0"
@@ -39,6 +39,7 @@ __all__ = [
     "PluginLoadError",
     "PlugtrtError",
     "RuntimeSpec",
+    "compile_count",
     "compile_reports",
     "hookimpl",
 ]
