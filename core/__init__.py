@@ -23,6 +23,7 @@ from plugtrt.records import (
 )
 from plugtrt.report import compile_count, compile_reports
 from plugtrt.settings import CompilationSettings
+from plugtrt.weights import weights_changed
 
 __version__ = "0.1.0"
 
@@ -42,4 +43,5 @@ __all__ = [
     "compile_count",
     "compile_reports",
     "hookimpl",
+    "weights_changed",
 ]

@@ -4,18 +4,22 @@ Dynamo calls the backend once per captured graph, on the first call. The callabl
 keeps one compiled module per input signature: with ``dynamic=False`` dynamo never sends a
 second signature (a new shape recompiles the frame); a graph that dynamo made dynamic is
 specialised per concrete shape here and each specialisation cached. Frozen weights are
-watched: an in-place change rebuilds the engines before the next call.
+watched (``plugtrt.weights``): a change rebuilds the engines before the next call. A graph that
+needs gradients runs in PyTorch: plugtrt is an inference backend.
 """
 from __future__ import annotations
 
+import collections
 import importlib.util
 import itertools
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import torch
 import torch.fx
 
@@ -23,9 +27,10 @@ from plugtrt.compiler import compile_aten
 from plugtrt.decompositions import decomposition_table
 from plugtrt.errors import PlugtrtError
 from plugtrt.manager import PluginRegistry, default_registry
-from plugtrt.report import CompileReport, record
+from plugtrt.report import MAX_REPORTS, CompileReport, record
 from plugtrt.settings import CompilationSettings
-from plugtrt.tracing import frozen_input_indices, trace_to_aten
+from plugtrt.tracing import module_weight_indices, mutated_input_indices, trace_to_aten
+from plugtrt.weights import FrozenWeights
 
 logger = logging.getLogger("plugtrt")
 _graph_ids = itertools.count()
@@ -44,8 +49,10 @@ def _configure_logging(settings: CompilationSettings) -> None:
 
 
 def _signature(args: Sequence[Any], skip: frozenset[int]) -> tuple:
+    """What one specialisation is compiled for: shapes, dtypes and devices (with their index:
+    an engine lives on one GPU) of the non-frozen inputs, and the values of the others."""
     return tuple(
-        (tuple(a.shape), a.dtype, a.device.type) if isinstance(a, torch.Tensor) else ("value", a)
+        (tuple(a.shape), a.dtype, a.device) if isinstance(a, torch.Tensor) else ("value", a)
         for i, a in enumerate(args) if i not in skip)
 
 
@@ -58,12 +65,42 @@ def _is_concrete(args: Sequence[Any]) -> bool:
     return True
 
 
-def _version_of(tensor: torch.Tensor) -> tuple[int, int]:
-    return tensor._version, tensor.untyped_storage().data_ptr()
+def _needs_grad(args: Sequence[Any]) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+
+
+_GRAD_WARNING = (
+    "plugtrt: {graph} runs in PyTorch, without TensorRT engines, because it needs gradients "
+    "(grad mode is on and an input or parameter requires grad); plugtrt is an inference "
+    "backend. For engines, call the model after model.eval() inside torch.no_grad() or "
+    "torch.inference_mode().")
+_grad_warned = False
+
+
+def _warn_grad(graph: str) -> None:
+    """One warning per process: a training loop compiles many graphs, each for the same reason."""
+    global _grad_warned
+    if not _grad_warned:
+        _grad_warned = True
+        warnings.warn(_GRAD_WARNING.format(graph=graph), stacklevel=3)
+    logger.debug(_GRAD_WARNING.format(graph=graph))
+
+
+def _engine_settings(settings: CompilationSettings, args: Sequence[Any]) -> CompilationSettings:
+    """Without a ``device`` option, the engines go on the inputs' GPU, so inputs on cuda:1
+    get an engine on cuda:1 rather than one on the current device."""
+    if settings.device is not None:
+        return settings
+    device = next((a.device for a in args if isinstance(a, torch.Tensor) and a.device.type == "cuda"), None)
+    return settings if device is None else attrs.evolve(settings, device=device)
 
 
 class CompiledGraph:
-    """What dynamo calls in place of its graph: dispatches to the compiled specialisation."""
+    """What dynamo calls in place of its graph: dispatches to the compiled specialisation.
+
+    Calls may come from several threads: one lock covers the weight check, the lookup and
+    compiling, so a specialisation is built once; running it happens outside the lock.
+    """
 
     def __init__(self, gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
                  settings: CompilationSettings, registry: PluginRegistry):
@@ -71,31 +108,54 @@ class CompiledGraph:
         self.settings = settings
         self.registry = registry
         self.name = f"graph_{next(_graph_ids)}"
-        self.frozen = frozen_input_indices(gm, example_inputs)
-        self._frozen_set = frozenset(self.frozen)
-        self._versions = [_version_of(example_inputs[i]) for i in self.frozen]
+        self.needs_grad = _needs_grad(example_inputs)
+        """Dynamo guards grad mode and requires_grad, so this holds for every call."""
+        self.frozen: tuple[int, ...] = ()
+        """Inputs frozen into the engines: parameters and buffers the graph does not write."""
+        self.mutated: tuple[int, ...] = ()
+        """Inputs the graph writes (state): engine inputs, written back in PyTorch."""
+        self._weights: FrozenWeights | None = None
+        self._frozen_set: frozenset[int] = frozenset()
+        self._lock = threading.Lock()
         self.specialisations: dict[tuple, Any] = {}
         self.modules: dict[tuple, torch.fx.GraphModule | None] = {}
         """Per signature, the partitioned module (None where the graph runs as dynamo gave it)."""
-        self.reports: list[CompileReport] = []
-        if _is_concrete(example_inputs):
+        self.reports: collections.deque[CompileReport] = collections.deque(maxlen=MAX_REPORTS)
+        if self.needs_grad:
+            _warn_grad(self.name)
+        elif _is_concrete(example_inputs):
+            self._classify(example_inputs)
             self._compile(example_inputs)
         else:
             logger.debug("%s is dynamic: it compiles one specialisation per concrete input shape, "
                          "on the first call with that shape", self.name)
 
     def __call__(self, *args: Any) -> Any:
-        versions = [_version_of(args[i]) for i in self.frozen]
-        if versions != self._versions:
-            logger.warning("plugtrt: a frozen weight of %s changed in place since its engines were "
-                           "built; rebuilding them", self.name)
-            self.specialisations.clear()
-            self.modules.clear()
-            self._versions = versions
-        compiled = self.specialisations.get(_signature(args, self._frozen_set))
-        if compiled is None:
-            compiled = self._compile(args)
+        if self.needs_grad:
+            return self.gm.forward(*args)
+        with self._lock:
+            if self._weights is None:
+                self._classify(args)
+            elif self._weights.changed(args):
+                logger.warning("plugtrt: a frozen weight of %s changed since its engines were "
+                               "built; rebuilding them", self.name)
+                self.specialisations.clear()
+                self.modules.clear()
+            compiled = self.specialisations.get(_signature(args, self._frozen_set))
+            if compiled is None:
+                compiled = self._compile(args)
         return compiled(*args)
+
+    def _classify(self, args: Sequence[Any]) -> None:
+        """Split the inputs into frozen weights, state the graph writes, and the rest."""
+        self.mutated = mutated_input_indices(self.gm, args)
+        weights = module_weight_indices(self.gm, args) if self.settings.weights == "frozen" else ()
+        self.frozen = tuple(i for i in weights if i not in self.mutated)
+        self._frozen_set = frozenset(self.frozen)
+        self._weights = FrozenWeights(args, self.frozen)
+        if self.mutated:
+            logger.debug("%s writes inputs %s: they stay engine inputs and are written back in PyTorch",
+                         self.name, list(self.mutated))
 
     def _compile(self, args: Sequence[Any]) -> Any:
         key = _signature(args, self._frozen_set)
@@ -107,10 +167,10 @@ class CompiledGraph:
         try:
             table = decomposition_table(self.registry, self.settings)
             t0 = time.perf_counter()
-            aten = trace_to_aten(self.gm, args, self.frozen, table)
+            aten = trace_to_aten(self.gm, args, self.frozen, table, self.mutated)
             report.stage_seconds["trace"] = time.perf_counter() - t0
             logger.debug("aten graph of %s:\n%s", report.graph, aten.code)
-            module = compile_aten(aten, self.registry, self.settings, report)
+            module = compile_aten(aten, self.registry, _engine_settings(self.settings, args), report)
         except PlugtrtError:
             raise
         except Exception as exc:
@@ -128,8 +188,16 @@ class CompiledGraph:
         if module is None:
             compiled = self.gm.forward
         else:
-            def compiled(*call_args: Any, _module=module, _user=user) -> Any:
-                return _module(*(call_args[i] for i in _user))
+            def compiled(*call_args: Any, _module=module, _user=user, _mutated=self.mutated) -> Any:
+                outputs = _module(*(call_args[i] for i in _user))
+                if not _mutated:
+                    return outputs
+                # the graph's writes to its inputs, done on the real tensors, as eager does
+                count = len(outputs) - len(_mutated)
+                with torch.no_grad():
+                    for i, value in zip(_mutated, outputs[count:]):
+                        call_args[i].copy_(value)
+                return outputs[:count]
         self.specialisations[key] = compiled
         self.modules[key] = module
         return compiled

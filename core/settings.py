@@ -130,6 +130,10 @@ class CompilationSettings:
     partitioner: str | None = _option(
         None, v.optional(v.instance_of(str)),
         "None (from use_fast_partitioner), 'fast', 'global' or a partitioner plugin's name")
+    weights: str = _option(
+        "frozen", v.in_(("frozen", "inputs")),
+        "'frozen' (parameters and buffers become engine constants; changes are noticed, see "
+        "plugtrt.weights_changed) or 'inputs' (the engines read them on every call)", engine=True)
 
     @property
     def partitioner_name(self) -> str:
