@@ -25,7 +25,7 @@ import torch.fx
 
 from plugtrt.compiler import compile_aten
 from plugtrt.decompositions import decomposition_table
-from plugtrt.errors import PlugtrtError
+from plugtrt.errors import InvalidOptionError, PlugtrtError
 from plugtrt.manager import PluginRegistry, default_registry
 from plugtrt.report import MAX_REPORTS, CompileReport, record
 from plugtrt.settings import CompilationSettings
@@ -203,11 +203,31 @@ class CompiledGraph:
         return compiled
 
 
+def _check_device_exists(settings: CompilationSettings) -> None:
+    """A ``device`` option naming a GPU this machine lacks fails now, not at the first engine."""
+    device = settings.device
+    if device is None or device.type != "cuda":
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.index is None and count or device.index is not None and device.index < count:
+        return
+    available = ", ".join(["cpu", *(f"cuda:{i}" for i in range(count))])
+    raise InvalidOptionError(
+        f"option 'device' is {device}, but this machine has {count} CUDA device(s); use None "
+        f"(the inputs' device) or one of: {available}")
+
+
 def compile_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
                   settings: CompilationSettings, registry: PluginRegistry | None = None) -> CompiledGraph:
     """The backend with explicit settings and registry: what tests and embedders call."""
     _configure_logging(settings)
-    return CompiledGraph(gm, example_inputs, settings, registry or default_registry())
+    _check_device_exists(settings)
+    registry = registry or default_registry()
+    # a misspelt plugin name fails now, even for a graph that would build no engine
+    registry.pick("partitioner", settings.partitioner_name)
+    if settings.runtime != "auto":
+        registry.pick("runtime", settings.runtime)
+    return CompiledGraph(gm, example_inputs, settings, registry)
 
 
 def plugtrt_backend(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],

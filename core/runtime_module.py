@@ -1,4 +1,5 @@
-"""The module every runtime returns: casts between model and engine dtypes around ``execute``."""
+"""The module every runtime returns: casts between model and engine dtypes (and devices)
+around ``execute``."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,7 +29,11 @@ class EngineModule(torch.nn.Module):
             raise TypeError(f"engine {self.artifact.name} takes {len(specs)} inputs, got {len(inputs)}")
         feeds = [x.to(spec.engine_dtype).contiguous() for x, spec in zip(inputs, specs)]
         outputs = self.execute(feeds)
-        return tuple(y.to(spec.model_dtype) for y, spec in zip(outputs, self.artifact.outputs))
+        # An engine placed by the ``device`` option may live on another GPU than its inputs:
+        # results go back where eager PyTorch would have computed them.
+        home = inputs[0].device if inputs else None
+        return tuple(y.to(device=home, dtype=spec.model_dtype)
+                     for y, spec in zip(outputs, self.artifact.outputs))
 
     def extra_repr(self) -> str:
         return f"engine={self.artifact.name}, layers={self.artifact.layer_count}"
