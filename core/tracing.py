@@ -42,8 +42,9 @@ def module_weight_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
         if node.meta.get("tensor_dict", {}).get("_dynamo_static_input_type") is None:
             continue
         source = getattr(node.meta.get("grapharg"), "source", None)
-        if isinstance(value, torch.nn.Parameter) or (
-                source is not None and _MODULE_WEIGHT.search(source.name)):
+        name = getattr(source, "name", "")
+        name = name() if callable(name) else name  # a method in older torch, a property in 2.14
+        if isinstance(value, torch.nn.Parameter) or _MODULE_WEIGHT.search(name):
             indices.append(i)
     return tuple(indices)
 

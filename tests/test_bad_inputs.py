@@ -46,6 +46,12 @@ def _quantized():
         return [torch.quantize_per_tensor(torch.randn(2, 4), 0.1, 0, torch.qint8)]
 
 
+def _sparse_csr():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch: "Sparse CSR tensor support is in beta state"
+        return [torch.randn(2, 4).to_sparse_csr()]
+
+
 OVERLAP = "more than one element of the written-to tensor refers to a single memory location"
 
 CASES = {
@@ -56,7 +62,7 @@ CASES = {
                                lambda: [torch.randn(2, 4, dtype=torch.complex64)], 1),
     "quantized": (lambda x: (x.dequantize() * 2 + 1).relu(), _quantized, 0),
     "sparse_coo": (lambda x: (x.to_dense() * 2 + 1).relu(), lambda: [torch.randn(2, 4).to_sparse()], 0),
-    "sparse_csr": (lambda x: (x.to_dense() * 2 + 1).relu(), lambda: [torch.randn(2, 4).to_sparse_csr()], 0),
+    "sparse_csr": (lambda x: (x.to_dense() * 2 + 1).relu(), _sparse_csr, 0),
     # memory layouts
     "non_contiguous": (_head, lambda: [torch.randn(4, 2).t()], 1),
     "expanded_zero_stride": (_head, lambda: [torch.randn(1, 4).expand(3, 4)], 1),
