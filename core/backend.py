@@ -86,6 +86,12 @@ def _warn_grad(graph: str) -> None:
     logger.debug(_GRAD_WARNING.format(graph=graph))
 
 
+def _first_line(exc: Exception, limit: int = 300) -> str:
+    """The exception's type and first line: some (AOT's) repr whole dataclasses, kilobytes long."""
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
 def _engine_settings(settings: CompilationSettings, args: Sequence[Any]) -> CompilationSettings:
     """Without a ``device`` option, the engines go on the inputs' GPU, so inputs on cuda:1
     get an engine on cuda:1 rather than one on the current device."""
@@ -176,8 +182,10 @@ class CompiledGraph:
         except Exception as exc:
             if self.settings.pass_through_build_failures:
                 raise
-            message = (f"plugtrt could not compile {report.graph} and runs it in PyTorch: {exc!r}. "
-                       "Set pass_through_build_failures=True to raise instead.")
+            message = (f"plugtrt could not compile {report.graph} and runs it in PyTorch: "
+                       f"{_first_line(exc)}. Set pass_through_build_failures=True to raise instead "
+                       "(debug=True logs the whole error).")
+            logger.debug("%s failed to compile", report.graph, exc_info=exc)
             warnings.warn(message, stacklevel=2)
             report.fallbacks.append(message)
             module = None
