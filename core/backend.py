@@ -69,6 +69,9 @@ def _needs_grad(args: Sequence[Any]) -> bool:
     return torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
 
 
+_DEMOTE_AFTER_CHANGES = 2
+"""A frozen weight that changes this often is state, and becomes an engine input."""
+
 _GRAD_WARNING = (
     "plugtrt: {graph} runs in PyTorch, without TensorRT engines, because it needs gradients "
     "(grad mode is on and an input or parameter requires grad); plugtrt is an inference "
@@ -121,6 +124,8 @@ class CompiledGraph:
         self.mutated: tuple[int, ...] = ()
         """Inputs the graph writes (state): engine inputs, written back in PyTorch."""
         self._weights: FrozenWeights | None = None
+        self._changes: collections.Counter[int] = collections.Counter()
+        """Per frozen input, how many times it changed after compiling."""
         self._frozen_set: frozenset[int] = frozenset()
         self._lock = threading.Lock()
         self.specialisations: dict[tuple, Any] = {}
@@ -142,11 +147,8 @@ class CompiledGraph:
         with self._lock:
             if self._weights is None:
                 self._classify(args)
-            elif self._weights.changed(args):
-                logger.warning("plugtrt: a frozen weight of %s changed since its engines were "
-                               "built; rebuilding them", self.name)
-                self.specialisations.clear()
-                self.modules.clear()
+            elif changed := self._weights.changed(args):
+                self._rebuild_for(changed, args)
             compiled = self.specialisations.get(_signature(args, self._frozen_set))
             if compiled is None:
                 compiled = self._compile(args)
@@ -162,6 +164,25 @@ class CompiledGraph:
         if self.mutated:
             logger.debug("%s writes inputs %s: they stay engine inputs and are written back in PyTorch",
                          self.name, list(self.mutated))
+
+    def _rebuild_for(self, changed: Sequence[int], args: Sequence[Any]) -> None:
+        """Drop the engines built with the old values of ``changed``. A weight that keeps
+        changing (updated outside the compiled region every step) would rebuild the engines
+        every call: after its second change it becomes an engine input instead."""
+        self._changes.update(changed)
+        restless = [i for i in changed if self._changes[i] >= _DEMOTE_AFTER_CHANGES]
+        if restless:
+            logger.warning("plugtrt: inputs %s of %s changed %d times since compiling; they are "
+                           "engine inputs from now on, not constants", restless, self.name,
+                           _DEMOTE_AFTER_CHANGES)
+            self.frozen = tuple(i for i in self.frozen if i not in restless)
+            self._frozen_set = frozenset(self.frozen)
+            self._weights = FrozenWeights(args, self.frozen)
+        else:
+            logger.warning("plugtrt: frozen weights %s of %s changed since their engines were "
+                           "built; rebuilding them", list(changed), self.name)
+        self.specialisations.clear()
+        self.modules.clear()
 
     def _compile(self, args: Sequence[Any]) -> Any:
         key = _signature(args, self._frozen_set)

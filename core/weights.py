@@ -34,15 +34,16 @@ class FrozenWeights:
     def _read(self, args: Sequence[Any]) -> list[tuple[int, int]]:
         return [(args[i]._version, args[i].data_ptr()) for i in self.indices]
 
-    def changed(self, args: Sequence[Any]) -> bool:
-        """Whether any frozen weight was written or replaced since the last call; if so,
-        remember the new state (the caller rebuilds)."""
+    def changed(self, args: Sequence[Any]) -> tuple[int, ...]:
+        """The inputs among the frozen weights written or replaced since the last call (empty
+        if none); remembers their new state, as the caller rebuilds."""
         stamps = self._read(args)
         if stamps == self._stamps:
-            return False
+            return ()
+        changed = tuple(i for i, old, new in zip(self.indices, self._stamps, stamps) if old != new)
         self._stamps = stamps
         self._held = [args[i].untyped_storage() for i in self.indices]
-        return True
+        return changed
 
 
 def weights_changed(weights: torch.nn.Module | torch.Tensor | Iterable[torch.Tensor]) -> None:
