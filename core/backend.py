@@ -128,6 +128,7 @@ class CompiledGraph:
         """Per frozen input, how many times it changed after compiling."""
         self._frozen_set: frozenset[int] = frozenset()
         self._lock = threading.Lock()
+        self._warned_aliased = False
         self.specialisations: dict[tuple, Any] = {}
         self.modules: dict[tuple, torch.fx.GraphModule | None] = {}
         """Per signature, the partitioned module (None where the graph runs as dynamo gave it)."""
@@ -184,6 +185,14 @@ class CompiledGraph:
         self.specialisations.clear()
         self.modules.clear()
 
+    def _run_aliased(self, args: Sequence[Any]) -> Any:
+        if not self._warned_aliased:
+            self._warned_aliased = True
+            warnings.warn(f"plugtrt: {self.name} writes an input that shares memory with another "
+                          "input; calls like this one run in PyTorch. Pass separate tensors (or "
+                          ".clone() one) to use the engines.", stacklevel=3)
+        return self.gm.forward(*args)
+
     def _compile(self, args: Sequence[Any]) -> Any:
         key = _signature(args, self._frozen_set)
         report = CompileReport(graph=f"{self.name}.{len(self.specialisations)}",
@@ -218,6 +227,8 @@ class CompiledGraph:
             compiled = self.gm.forward
         else:
             def compiled(*call_args: Any, _module=module, _user=user, _mutated=self.mutated) -> Any:
+                if _mutated and _writes_shared_memory(call_args, _mutated, _user):
+                    return self._run_aliased(call_args)
                 outputs = _module(*(call_args[i] for i in _user))
                 if not _mutated:
                     return outputs
@@ -230,6 +241,15 @@ class CompiledGraph:
         self.specialisations[key] = compiled
         self.modules[key] = module
         return compiled
+
+
+def _writes_shared_memory(args: Sequence[Any], mutated: Sequence[int], inputs: Sequence[int]) -> bool:
+    """Whether an input the graph writes shares memory with another input (``f(x, x[0])``):
+    the traced graph treats them as independent, eager sees the write through both. Dynamo
+    does not guard this, so it is checked per call, for graphs that write inputs only."""
+    written = {args[i].untyped_storage().data_ptr() for i in mutated} - {0}
+    hits = sum(1 for i in inputs if args[i].untyped_storage().data_ptr() in written)
+    return hits > len(written)
 
 
 def _check_device_exists(settings: CompilationSettings) -> None:

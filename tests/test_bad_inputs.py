@@ -40,6 +40,15 @@ def _write_one_of_two(x, y):
     return (x * y).relu()
 
 
+def _write_one_then_read_the_other(x, row):
+    x.add_(1)
+    return (row * 2).relu()
+
+
+def _and_a_row(x):
+    return [x, x[0]]
+
+
 def _quantized():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # quantized tensor creation is deprecated in torch
@@ -77,6 +86,8 @@ CASES = {
     "written_non_contiguous": (_write_and_read, lambda: [torch.randn(4, 2).t()], 1),
     "written_zero_sized": (_write_and_read, lambda: [torch.randn(0, 4)], 0),
     "written_while_aliased": (_write_one_of_two, lambda: [torch.ones(2, 4)] * 2, 1),
+    "written_while_a_view_of_it_is_another_input": (_write_one_then_read_the_other,
+                                                    lambda: _and_a_row(torch.randn(3, 4)), 1),
     "written_overlapping": (_write_and_read, lambda: [torch.randn(1, 4).expand(3, 4)], OVERLAP),
     # inputs that are not tensors
     "int": (lambda x, n: _head(x) * n, lambda: [torch.randn(2, 4), 3], 1),

@@ -190,3 +190,22 @@ def test_a_buffer_updated_outside_the_graph_every_step_becomes_an_input():
     assert plugtrt.compile_count() == start + 3
     assert plugtrt.compile_reports()[-1].input_shapes == [(2, 4), ()]
     assert plugtrt.compile_reports()[-1].engines
+
+
+def test_a_written_input_that_a_later_call_aliases_runs_that_call_in_pytorch():
+    def f(cache, row):
+        cache.add_(1)
+        return (row * 2).relu()
+
+    compiled = _compile(f)
+    with torch.no_grad():
+        start = plugtrt.compile_count()
+        compiled(torch.randn(3, 4), torch.randn(4))  # compiled for separate tensors
+        assert _engines_since(start) == 1
+        cache = torch.randn(3, 4)
+        eager_cache = cache.clone()
+        want = f(eager_cache, eager_cache[0])
+        with pytest.warns(UserWarning, match="shares memory with another input"):
+            got = compiled(cache, cache[0])  # dynamo does not recompile for this
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(cache, eager_cache)
