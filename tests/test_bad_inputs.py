@@ -143,3 +143,16 @@ def test_catalogue(name):
     reports = plugtrt.compile_reports()[-new:] if new else []
     assert sum(len(r.engines) for r in reports) == expect
     assert not [f for r in reports for f in r.fallbacks]
+
+
+def test_batch_norm_in_training_mode_runs_in_pytorch_with_eager_statistics():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).train()
+    eager = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).train()
+    eager.load_state_dict(model.state_dict())
+    compiled = torch.compile(model, backend="plugtrt", dynamic=False, options=OPTIONS)
+    with torch.no_grad(), pytest.warns(UserWarning, match="could not compile .* input mutations"):
+        for _ in range(2):
+            x = torch.randn(2, 3, 8, 8)
+            torch.testing.assert_close(compiled(x), eager(x))
+    for name, value in eager.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value)
