@@ -26,9 +26,10 @@ from plugtrt.records import (
     PartitionerSpec,
     RuntimeSpec,
 )
-from plugtrt.report import compile_reports
+from plugtrt.report import compile_count, compile_reports
 from plugtrt.runtime import BoundarySpec, EngineArtifact, EngineModule
 from plugtrt.settings import CompilationSettings
+from plugtrt.weights import weights_changed
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,8 @@ __all__ = [
     "PluginLoadError",
     "PlugtrtError",
     "RuntimeSpec",
+    "compile_count",
     "compile_reports",
     "hookimpl",
+    "weights_changed",
 ]

@@ -4,28 +4,33 @@ Dynamo calls the backend once per captured graph, on the first call. The callabl
 keeps one compiled module per input signature: with ``dynamic=False`` dynamo never sends a
 second signature (a new shape recompiles the frame); a graph that dynamo made dynamic is
 specialised per concrete shape here and each specialisation cached. Frozen weights are
-watched: an in-place change rebuilds the engines before the next call.
+watched (``plugtrt.weights``): a change rebuilds the engines before the next call. A graph that
+needs gradients runs in PyTorch: plugtrt is an inference backend.
 """
 from __future__ import annotations
 
+import collections
 import importlib.util
 import itertools
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import torch
 import torch.fx
 
 from plugtrt.compiler import compile_aten
 from plugtrt.decompositions import decomposition_table
-from plugtrt.errors import PlugtrtError
+from plugtrt.errors import InvalidOptionError, PlugtrtError
 from plugtrt.manager import PluginRegistry, default_registry
-from plugtrt.report import CompileReport, record
+from plugtrt.report import MAX_REPORTS, CompileReport, record
 from plugtrt.settings import CompilationSettings
-from plugtrt.tracing import frozen_input_indices, trace_to_aten
+from plugtrt.tracing import module_weight_indices, mutated_input_indices, trace_to_aten
+from plugtrt.weights import FrozenWeights
 
 logger = logging.getLogger("plugtrt")
 _graph_ids = itertools.count()
@@ -44,8 +49,10 @@ def _configure_logging(settings: CompilationSettings) -> None:
 
 
 def _signature(args: Sequence[Any], skip: frozenset[int]) -> tuple:
+    """What one specialisation is compiled for: shapes, dtypes and devices (with their index:
+    an engine lives on one GPU) of the non-frozen inputs, and the values of the others."""
     return tuple(
-        (tuple(a.shape), a.dtype, a.device.type) if isinstance(a, torch.Tensor) else ("value", a)
+        (tuple(a.shape), a.dtype, a.device) if isinstance(a, torch.Tensor) else ("value", a)
         for i, a in enumerate(args) if i not in skip)
 
 
@@ -58,12 +65,51 @@ def _is_concrete(args: Sequence[Any]) -> bool:
     return True
 
 
-def _version_of(tensor: torch.Tensor) -> tuple[int, int]:
-    return tensor._version, tensor.untyped_storage().data_ptr()
+def _needs_grad(args: Sequence[Any]) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+
+
+_DEMOTE_AFTER_CHANGES = 2
+"""A frozen weight that changes this often is state, and becomes an engine input."""
+
+_GRAD_WARNING = (
+    "plugtrt: {graph} runs in PyTorch, without TensorRT engines, because it needs gradients "
+    "(grad mode is on and an input or parameter requires grad); plugtrt is an inference "
+    "backend. For engines, call the model after model.eval() inside torch.no_grad() or "
+    "torch.inference_mode().")
+_grad_warned = False
+
+
+def _warn_grad(graph: str) -> None:
+    """One warning per process: a training loop compiles many graphs, each for the same reason."""
+    global _grad_warned
+    if not _grad_warned:
+        _grad_warned = True
+        warnings.warn(_GRAD_WARNING.format(graph=graph), stacklevel=3)
+    logger.debug(_GRAD_WARNING.format(graph=graph))
+
+
+def _first_line(exc: Exception, limit: int = 300) -> str:
+    """The exception's type and first line: some (AOT's) repr whole dataclasses, kilobytes long."""
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def _engine_settings(settings: CompilationSettings, args: Sequence[Any]) -> CompilationSettings:
+    """Without a ``device`` option, the engines go on the inputs' GPU, so inputs on cuda:1
+    get an engine on cuda:1 rather than one on the current device."""
+    if settings.device is not None:
+        return settings
+    device = next((a.device for a in args if isinstance(a, torch.Tensor) and a.device.type == "cuda"), None)
+    return settings if device is None else attrs.evolve(settings, device=device)
 
 
 class CompiledGraph:
-    """What dynamo calls in place of its graph: dispatches to the compiled specialisation."""
+    """What dynamo calls in place of its graph: dispatches to the compiled specialisation.
+
+    Calls may come from several threads: one lock covers the weight check, the lookup and
+    compiling, so a specialisation is built once; running it happens outside the lock.
+    """
 
     def __init__(self, gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
                  settings: CompilationSettings, registry: PluginRegistry):
@@ -71,31 +117,81 @@ class CompiledGraph:
         self.settings = settings
         self.registry = registry
         self.name = f"graph_{next(_graph_ids)}"
-        self.frozen = frozen_input_indices(gm, example_inputs)
-        self._frozen_set = frozenset(self.frozen)
-        self._versions = [_version_of(example_inputs[i]) for i in self.frozen]
+        self.needs_grad = _needs_grad(example_inputs)
+        """Dynamo guards grad mode and requires_grad, so this holds for every call."""
+        self.frozen: tuple[int, ...] = ()
+        """Inputs frozen into the engines: parameters and buffers the graph does not write."""
+        self.mutated: tuple[int, ...] = ()
+        """Inputs the graph writes (state): engine inputs, written back in PyTorch."""
+        self._weights: FrozenWeights | None = None
+        self._changes: collections.Counter[int] = collections.Counter()
+        """Per frozen input, how many times it changed after compiling."""
+        self._frozen_set: frozenset[int] = frozenset()
+        self._lock = threading.Lock()
+        self._warned_aliased = False
         self.specialisations: dict[tuple, Any] = {}
         self.modules: dict[tuple, torch.fx.GraphModule | None] = {}
         """Per signature, the partitioned module (None where the graph runs as dynamo gave it)."""
-        self.reports: list[CompileReport] = []
-        if _is_concrete(example_inputs):
+        self.reports: collections.deque[CompileReport] = collections.deque(maxlen=MAX_REPORTS)
+        if self.needs_grad:
+            _warn_grad(self.name)
+        elif _is_concrete(example_inputs):
+            self._classify(example_inputs)
             self._compile(example_inputs)
         else:
             logger.debug("%s is dynamic: it compiles one specialisation per concrete input shape, "
                          "on the first call with that shape", self.name)
 
     def __call__(self, *args: Any) -> Any:
-        versions = [_version_of(args[i]) for i in self.frozen]
-        if versions != self._versions:
-            logger.warning("plugtrt: a frozen weight of %s changed in place since its engines were "
-                           "built; rebuilding them", self.name)
-            self.specialisations.clear()
-            self.modules.clear()
-            self._versions = versions
-        compiled = self.specialisations.get(_signature(args, self._frozen_set))
-        if compiled is None:
-            compiled = self._compile(args)
+        if self.needs_grad:
+            return self.gm.forward(*args)
+        with self._lock:
+            if self._weights is None:
+                self._classify(args)
+            elif changed := self._weights.changed(args):
+                self._rebuild_for(changed, args)
+            compiled = self.specialisations.get(_signature(args, self._frozen_set))
+            if compiled is None:
+                compiled = self._compile(args)
         return compiled(*args)
+
+    def _classify(self, args: Sequence[Any]) -> None:
+        """Split the inputs into frozen weights, state the graph writes, and the rest."""
+        self.mutated = mutated_input_indices(self.gm, args)
+        weights = module_weight_indices(self.gm, args) if self.settings.weights == "frozen" else ()
+        self.frozen = tuple(i for i in weights if i not in self.mutated)
+        self._frozen_set = frozenset(self.frozen)
+        self._weights = FrozenWeights(args, self.frozen)
+        if self.mutated:
+            logger.debug("%s writes inputs %s: they stay engine inputs and are written back in PyTorch",
+                         self.name, list(self.mutated))
+
+    def _rebuild_for(self, changed: Sequence[int], args: Sequence[Any]) -> None:
+        """Drop the engines built with the old values of ``changed``. A weight that keeps
+        changing (updated outside the compiled region every step) would rebuild the engines
+        every call: after its second change it becomes an engine input instead."""
+        self._changes.update(changed)
+        restless = [i for i in changed if self._changes[i] >= _DEMOTE_AFTER_CHANGES]
+        if restless:
+            logger.warning("plugtrt: inputs %s of %s changed %d times since compiling; they are "
+                           "engine inputs from now on, not constants", restless, self.name,
+                           _DEMOTE_AFTER_CHANGES)
+            self.frozen = tuple(i for i in self.frozen if i not in restless)
+            self._frozen_set = frozenset(self.frozen)
+            self._weights = FrozenWeights(args, self.frozen)
+        else:
+            logger.warning("plugtrt: frozen weights %s of %s changed since their engines were "
+                           "built; rebuilding them", list(changed), self.name)
+        self.specialisations.clear()
+        self.modules.clear()
+
+    def _run_aliased(self, args: Sequence[Any]) -> Any:
+        if not self._warned_aliased:
+            self._warned_aliased = True
+            warnings.warn(f"plugtrt: {self.name} writes an input that shares memory with another "
+                          "input; calls like this one run in PyTorch. Pass separate tensors (or "
+                          ".clone() one) to use the engines.", stacklevel=3)
+        return self.gm.forward(*args)
 
     def _compile(self, args: Sequence[Any]) -> Any:
         key = _signature(args, self._frozen_set)
@@ -107,17 +203,19 @@ class CompiledGraph:
         try:
             table = decomposition_table(self.registry, self.settings)
             t0 = time.perf_counter()
-            aten = trace_to_aten(self.gm, args, self.frozen, table)
+            aten = trace_to_aten(self.gm, args, self.frozen, table, self.mutated)
             report.stage_seconds["trace"] = time.perf_counter() - t0
             logger.debug("aten graph of %s:\n%s", report.graph, aten.code)
-            module = compile_aten(aten, self.registry, self.settings, report)
+            module = compile_aten(aten, self.registry, _engine_settings(self.settings, args), report)
         except PlugtrtError:
             raise
         except Exception as exc:
             if self.settings.pass_through_build_failures:
                 raise
-            message = (f"plugtrt could not compile {report.graph} and runs it in PyTorch: {exc!r}. "
-                       "Set pass_through_build_failures=True to raise instead.")
+            message = (f"plugtrt could not compile {report.graph} and runs it in PyTorch: "
+                       f"{_first_line(exc)}. Set pass_through_build_failures=True to raise instead "
+                       "(debug=True logs the whole error).")
+            logger.debug("%s failed to compile", report.graph, exc_info=exc)
             warnings.warn(message, stacklevel=2)
             report.fallbacks.append(message)
             module = None
@@ -128,18 +226,57 @@ class CompiledGraph:
         if module is None:
             compiled = self.gm.forward
         else:
-            def compiled(*call_args: Any, _module=module, _user=user) -> Any:
-                return _module(*(call_args[i] for i in _user))
+            def compiled(*call_args: Any, _module=module, _user=user, _mutated=self.mutated) -> Any:
+                if _mutated and _writes_shared_memory(call_args, _mutated, _user):
+                    return self._run_aliased(call_args)
+                outputs = _module(*(call_args[i] for i in _user))
+                if not _mutated:
+                    return outputs
+                # the graph's writes to its inputs, done on the real tensors, as eager does
+                count = len(outputs) - len(_mutated)
+                with torch.no_grad():
+                    for i, value in zip(_mutated, outputs[count:]):
+                        call_args[i].copy_(value)
+                return outputs[:count]
         self.specialisations[key] = compiled
         self.modules[key] = module
         return compiled
+
+
+def _writes_shared_memory(args: Sequence[Any], mutated: Sequence[int], inputs: Sequence[int]) -> bool:
+    """Whether an input the graph writes shares memory with another input (``f(x, x[0])``):
+    the traced graph treats them as independent, eager sees the write through both. Dynamo
+    does not guard this, so it is checked per call, for graphs that write inputs only."""
+    written = {args[i].untyped_storage().data_ptr() for i in mutated} - {0}
+    hits = sum(1 for i in inputs if args[i].untyped_storage().data_ptr() in written)
+    return hits > len(written)
+
+
+def _check_device_exists(settings: CompilationSettings) -> None:
+    """A ``device`` option naming a GPU this machine lacks fails now, not at the first engine."""
+    device = settings.device
+    if device is None or device.type != "cuda":
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.index is None and count or device.index is not None and device.index < count:
+        return
+    available = ", ".join(["cpu", *(f"cuda:{i}" for i in range(count))])
+    raise InvalidOptionError(
+        f"option 'device' is {device}, but this machine has {count} CUDA device(s); use None "
+        f"(the inputs' device) or one of: {available}")
 
 
 def compile_graph(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
                   settings: CompilationSettings, registry: PluginRegistry | None = None) -> CompiledGraph:
     """The backend with explicit settings and registry: what tests and embedders call."""
     _configure_logging(settings)
-    return CompiledGraph(gm, example_inputs, settings, registry or default_registry())
+    _check_device_exists(settings)
+    registry = registry or default_registry()
+    # a misspelt plugin name fails now, even for a graph that would build no engine
+    registry.pick("partitioner", settings.partitioner_name)
+    if settings.runtime != "auto":
+        registry.pick("runtime", settings.runtime)
+    return CompiledGraph(gm, example_inputs, settings, registry)
 
 
 def plugtrt_backend(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],

@@ -1,6 +1,7 @@
 """What one compilation did: stage times, engines, ops left to PyTorch, fallbacks."""
 from __future__ import annotations
 
+import collections
 import threading
 from typing import Any
 
@@ -41,16 +42,30 @@ class CompileReport:
                 f"TensorRT, {len(self.pytorch_ops)} in PyTorch; {stages}")
 
 
+MAX_REPORTS = 256
+"""How many compile reports :func:`compile_reports` keeps: a long-running process that keeps
+compiling (new shapes, new models) must not grow without bound; older reports are dropped."""
+
 _lock = threading.Lock()
-_history: list[CompileReport] = []
+_history: collections.deque[CompileReport] = collections.deque(maxlen=MAX_REPORTS)
+_count = 0
 
 
 def record(report: CompileReport) -> None:
+    global _count
     with _lock:
         _history.append(report)
+        _count += 1
 
 
 def compile_reports() -> list[CompileReport]:
-    """Every compilation of this process, oldest first (like dynamo's counters, for inspection)."""
+    """The latest :data:`MAX_REPORTS` compilations of this process, oldest first (like dynamo's
+    counters, for inspection)."""
     with _lock:
         return list(_history)
+
+
+def compile_count() -> int:
+    """How many compilations this process has recorded, including those no longer kept."""
+    with _lock:
+        return _count

@@ -2,7 +2,8 @@
 
 ``RuntimeSpec.create(artifact, settings, registry)`` receives an :class:`EngineArtifact` (the serialized
 plan, the :class:`BoundarySpec` of every input and output, and a snapshot of the network) and
-returns an :class:`EngineModule` subclass that implements :meth:`EngineModule.execute`.
+returns an :class:`EngineModule` subclass that implements :meth:`EngineModule.execute`; the
+module casts between model and engine dtypes (and devices) around it.
 :func:`tensorrt_logger` is the process's one TensorRT logger, for deserialising plans.
 """
 from __future__ import annotations
@@ -36,7 +37,11 @@ class EngineModule(torch.nn.Module):
             raise TypeError(f"engine {self.artifact.name} takes {len(specs)} inputs, got {len(inputs)}")
         feeds = [x.to(spec.engine_dtype).contiguous() for x, spec in zip(inputs, specs)]
         outputs = self.execute(feeds)
-        return tuple(y.to(spec.model_dtype) for y, spec in zip(outputs, self.artifact.outputs))
+        # An engine placed by the ``device`` option may live on another GPU than its inputs:
+        # results go back where eager PyTorch would have computed them.
+        home = inputs[0].device if inputs else None
+        return tuple(y.to(device=home, dtype=spec.model_dtype)
+                     for y, spec in zip(outputs, self.artifact.outputs))
 
     def extra_repr(self) -> str:
         return f"engine={self.artifact.name}, layers={self.artifact.layer_count}"

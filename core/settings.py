@@ -91,7 +91,8 @@ def _option(default: Any, validator: Any, allowed: str, *, engine: bool = False,
 
 
 _BOOL = v.instance_of(bool)
-_OPT_INT = v.optional([v.instance_of(int), v.not_(v.instance_of(bool), msg="a bool is not a count")])
+_NOT_BOOL = v.not_(v.instance_of(bool), msg="a bool is not a count")
+_OPT_INT = v.optional([v.instance_of(int), _NOT_BOOL])
 
 
 @attrs.frozen(kw_only=True)
@@ -103,7 +104,7 @@ class CompilationSettings:
         "torch.float32, torch.float16 (or torch.half, 'fp16') or torch.bfloat16 ('bf16')",
         engine=True, converter=_to_precision)
     debug: bool = _option(False, _BOOL, "True or False")
-    workspace_size: int = _option(0, [v.instance_of(int), v.ge(0)],
+    workspace_size: int = _option(0, [v.instance_of(int), _NOT_BOOL, v.ge(0)],
                                   "bytes as an int >= 0 (0 leaves TensorRT's default)", engine=True)
     min_block_size: int | float = _option(
         5, _min_block, "an int >= 1, or float('inf') for an operator-coverage dry run")
@@ -130,6 +131,10 @@ class CompilationSettings:
     partitioner: str | None = _option(
         None, v.optional(v.instance_of(str)),
         "None (from use_fast_partitioner), 'fast', 'global' or a partitioner plugin's name")
+    weights: str = _option(
+        "frozen", v.in_(("frozen", "inputs")),
+        "'frozen' (parameters and buffers become engine constants; changes are noticed, see "
+        "plugtrt.weights_changed) or 'inputs' (the engines read them on every call)", engine=True)
 
     @property
     def partitioner_name(self) -> str:
@@ -164,8 +169,10 @@ class CompilationSettings:
                 attrs.evolve(default, **{key: value})
             except (TypeError, ValueError) as exc:
                 allowed = attrs.fields_dict(cls)[key].metadata["allowed"]
+                # attrs' validators raise with (message, attribute, ...): keep the message
+                reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else exc
                 raise InvalidOptionError(
-                    f"option {key!r} got {value!r}, which is not allowed ({exc}); use {allowed}"
+                    f"option {key!r} got {value!r}, which is not allowed ({reason}); use {allowed}"
                 ) from None
         settings = attrs.evolve(default, **options)
         if (settings.partitioner is not None and "use_fast_partitioner" in options

@@ -1,11 +1,15 @@
 """Stage 1: trace a dynamo graph to an aten inference graph, with weights frozen into it.
 
-Parameters and buffers arrive from dynamo as inputs; they become ``get_attr`` constants of
-the traced graph (sharing storage with the model's tensors, so PyTorch fallback blocks see
-in-place updates, and engines are rebuilt when the backend notices them).
+Parameters and buffers arrive from dynamo as inputs. Those the graph only reads become
+``get_attr`` constants of the traced graph (sharing storage with the model's tensors, so
+PyTorch fallback blocks see in-place updates, and engines are rebuilt when the backend
+notices them). Inputs the graph writes (a step counter, a KV cache) are state, not weights:
+they stay inputs, the traced graph returns their new values after its own outputs, and the
+backend copies those into the real tensors in PyTorch.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,26 +18,57 @@ import torch.fx
 import torch.fx.traceback as fx_traceback
 import torch.utils._pytree as pytree
 from torch._functorch.aot_autograd import aot_export_joint_simple
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 FROZEN_PREFIX = "_frozen_"
 
+# dynamo's source name of a module's parameter or registered buffer: L['self']._buffers['n']
+_MODULE_WEIGHT = re.compile(r"\._(parameters|buffers)\[")
 
-def frozen_input_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> tuple[int, ...]:
-    """Inputs that dynamo marked as static parameters or buffers of the model."""
+
+def module_weight_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> tuple[int, ...]:
+    """Inputs that are parameters or registered buffers of the model: the candidates to freeze.
+
+    dynamo marks these static, but ``torch._dynamo.mark_static_address`` marks a user's tensor
+    the same way; a static tensor that is neither a Parameter nor reached through a module's
+    ``_parameters``/``_buffers`` (a KV cache passed in or kept as a plain attribute) is state
+    the user means to change between calls, so it stays an input.
+    """
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    return tuple(
-        i for i, (node, value) in enumerate(zip(placeholders, example_inputs))
-        if isinstance(value, torch.Tensor)
-        and node.meta.get("tensor_dict", {}).get("_dynamo_static_input_type") is not None
-    )
+    indices = []
+    for i, (node, value) in enumerate(zip(placeholders, example_inputs)):
+        if not isinstance(value, torch.Tensor):
+            continue
+        if node.meta.get("tensor_dict", {}).get("_dynamo_static_input_type") is None:
+            continue
+        source = getattr(node.meta.get("grapharg"), "source", None)
+        name = getattr(source, "name", "")
+        name = name() if callable(name) else name  # a method in older torch, a property in 2.14
+        if isinstance(value, torch.nn.Parameter) or _MODULE_WEIGHT.search(name):
+            indices.append(i)
+    return tuple(indices)
+
+
+def mutated_input_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> tuple[int, ...]:
+    """Inputs the graph writes in place (directly or through a view), found by running it on
+    fake copies and reading their version counters; the real inputs are never touched."""
+    mode = FakeTensorMode()
+    with torch._guards.tracing(None), torch.no_grad():
+        fakes = [mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
+        before = [x._version if isinstance(x, torch.Tensor) else None for x in fakes]
+        with mode:
+            torch.fx.Interpreter(gm).run(*fakes)
+    return tuple(i for i, (x, v) in enumerate(zip(fakes, before))
+                 if isinstance(x, torch.Tensor) and x._version != v)
 
 
 def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], frozen: Sequence[int],
-                  decompositions: Mapping[Any, Any]) -> torch.fx.GraphModule:
+                  decompositions: Mapping[Any, Any], mutated: Sequence[int] = ()) -> torch.fx.GraphModule:
     """The aten graph of ``gm`` on these inputs, specialised to their shapes.
 
     Non-tensor inputs (symbolic sizes dynamo passes as ints) are baked in as constants; the
-    returned graph takes the non-frozen tensor inputs, in order.
+    returned graph takes the non-frozen tensor inputs, in order, and returns ``gm``'s outputs
+    followed by the new value of each input in ``mutated``.
     """
     tensor_slots = [i for i, x in enumerate(example_inputs) if isinstance(x, torch.Tensor)]
     fixed = {i: x for i, x in enumerate(example_inputs) if not isinstance(x, torch.Tensor)}
@@ -41,7 +76,13 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], froze
     def run(*tensors: torch.Tensor) -> Any:
         args = dict(fixed)
         args.update(zip(tensor_slots, tensors))
+        # AOT export refuses graphs that write their inputs: the writes go to clones, whose
+        # final values become extra outputs for the backend to copy back.
+        for i in mutated:
+            args[i] = args[i].clone()
         outputs = torch.fx.Interpreter(gm).run(*(args[i] for i in range(len(example_inputs))))
+        if mutated:  # dynamo's graphs return a tuple
+            outputs = (*outputs, *(args[i] for i in mutated))
         # AOT export refuses outputs that alias inputs (``return x.view(...)``); it traces
         # these clones instead, and _drop_output_clones removes them again.
         return pytree.tree_map_only(torch.Tensor, torch.clone, outputs)

@@ -3,9 +3,16 @@
 Inputs and outputs are torch CUDA tensors; outputs are allocated by torch, and the engine
 is enqueued on the current torch stream (``execute_async_v3``), so it orders with the
 PyTorch blocks around it without synchronising.
+
+Because the call returns before the engine has run, every tensor the engine reads is
+marked as in use on that stream (``record_stream``): a temporary such as an input copied to
+the engine's GPU cannot be handed to another stream's allocation while the engine still
+reads it. An execution context holds the engine's intermediate memory, so each thread gets
+its own, and a context used on a new stream first waits for its previous enqueue.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -20,6 +27,15 @@ from plugtrt.trt_adapter import flavour, load, trt
 _RTX_CAPABILITIES = {(8, 0), (8, 6), (8, 9)}
 
 
+class _ThreadContext:
+    """One thread's execution context, and the event after its last enqueue."""
+
+    def __init__(self, engine):
+        self.context = engine.create_execution_context()
+        self.done: torch.cuda.Event | None = None
+        self.stream: torch.cuda.Stream | None = None
+
+
 class TensorRTEngineModule(EngineModule):
     """Executes the serialized engine with TensorRT."""
 
@@ -32,24 +48,39 @@ class TensorRTEngineModule(EngineModule):
             if self._engine is None:
                 raise PlugtrtError(f"TensorRT could not deserialise engine {artifact.name} on {device}; "
                                    "see the TensorRT log above, or use runtime='reference'")
-            self._context = self._engine.create_execution_context()
+        self._local = threading.local()
+
+    def _thread_context(self) -> _ThreadContext:
+        state = getattr(self._local, "state", None)
+        if state is None:
+            with torch.cuda.device(self.device):
+                state = self._local.state = _ThreadContext(self._engine)
+        return state
 
     def execute(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        for spec, x in zip(self.artifact.inputs, inputs):
-            if x.device != self.device:
-                x = x.to(self.device)
-            self._context.set_input_shape(spec.name, tuple(x.shape))
-            self._context.set_tensor_address(spec.name, x.data_ptr())
+        state = self._thread_context()
+        context = state.context
+        stream = torch.cuda.current_stream(self.device)
+        feeds = [x if x.device == self.device else x.to(self.device) for x in inputs]
+        for spec, x in zip(self.artifact.inputs, feeds):
+            context.set_input_shape(spec.name, tuple(x.shape))
+            context.set_tensor_address(spec.name, x.data_ptr())
         outputs = []
         for spec in self.artifact.outputs:
-            shape = tuple(self._context.get_tensor_shape(spec.name))
+            shape = tuple(context.get_tensor_shape(spec.name))
             out = torch.empty(shape, dtype=spec.engine_dtype, device=self.device)
-            self._context.set_tensor_address(spec.name, out.data_ptr())
+            context.set_tensor_address(spec.name, out.data_ptr())
             outputs.append(out)
-        stream = torch.cuda.current_stream(self.device)
-        if not self._context.execute_async_v3(stream.cuda_stream):
+        if state.done is not None and state.stream != stream:
+            stream.wait_event(state.done)  # the context's memory is still in use there
+        for x in feeds:
+            x.record_stream(stream)
+        if not context.execute_async_v3(stream.cuda_stream):
             raise PlugtrtError(f"TensorRT failed to execute engine {self.artifact.name}; "
                                "see the TensorRT log above")
+        state.stream = stream
+        state.done = torch.cuda.Event()
+        state.done.record(stream)
         return outputs
 
 

@@ -1,6 +1,7 @@
 """Shared fixtures: hermetic plugin managers, a fake-distribution factory, the gpu marker."""
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pluggy
@@ -10,8 +11,12 @@ from hypothesis import settings as hypothesis_settings
 
 from plugtrt.manager import new_plugin_manager
 
+# CI replays the same examples on every run, so a red build is reproducible and not flaky;
+# local runs draw fresh examples (more bugs found over time) and print the seed/blob to
+# reproduce a failure with @reproduce_failure.
 hypothesis_settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
-hypothesis_settings.load_profile("ci")
+hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
 
 
 def pytest_collection_modifyitems(config, items):

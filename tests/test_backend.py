@@ -97,7 +97,7 @@ def test_misspelt_option_raises_through_torch_compile():
 
 
 def _compilations() -> int:
-    return len(plugtrt.compile_reports())
+    return plugtrt.compile_count()
 
 
 def test_recompiles_only_for_new_shapes():
@@ -280,3 +280,23 @@ def test_version_compatible_engines():
         run = run_through_backend(mlp(), [torch.randn(3, 16)], {"version_compatible": True})
     assert run.engines == 0
     assert_close_to_eager(run)
+
+
+class _BrokenDecomposition:
+    """A decomposition of cumsum that fails while tracing, with a kilobytes-long message."""
+
+    @hookimpl
+    def plugtrt_decompositions(self):
+        def fail(*args, **kwargs):
+            raise RuntimeError("cannot decompose this\n" + "detail " * 2000)
+        yield plugtrt.DecompositionSpec(name="broken.cumsum", target=aten.cumsum.default, fn=fail)
+
+
+def test_a_graph_that_fails_to_trace_runs_in_pytorch_with_a_short_warning():
+    registry = _registry_with(("broken", _BrokenDecomposition()))
+    with pytest.warns(UserWarning) as caught:
+        run = run_through_backend(lambda x: torch.cumsum(x, 0) + 1, [torch.randn(3)], registry=registry)
+    assert_close_to_eager(run)
+    message = next(str(w.message) for w in caught if "could not compile" in str(w.message))
+    assert len(message) < 600 and "detail" not in message
+    assert "RuntimeError: cannot decompose this." in message and "debug=True" in message

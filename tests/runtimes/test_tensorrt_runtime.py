@@ -1,6 +1,9 @@
 """The ``tensorrt`` runtime: real engines on a GPU that TensorRT can run (skipped elsewhere)."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import torch
 
@@ -36,3 +39,31 @@ def test_engines_execute_on_the_current_stream_and_match_eager(make, shape, prec
                           atol=1e-2 if precision == torch.float16 else None)
     assert run.reports[0].engines[0].runtime == "tensorrt"
     assert run.outputs.device.type == "cuda"
+
+
+@pytest.mark.gpu
+def test_threads_on_their_own_streams_with_temporary_inputs_match_eager():
+    """Each thread runs on its own stream with a CPU input, which the runtime copies to the GPU:
+    the copy must outlive the call (the engine reads it later, on that stream)."""
+    _skip_unless_runnable()
+    model = mlp().cuda()
+    compiled = torch.compile(model, backend="plugtrt", dynamic=False,
+                             options={"runtime": "tensorrt", "min_block_size": 1})
+    inputs = [torch.randn(8, 16) for _ in range(4)]
+    barrier = threading.Barrier(len(inputs))
+
+    def call(x):
+        stream = torch.cuda.Stream()
+        barrier.wait()
+        with torch.cuda.stream(stream), torch.no_grad():
+            out = compiled(x.cuda(non_blocking=True))
+            torch.cuda.empty_cache()  # freed blocks would be handed out again here
+            noise = [torch.randn(8, 16, device="cuda") for _ in range(8)]  # noqa: F841
+        stream.synchronize()
+        return out
+
+    with ThreadPoolExecutor(len(inputs)) as pool:
+        results = list(pool.map(call, inputs))
+    with torch.no_grad():
+        for x, got in zip(inputs, results):
+            torch.testing.assert_close(got, model(x.cuda()), rtol=1e-4, atol=1e-4)

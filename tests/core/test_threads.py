@@ -1,0 +1,65 @@
+"""A compiled module called from several threads: right answers, each engine built once."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+from torch import nn
+
+import plugtrt
+
+OPTIONS = {"runtime": "reference", "min_block_size": 1}
+THREADS = 4
+
+
+def _model() -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+
+
+def _call_together(compiled, inputs):
+    """Each thread waits for the others, then calls ``compiled`` on its own input."""
+    barrier = threading.Barrier(len(inputs))
+
+    def call(x):
+        barrier.wait()
+        with torch.no_grad():
+            return compiled(x)
+
+    with ThreadPoolExecutor(len(inputs)) as pool:
+        return list(pool.map(call, inputs))
+
+
+def _new_engines(start: int) -> int:
+    new = plugtrt.compile_count() - start
+    return sum(len(r.engines) for r in plugtrt.compile_reports()[-new:]) if new else 0
+
+
+def test_threads_after_a_weight_change_rebuild_once_and_get_right_answers():
+    model = _model()
+    compiled = torch.compile(model, backend="plugtrt", dynamic=False, options=OPTIONS)
+    with torch.no_grad():
+        compiled(torch.randn(2, 8))
+        model[0].weight.mul_(-1)
+    inputs = [torch.randn(2, 8) for _ in range(THREADS)]
+    start = plugtrt.compile_count()
+    results = _call_together(compiled, inputs)
+    assert plugtrt.compile_count() == start + 1 and _new_engines(start) == 1
+    with torch.no_grad():
+        for x, got in zip(inputs, results):
+            torch.testing.assert_close(got, model(x))
+
+
+def test_threads_with_a_new_shape_of_a_dynamic_graph_compile_it_once():
+    model = _model()
+    compiled = torch.compile(model, backend="plugtrt", options=OPTIONS)
+    with torch.no_grad():
+        for batch in (2, 3):  # dynamo makes the graph dynamic at the second shape
+            compiled(torch.randn(batch, 8))
+    inputs = [torch.randn(5, 8) for _ in range(THREADS)]
+    start = plugtrt.compile_count()
+    results = _call_together(compiled, inputs)
+    assert plugtrt.compile_count() == start + 1 and _new_engines(start) == 1
+    with torch.no_grad():
+        for x, got in zip(inputs, results):
+            torch.testing.assert_close(got, model(x))
