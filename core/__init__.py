@@ -17,6 +17,7 @@ from plugtrt.hookspecs import hookimpl
 from plugtrt.records import (
     ConverterSpec,
     DecompositionSpec,
+    EngineStoreSpec,
     LoweringPassSpec,
     PartitionerSpec,
     RuntimeSpec,
@@ -32,6 +33,7 @@ __all__ = [
     "ConverterSpec",
     "DecompositionSpec",
     "EngineBuildError",
+    "EngineStoreSpec",
     "InvalidOptionError",
     "LoweringPassSpec",
     "PartitionerSpec",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from plugtrt.records import (
         ConverterSpec,
         DecompositionSpec,
+        EngineStoreSpec,
         LoweringPassSpec,
         PartitionerSpec,
         RuntimeSpec,
@@ -75,6 +76,22 @@ class PlugtrtSpecs:
     @hookspec
     def plugtrt_partitioners(self) -> Iterable[PartitionerSpec]:
         """Register partitioners; ``CompilationSettings.partitioner`` selects one by name."""
+        yield from ()
+
+    # -- 6. engine cache ---------------------------------------------------------
+    @hookspec
+    def plugtrt_engine_stores(self) -> Iterable[EngineStoreSpec]:
+        """Register engine stores; ``CompilationSettings.engine_cache_store`` selects one by
+        name (``"local"``, a directory, is built in).
+
+        The core computes each key, encodes and checksums each entry and verifies it on
+        load; a store only keeps bytes under a key (see :class:`plugtrt.engine_cache.EngineStore`).
+        Example::
+
+            @plugtrt.hookimpl
+            def plugtrt_engine_stores():
+                yield EngineStoreSpec(name="redis", create=lambda settings: RedisStore(settings))
+        """
         yield from ()
 
     # -- 7. execution ------------------------------------------------------------

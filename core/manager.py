@@ -28,6 +28,7 @@ from plugtrt.errors import PluginConflictError, PluginLoadError
 from plugtrt.records import (
     ConverterSpec,
     DecompositionSpec,
+    EngineStoreSpec,
     LoweringPassSpec,
     PartitionerSpec,
     RuntimeSpec,
@@ -44,6 +45,7 @@ RECORD_TYPES: dict[str, type] = {
     "plugtrt_converters": ConverterSpec,
     "plugtrt_partitioners": PartitionerSpec,
     "plugtrt_runtimes": RuntimeSpec,
+    "plugtrt_engine_stores": EngineStoreSpec,
 }
 
 
@@ -144,6 +146,7 @@ class PluginRegistry:
             collect(pm, "plugtrt_lowering_passes"), key=lambda r: (r.record.order, r.record.name)))
         self.partitioners = {r.record.name: r for r in collect(pm, "plugtrt_partitioners")}
         self.runtimes = {r.record.name: r for r in collect(pm, "plugtrt_runtimes")}
+        self.engine_stores = {r.record.name: r for r in collect(pm, "plugtrt_engine_stores")}
         self.converters = self._index_converters(collect(pm, "plugtrt_converters"))
 
     @staticmethod
@@ -181,12 +184,15 @@ class PluginRegistry:
         return None
 
     def pick(self, kind: str, name: str) -> Registered:
-        """The partitioner or runtime called ``name``, or an error listing the ones installed."""
-        table = self.partitioners if kind == "partitioner" else self.runtimes
+        """The partitioner, runtime or engine store called ``name``, or an error listing the
+        ones installed."""
+        table, option = {"partitioner": (self.partitioners, "partitioner"),
+                         "runtime": (self.runtimes, "runtime"),
+                         "engine store": (self.engine_stores, "engine_cache_store")}[kind]
         if name not in table:
             raise PluginLoadError(
                 f"no {kind} named {name!r} is registered; installed: {', '.join(sorted(table)) or 'none'}. "
-                f"Set option {kind!r} to one of these, or install the plugin that provides {name!r}.")
+                f"Set option {option!r} to one of these, or install the plugin that provides {name!r}.")
         return table[name]
 
 

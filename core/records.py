@@ -100,3 +100,14 @@ class RuntimeSpec:
     engine inputs positionally and returns a tuple of outputs."""
     available: Callable[..., str | None] = attrs.field(validator=v.is_callable())
     """``available(settings) -> None`` when usable here, else the reason it is not."""
+
+
+@attrs.frozen(kw_only=True)
+class EngineStoreSpec:
+    """An engine store: where the engine cache keeps its entries (a directory, a server ...)."""
+
+    name: str = attrs.field(converter=_normalize, validator=v.matches_re(_WORD_RE))
+    create: Callable[..., Any] = attrs.field(validator=v.is_callable())
+    """``create(settings) -> plugtrt.engine_cache.EngineStore``; called once per compiled block,
+    so it must be cheap (no I/O until the store is used). Entries are opaque, checksummed bytes
+    that the core encodes and verifies; the store keeps them, and evicts as its size cap asks."""

@@ -1,4 +1,5 @@
-"""Shared fixtures: hermetic plugin managers, a fake-distribution factory, the gpu marker."""
+"""Shared fixtures: hermetic plugin managers, a fake-distribution factory, the gpu marker, a
+per-test engine cache directory."""
 from __future__ import annotations
 
 import textwrap
@@ -34,6 +35,15 @@ def _fresh_dynamo():
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()
+
+
+@pytest.fixture(autouse=True)
+def engine_cache_dir(tmp_path_factory, monkeypatch):
+    """Each test gets its own engine cache directory, so the cache stays on (and exercised)
+    without touching the user's cache or leaking entries between tests."""
+    path = tmp_path_factory.mktemp("engine-cache")
+    monkeypatch.setenv("PLUGTRT_CACHE_DIR", str(path))
+    return path
 
 
 @pytest.fixture
