@@ -1,5 +1,5 @@
 """``python -m plugtrt``: ``plugins`` lists what is installed, ``conformance`` proves the
-reference runtime against ONNX's conformance cases."""
+reference runtime against ONNX's conformance cases, ``cache`` shows or clears the engine cache."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,7 @@ import importlib.metadata
 import sys
 
 from plugtrt.manager import GROUP, RECORD_TYPES, collect, default_registry
+from plugtrt.settings import CompilationSettings
 
 
 def list_plugins() -> int:
@@ -25,6 +26,29 @@ def list_plugins() -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def show_cache(clear: bool, directory: str | None, store: str) -> int:
+    """The engine cache's location, entries, size and hit counts; with ``clear``, empty it first."""
+    settings = CompilationSettings.from_options({"engine_cache_dir": directory, "engine_cache_store": store})
+    engine_store = default_registry().pick("engine store", store).record.create(settings)
+    if clear:
+        engine_store.clear()
+        print(f"cleared the engine cache at {engine_store.location}")
+    stats = engine_store.stats()
+    print(f"engine cache ({store} store): {stats.location}")
+    print(f"  entries: {stats.entries}")
+    print(f"  size: {_size(stats.size_bytes)} of {_size(stats.max_bytes)}")
+    print(f"  hits: {stats.hits}, misses: {stats.misses}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["conformance"]:  # its own parser and options: python -m plugtrt conformance -h
@@ -36,7 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("plugins", help="list installed plugins and their registrations")
     commands.add_parser("conformance", help="run ONNX conformance cases through the reference "
                         "runtime (conformance -h for its options)")
-    parser.parse_args(argv)
+    cache = commands.add_parser("cache", help="show the engine cache (entries, size, hits); --clear empties it")
+    cache.add_argument("--clear", action="store_true", help="remove every entry and the counters")
+    cache.add_argument("--dir", default=None,
+                       help="the cache directory (default: $PLUGTRT_CACHE_DIR, else the user cache directory)")
+    cache.add_argument("--store", default="local", help="the engine store plugin (default: local)")
+    args = parser.parse_args(argv)
+    if args.command == "cache":
+        return show_cache(args.clear, args.dir, args.store)
     return list_plugins()
 
 

@@ -133,14 +133,16 @@ def decode_entry(key: EngineKey, data: bytes) -> EngineArtifact:
     return content["artifact"]
 
 
-_warned: set[tuple[str, str]] = set()
+_warned: set[str] = set()
 _unwritable: set[str] = set()
 
 
 def _warn_once(location: str, action: str, exc: BaseException) -> None:
-    if (location, action) in _warned:
+    """One warning per store location and process, whichever operation failed first: a
+    directory that cannot be created fails reads and writes alike."""
+    if location in _warned:
         return
-    _warned.add((location, action))
+    _warned.add(location)
     warnings.warn(
         f"plugtrt: the engine cache at {location} cannot be {action} ({exc!r}); engines are built "
         f"without it in this process. Set engine_cache_dir (or PLUGTRT_CACHE_DIR) to a writable "
