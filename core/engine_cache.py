@@ -9,8 +9,8 @@ bytes under a key:
   computed from the FX block before conversion, so a hit skips conversion and the build;
 - an entry is ``MAGIC``, the entry format, the payload's length and its SHA-256, then the
   payload: a pickle of the key and the :class:`~plugtrt.engine.EngineArtifact` (plan,
-  boundary specs, network snapshot). Pickle is safe here only because the checksum and the
-  magic are verified first and the directory is the user's own;
+  boundary specs, network snapshot), its numpy weights out of band. Pickle is safe here only
+  because the checksum and the magic are verified first and the directory is the user's own;
 - an entry that fails any check (truncated, a flipped byte, another key's entry) is
   logged as a warning, deleted and rebuilt, never loaded;
 - a store that cannot be read or written (read-only or full directory, a failing plugin)
@@ -39,6 +39,7 @@ logger = logging.getLogger("plugtrt")
 MAGIC = b"plugtrt-engine\n"
 ENTRY_FORMAT = 1
 _HEADER = struct.Struct("<IQ32s")  # format, payload length, sha256(payload)
+_TABLE = struct.Struct("<QI")  # pickle length, number of out-of-band buffers (then their lengths)
 
 
 def default_cache_dir() -> Path:
@@ -107,26 +108,46 @@ class CorruptEntryError(Exception):
 
 
 def encode_entry(key: EngineKey, artifact: EngineArtifact) -> bytes:
-    payload = pickle.dumps({"key": key.digest, "artifact": artifact},
-                           protocol=pickle.HIGHEST_PROTOCOL)
-    return MAGIC + _HEADER.pack(ENTRY_FORMAT, len(payload), hashlib.sha256(payload).digest()) + payload
+    """``MAGIC``, header (format, payload length, SHA-256 of the payload), then the payload:
+    a table of lengths, the pickle, and the large buffers (numpy weights) the pickle refers
+    to out of band, so that loading does not copy them again."""
+    buffers: list[pickle.PickleBuffer] = []
+    meta = pickle.dumps({"key": key.digest, "artifact": artifact}, protocol=5,
+                        buffer_callback=buffers.append)
+    raws = [buffer.raw() for buffer in buffers]
+    parts = [_TABLE.pack(len(meta), len(raws)), struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)),
+             meta, *raws]
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    header = _HEADER.pack(ENTRY_FORMAT, sum(memoryview(p).nbytes for p in parts), digest.digest())
+    return b"".join([MAGIC, header, *parts])
 
 
 def decode_entry(key: EngineKey, data: bytes) -> EngineArtifact:
-    """The artifact in ``data``, or :class:`CorruptEntryError` naming the failed check."""
+    """The artifact in ``data``, or :class:`CorruptEntryError` naming the failed check. Weights
+    are zero-copy views of ``data``."""
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _HEADER.size:
         raise CorruptEntryError("not a plugtrt engine entry (bad header)")
     entry_format, length, checksum = _HEADER.unpack_from(data, len(MAGIC))
-    payload = data[len(MAGIC) + _HEADER.size:]
+    payload = memoryview(data)[len(MAGIC) + _HEADER.size:]
     if entry_format != ENTRY_FORMAT:
         raise CorruptEntryError(f"entry format {entry_format}, this plugtrt reads {ENTRY_FORMAT}")
-    if len(payload) != length:
-        raise CorruptEntryError(f"truncated: {len(payload)} of {length} payload bytes")
+    if payload.nbytes != length:
+        raise CorruptEntryError(f"truncated: {payload.nbytes} of {length} payload bytes")
     if hashlib.sha256(payload).digest() != checksum:
         raise CorruptEntryError("checksum mismatch")
-    try:
-        content = pickle.loads(payload)
-    except Exception as exc:  # verified bytes that do not unpickle: written by other code
+    try:  # verified bytes that do not parse or unpickle were written by other code
+        meta_length, count = _TABLE.unpack_from(payload)
+        position = _TABLE.size + 8 * count
+        meta = payload[position:position + meta_length]
+        position += meta_length
+        buffers = []
+        for size in struct.unpack_from(f"<{count}Q", payload, _TABLE.size):
+            buffers.append(payload[position:position + size])
+            position += size
+        content = pickle.loads(meta, buffers=buffers)
+    except Exception as exc:
         raise CorruptEntryError(f"unreadable payload ({exc!r})") from exc
     if content.get("key") != key.digest or not isinstance(content.get("artifact"), EngineArtifact):
         raise CorruptEntryError("holds another key's engine")

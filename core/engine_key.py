@@ -165,25 +165,33 @@ _plugin_fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def plugin_fingerprint(registry: Any, plugin: str) -> str:
-    """``dist version source-digest`` of a registered plugin, memoised per registry."""
-    memo = _plugin_fingerprints.setdefault(registry, {})
+    """``dist==version source-digest`` of a registered plugin, memoised per registry (one
+    scan of the installed distributions per registry, not per plugin)."""
+    if registry not in _plugin_fingerprints:
+        _plugin_fingerprints[registry] = (_entry_point_distributions(), {})
+    dists, memo = _plugin_fingerprints[registry]
     if plugin not in memo:
         obj = registry.plugin_manager.get_plugin(plugin)
         module = obj if isinstance(obj, type(sys)) else sys.modules.get(type(obj).__module__)
-        memo[plugin] = f"{_distribution(plugin, module)} {_module_sources(module)}"
+        memo[plugin] = f"{_distribution(dists.get(plugin), module)} {_module_sources(module)}"
     return memo[plugin]
 
 
-def _distribution(plugin: str, module: Any) -> str:
-    """The distribution (name and version) that provides ``plugin``: through its entry point,
-    else through the package its module belongs to; ``unpackaged`` when neither says."""
-    for ep in importlib.metadata.entry_points(group="plugtrt", name=plugin):
-        if ep.dist is not None:
-            return f"{ep.dist.name}=={ep.dist.version}"
+def _distribution(dist: Any, module: Any) -> str:
+    """The distribution (name and version) that provides a plugin: the one of its entry point,
+    else the one its module's package belongs to; ``unpackaged`` when neither says."""
+    if dist is not None:
+        return f"{dist.name}=={dist.version}"
     top = (getattr(module, "__name__", "") or "").split(".")[0]
-    for dist in _packages_distributions().get(top, []):
-        return f"{dist}=={importlib.metadata.version(dist)}"
+    for name in _packages_distributions().get(top, []):
+        return f"{name}=={importlib.metadata.version(name)}"
     return "unpackaged"
+
+
+def _entry_point_distributions() -> dict[str, Any]:
+    """Entry-point name -> distribution, for the ``plugtrt`` group."""
+    return {ep.name: ep.dist for ep in importlib.metadata.entry_points(group="plugtrt")
+            if ep.dist is not None}
 
 
 @functools.cache
