@@ -6,6 +6,7 @@ import argparse
 import importlib.metadata
 import sys
 
+from plugtrt.errors import PlugtrtError
 from plugtrt.manager import GROUP, RECORD_TYPES, collect, default_registry
 from plugtrt.settings import CompilationSettings
 
@@ -36,8 +37,12 @@ def _size(n: int) -> str:
 
 def show_cache(clear: bool, directory: str | None, store: str) -> int:
     """The engine cache's location, entries, size and hit counts; with ``clear``, empty it first."""
-    settings = CompilationSettings.from_options({"engine_cache_dir": directory, "engine_cache_store": store})
-    engine_store = default_registry().pick("engine store", store).record.create(settings)
+    try:
+        settings = CompilationSettings.from_options({"engine_cache_dir": directory, "engine_cache_store": store})
+        engine_store = default_registry().pick("engine store", store).record.create(settings)
+    except PlugtrtError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if clear:
         engine_store.clear()
         print(f"cleared the engine cache at {engine_store.location}")

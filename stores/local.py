@@ -39,6 +39,7 @@ class LocalDirectoryStore:
 
     def _count(self, event: bytes) -> None:
         with contextlib.suppress(OSError):  # a read-only cache still serves its entries
+            self.root.mkdir(parents=True, exist_ok=True)  # the first miss comes before any entry
             with open(self.root / "counters", "ab") as counters:
                 counters.write(event)
 
