@@ -1,12 +1,14 @@
-"""``python -m plugtrt``: ``plugins`` lists what is installed; plugins add more commands
-(the ``reference`` runtime adds ``conformance``)."""
+"""``python -m plugtrt``: ``plugins`` lists what is installed, ``cache`` shows or clears the
+engine cache; plugins add more commands (the ``reference`` runtime adds ``conformance``)."""
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
 import sys
 
+from plugtrt.errors import PlugtrtError
 from plugtrt.manager import GROUP, RECORD_TYPES, collect, default_registry
+from plugtrt.settings import CompilationSettings
 
 
 def list_plugins() -> int:
@@ -25,6 +27,33 @@ def list_plugins() -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def show_cache(clear: bool, directory: str | None, store: str) -> int:
+    """The engine cache's location, entries, size and hit counts; with ``clear``, empty it first."""
+    try:
+        settings = CompilationSettings.from_options({"engine_cache_dir": directory, "engine_cache_store": store})
+        engine_store = default_registry().pick("engine store", store).record.create(settings)
+    except PlugtrtError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if clear:
+        engine_store.clear()
+        print(f"cleared the engine cache at {engine_store.location}")
+    stats = engine_store.stats()
+    print(f"engine cache ({store} store): {stats.location}")
+    print(f"  entries: {stats.entries}")
+    print(f"  size: {_size(stats.size_bytes)} of {_size(stats.max_bytes)}")
+    print(f"  hits: {stats.hits}, misses: {stats.misses}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     plugin_commands = default_registry().commands
@@ -35,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("plugins", help="list installed plugins and their registrations")
     for name, reg in sorted(plugin_commands.items()):
         commands.add_parser(name, help=f"{reg.record.help} [plugin {reg.plugin}]")
-    parser.parse_args(argv)
+    cache = commands.add_parser("cache", help="show the engine cache (entries, size, hits); --clear empties it")
+    cache.add_argument("--clear", action="store_true", help="remove every entry and the counters")
+    cache.add_argument("--dir", default=None,
+                       help="the cache directory (default: $PLUGTRT_CACHE_DIR, else the user cache directory)")
+    cache.add_argument("--store", default="local", help="the engine store plugin (default: local)")
+    args = parser.parse_args(argv)
+    if args.command == "cache":
+        return show_cache(args.clear, args.dir, args.store)
     return list_plugins()
 
 

@@ -20,6 +20,8 @@ from plugtrt import trt_adapter
 from plugtrt.blocks import tensorrt_blocks
 from plugtrt.conversion import describe
 from plugtrt.decompositions import decompose_declined
+from plugtrt.engine_cache import open_cache
+from plugtrt.engine_key import engine_key
 from plugtrt.errors import ConversionError, PlugtrtError
 from plugtrt.interpreter import NetworkInterpreter
 from plugtrt.report import CompileReport, EngineReport
@@ -106,14 +108,25 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
                    runtime: Any, report: CompileReport) -> None:
     sub = parted.get_submodule(block.target)
     name = f"{report.graph}.{block.target}"
+    with _Timer(report, "cache"):  # a hit skips conversion and the build
+        cache = open_cache(registry, settings)
+        key = engine_key(sub, registry, settings) if cache is not None else None
+        artifact = cache.load(key, name) if key is not None else None
+    cached = artifact is not None
+    converters = key.converters if cached else ()
     try:
-        with _Timer(report, "convert"):
-            builder, network = engine_mod.new_network()
-            interpreter = NetworkInterpreter(sub, registry, settings, network)
-            inputs, outputs = interpreter.run(
-                [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"])
-        with _Timer(report, "build"):
-            artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs))
+        if artifact is None:
+            with _Timer(report, "convert"):
+                builder, network = engine_mod.new_network()
+                interpreter = NetworkInterpreter(sub, registry, settings, network)
+                inputs, outputs = interpreter.run(
+                    [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"])
+            with _Timer(report, "build"):
+                artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs))
+            converters = tuple(sorted(interpreter.converters_used))
+            if key is not None:
+                with _Timer(report, "cache"):
+                    cache.save(key, artifact)
         with _Timer(report, "runtime"):
             module = runtime.record.create(artifact, settings, registry)
     except Exception as exc:  # any converter, build or runtime failure costs this block only
@@ -131,10 +144,11 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
     report.engines.append(EngineReport(
         name=name, layers=artifact.layer_count, ops=ops, build_seconds=artifact.build_seconds,
         runtime=runtime.record.name, layer_types=artifact.network.layer_counts(),
-        converters=tuple(sorted(interpreter.converters_used))))
-    logger.debug("engine %s: %d ops -> %d layers, built in %.2f s, runtime %s",
-                 name, ops, artifact.layer_count, artifact.build_seconds, runtime.record.name)
-    if len(outputs) == 1 and not _returns_tuple(sub):
+        converters=converters, cached=cached))
+    logger.debug("engine %s: %d ops -> %d layers, %s, runtime %s", name, ops, artifact.layer_count,
+                 "from the engine cache" if cached else f"built in {artifact.build_seconds:.2f} s",
+                 runtime.record.name)
+    if len(artifact.outputs) == 1 and not _returns_tuple(sub):
         with parted.graph.inserting_after(block):
             first = parted.graph.call_function(operator.getitem, (block, 0))
         block.replace_all_uses_with(first, delete_user_cb=lambda user: user is not first)

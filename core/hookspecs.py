@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ConverterSpec,
         DecompositionSpec,
         LayerEvaluatorSpec,
+        EngineStoreSpec,
         LoweringPassSpec,
         PartitionerSpec,
         RuntimeSpec,
@@ -86,6 +87,22 @@ class PlugtrtSpecs:
     @hookspec
     def plugtrt_partitioners(self) -> Iterable[PartitionerSpec]:
         """Register partitioners; ``CompilationSettings.partitioner`` selects one by name."""
+        yield from ()
+
+    # -- 6. engine cache ---------------------------------------------------------
+    @hookspec
+    def plugtrt_engine_stores(self) -> Iterable[EngineStoreSpec]:
+        """Register engine stores; ``CompilationSettings.engine_cache_store`` selects one by
+        name (``"local"``, a directory, is built in).
+
+        The core computes each key, encodes and checksums each entry and verifies it on
+        load; a store only keeps bytes under a key (see :class:`plugtrt.engine_cache.EngineStore`).
+        Example::
+
+            @plugtrt.hookimpl
+            def plugtrt_engine_stores():
+                yield EngineStoreSpec(name="redis", create=lambda settings: RedisStore(settings))
+        """
         yield from ()
 
     # -- 7. execution ------------------------------------------------------------

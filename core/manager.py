@@ -31,6 +31,7 @@ from plugtrt.records import (
     ConverterSpec,
     DecompositionSpec,
     LayerEvaluatorSpec,
+    EngineStoreSpec,
     LoweringPassSpec,
     PartitionerSpec,
     RuntimeSpec,
@@ -49,6 +50,7 @@ RECORD_TYPES: dict[str, type] = {
     "plugtrt_runtimes": RuntimeSpec,
     "plugtrt_layer_evaluators": LayerEvaluatorSpec,
     "plugtrt_commands": CommandSpec,
+    "plugtrt_engine_stores": EngineStoreSpec,
 }
 
 
@@ -195,6 +197,7 @@ class PluginRegistry:
             collect(pm, "plugtrt_lowering_passes"), key=lambda r: (r.record.order, r.record.name)))
         self.partitioners = {r.record.name: r for r in collect(pm, "plugtrt_partitioners")}
         self.runtimes = {r.record.name: r for r in collect(pm, "plugtrt_runtimes")}
+        self.engine_stores = {r.record.name: r for r in collect(pm, "plugtrt_engine_stores")}
         self.commands = {r.record.name: r for r in collect(pm, "plugtrt_commands")}
         self.converters = _by_priority(collect(pm, "plugtrt_converters"), "target", "plugtrt_converters")
         evaluators = _by_priority(collect(pm, "plugtrt_layer_evaluators"), "layer_type",
@@ -224,12 +227,15 @@ class PluginRegistry:
         return None
 
     def pick(self, kind: str, name: str) -> Registered:
-        """The partitioner or runtime called ``name``, or an error listing the ones installed."""
-        table = self.partitioners if kind == "partitioner" else self.runtimes
+        """The partitioner, runtime or engine store called ``name``, or an error listing the
+        ones installed."""
+        table, option = {"partitioner": (self.partitioners, "partitioner"),
+                         "runtime": (self.runtimes, "runtime"),
+                         "engine store": (self.engine_stores, "engine_cache_store")}[kind]
         if name not in table:
             raise PluginLoadError(
                 f"no {kind} named {name!r} is registered; installed: {', '.join(sorted(table)) or 'none'}. "
-                f"Set option {kind!r} to one of these, or install the plugin that provides {name!r}.")
+                f"Set option {option!r} to one of these, or install the plugin that provides {name!r}.")
         return table[name]
 
 

@@ -133,3 +133,11 @@ class CommandSpec:
     main: Callable[..., int] = attrs.field(validator=v.is_callable())
     """``main(argv: list[str]) -> int``: parses its own arguments, returns the exit status.
     Import heavy dependencies inside it, so that listing commands stays cheap."""
+class EngineStoreSpec:
+    """An engine store: where the engine cache keeps its entries (a directory, a server ...)."""
+
+    name: str = attrs.field(converter=_normalize, validator=v.matches_re(_WORD_RE))
+    create: Callable[..., Any] = attrs.field(validator=v.is_callable())
+    """``create(settings) -> plugtrt.engine_cache.EngineStore``; called once per compiled block,
+    so it must be cheap (no I/O until the store is used). Entries are opaque, checksummed bytes
+    that the core encodes and verifies; the store keeps them, and evicts as its size cap asks."""

@@ -19,6 +19,8 @@ class EngineReport:
     """TensorRT layer type -> count, read back from the built network."""
     converters: tuple[str, ...] = ()
     """Names of the converters that built this engine's layers."""
+    cached: bool = False
+    """Loaded from the engine cache: neither converted nor built in this process."""
 
 
 @attrs.define(kw_only=True)

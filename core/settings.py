@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -78,6 +79,24 @@ def _to_op_names(value: object) -> object:
     return value
 
 
+def _to_cache_dir(value: object) -> object:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, str) and value.strip():
+        return os.path.expanduser(value.strip())
+    return value
+
+
+def _check_cache_dir(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    if value is not None and not (isinstance(value, str) and value):
+        raise ValueError(f"{value!r} is not a directory path")
+
+
+def _cache_size(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{value!r} is not a number of bytes >= 1")
+
+
 def _min_block(_inst: object, attribute: attrs.Attribute, value: object) -> None:
     if isinstance(value, bool) or not (
         (isinstance(value, int) and value >= 1) or (isinstance(value, float) and value == math.inf)
@@ -135,6 +154,18 @@ class CompilationSettings:
         "frozen", v.in_(("frozen", "inputs")),
         "'frozen' (parameters and buffers become engine constants; changes are noticed, see "
         "plugtrt.weights_changed) or 'inputs' (the engines read them on every call)", engine=True)
+    # The engine cache (plugtrt.engine_cache): where engines persist between processes. None of
+    # these change an engine, so none is part of its key.
+    cache_built_engines: bool = _option(True, _BOOL, "True or False (False: never write the cache)")
+    reuse_cached_engines: bool = _option(True, _BOOL, "True or False (False: never read the cache)")
+    engine_cache_dir: str | None = _option(
+        None, _check_cache_dir,
+        "None ($PLUGTRT_CACHE_DIR, else the user cache directory) or a directory path",
+        converter=_to_cache_dir)
+    engine_cache_size: int = _option(5 << 30, _cache_size,
+                                     "the cache's size cap in bytes, an int >= 1")
+    engine_cache_store: str = _option("local", v.instance_of(str),
+                                      "'local' (a directory) or an engine store plugin's name")
 
     @property
     def partitioner_name(self) -> str:

@@ -1,4 +1,5 @@
-"""Shared fixtures: hermetic plugin managers, a fake-distribution factory, the gpu marker."""
+"""Shared fixtures: hermetic plugin managers, a fake-distribution factory, the gpu marker, a
+per-test engine cache directory."""
 from __future__ import annotations
 
 import os
@@ -41,15 +42,25 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
+@pytest.fixture(autouse=True)
+def engine_cache_dir(tmp_path_factory, monkeypatch):
+    """Each test gets its own engine cache directory, so the cache stays on (and exercised)
+    without touching the user's cache or leaking entries between tests."""
+    path = tmp_path_factory.mktemp("engine-cache")
+    monkeypatch.setenv("PLUGTRT_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def fake_distribution(tmp_path, monkeypatch):
-    """``make(dist, {entry_point_name: module_source})``: an installed-looking distribution
-    whose ``plugtrt`` entry points are modules written to ``tmp_path``."""
+    """``make(dist, {entry_point_name: module_source}, version="0.1")``: an installed-looking
+    distribution whose ``plugtrt`` entry points are modules written to ``tmp_path``; calling it
+    again for the same distribution changes its version (an upgrade)."""
 
-    def make(dist: str, modules: dict[str, str]) -> None:
+    def make(dist: str, modules: dict[str, str], version: str = "0.1") -> None:
         info = tmp_path / f"{dist}-0.1.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
         lines = ["[plugtrt]"]
         for name, source in modules.items():
             module = name.replace(".", "_")

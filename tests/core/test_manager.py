@@ -117,7 +117,7 @@ def test_environment_switches(pm, fake_distribution, monkeypatch):
 def _plugin_modules() -> set[str]:
     """Every module of the built-in plugin folders that implements a plugtrt hook."""
     found = set()
-    for package in ("converters", "lowering", "partitioners", "runtimes"):
+    for package in ("converters", "lowering", "partitioners", "runtimes", "stores"):
         pkg = importlib.import_module(f"plugtrt.{package}")
         for info in pkgutil.walk_packages(pkg.__path__, prefix=f"plugtrt.{package}."):
             module = importlib.import_module(info.name)

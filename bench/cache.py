@@ -1,0 +1,118 @@
+"""Engine cache benchmark: ResNet-50 and a 2-layer BERT compiled cold and warm, each in a fresh
+process, sharing one cache directory.
+
+"plugtrt s" is plugtrt's own time after dynamo hands over the graph (the sum of every compile
+report's ``total``: tracing to aten, lowering, partitioning, key, conversion, build or load,
+runtime); "first call s" is the whole first call, dynamo included. A warm plugtrt time must be
+at most 10% of the cold one. Prints a table and writes ``bench/results/cache.json``.
+
+    .venv/bin/python bench/cache.py [--models resnet50 bert] [--repeat 1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODELS = ("resnet50", "bert")
+
+
+def _model(name: str):
+    import torch
+
+    torch.manual_seed(0)
+    if name == "resnet50":
+        import torchvision
+
+        return torchvision.models.resnet50(weights=None).eval(), (torch.randn(1, 3, 224, 224),)
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(num_hidden_layers=2, attn_implementation="eager")
+    return BertModel(config).eval(), (torch.randint(0, config.vocab_size, (1, 128)),)
+
+
+def child(name: str) -> dict:
+    """One compile in this (fresh) process; the cache directory comes from PLUGTRT_CACHE_DIR."""
+    import warnings
+
+    import torch
+
+    import plugtrt
+
+    warnings.simplefilter("ignore")
+    model, inputs = _model(name)
+    with torch.no_grad():
+        expected = model(*inputs)
+        compiled = torch.compile(model, backend="plugtrt", dynamic=False,
+                                 options={"runtime": "reference", "min_block_size": 5})
+        start = time.perf_counter()
+        got = compiled(*inputs)
+        first_call = time.perf_counter() - start
+    if not isinstance(got, torch.Tensor):  # BERT returns a model output: compare its first tensor
+        got, expected = got[0], expected[0]
+    reports = plugtrt.compile_reports()
+    stages: dict[str, float] = {}
+    for report in reports:
+        for stage, seconds in report.stage_seconds.items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    engines = [e for r in reports for e in r.engines]
+    return {"plugtrt_seconds": stages.get("total", 0.0), "first_call_seconds": first_call,
+            "stages": stages, "engines": len(engines), "cached": sum(e.cached for e in engines),
+            "fallbacks": sum(len(r.fallbacks) for r in reports),
+            "max_abs_diff": (got - expected).abs().max().item()}
+
+
+def _run(name: str, cache: str) -> dict:
+    env = {**os.environ, "PLUGTRT_CACHE_DIR": cache}
+    done = subprocess.run([sys.executable, __file__, "--child", name], env=env, capture_output=True,
+                          text=True, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--repeat", type=int, default=1, help="cold/warm pairs per model")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child)))
+        return 0
+    rows = []
+    for name in args.models:
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="plugtrt-bench-cache-") as cache:
+                cold, warm = _run(name, cache), _run(name, cache)
+                size = sum(p.stat().st_size for p in Path(cache).glob("*.engine"))
+            rows.append({"model": name, "cold": cold, "warm": warm, "cache_bytes": size,
+                         "ratio": warm["plugtrt_seconds"] / cold["plugtrt_seconds"]})
+    header = (f"{'model':<9} {'engines':>7} {'cold plugtrt s':>14} {'warm plugtrt s':>14} {'warm/cold':>9} "
+              f"{'cold 1st call s':>15} {'warm 1st call s':>15} {'cache MB':>8}")
+    print(header)
+    for row in rows:
+        cold, warm = row["cold"], row["warm"]
+        print(f"{row['model']:<9} {cold['engines']:>7} {cold['plugtrt_seconds']:>14.2f} "
+              f"{warm['plugtrt_seconds']:>14.2f} {row['ratio']:>9.1%} {cold['first_call_seconds']:>15.2f} "
+              f"{warm['first_call_seconds']:>15.2f} {row['cache_bytes'] / 1e6:>8.1f}")
+    for row in rows:
+        stages = ", ".join(f"{k} {row['warm']['stages'][k]:.2f}" for k in row["warm"]["stages"])
+        print(f"  {row['model']} warm stages (s): {stages}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "cache.json").write_text(json.dumps(rows, indent=2))
+    failed = [r["model"] for r in rows
+              if r["ratio"] > 0.10 or r["warm"]["cached"] != r["warm"]["engines"] or r["cold"]["cached"]]
+    if failed:
+        print(f"FAILED: warm is not all cached or above 10% of cold for {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The persistent engine cache: a restarted process reuses its engines, and nothing stale or
+corrupt is ever loaded.
+
+The core owns what makes an entry trustworthy; an engine store plugin (hook
+``plugtrt_engine_stores``, option ``engine_cache_store``; ``"local"`` is built in) only keeps
+bytes under a key:
+
+- the key (:mod:`plugtrt.engine_key`) covers everything that changes the engine, and is
+  computed from the FX block before conversion, so a hit skips conversion and the build;
+- an entry is ``MAGIC``, the entry format, the payload's length and its SHA-256, then the
+  payload: a pickle of the key and the :class:`~plugtrt.engine.EngineArtifact` (plan,
+  boundary specs, network snapshot), its numpy weights out of band. Pickle is safe here only
+  because the checksum and the magic are verified first and the directory is the user's own;
+- an entry that fails any check (truncated, a flipped byte, another key's entry) is
+  logged as a warning, deleted and rebuilt, never loaded;
+- a store that cannot be read or written (read-only or full directory, a failing plugin)
+  degrades to building without the cache, with one warning per store location and process,
+  never a failed compile.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import struct
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from plugtrt.engine import EngineArtifact
+from plugtrt.engine_key import EngineKey
+
+logger = logging.getLogger("plugtrt")
+
+MAGIC = b"plugtrt-engine\n"
+ENTRY_FORMAT = 1
+_HEADER = struct.Struct("<IQ32s")  # format, payload length, sha256(payload)
+_TABLE = struct.Struct("<QI")  # pickle length, number of out-of-band buffers (then their lengths)
+
+
+def default_cache_dir() -> Path:
+    """``$PLUGTRT_CACHE_DIR``, else the platform's user cache directory plus ``plugtrt``:
+    ``$XDG_CACHE_HOME`` or ``~/.cache`` on Linux, ``~/Library/Caches`` on macOS,
+    ``%LOCALAPPDATA%`` on Windows."""
+    explicit = os.environ.get("PLUGTRT_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+        return Path(base) / "plugtrt" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "plugtrt"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plugtrt"
+
+
+def cache_dir(settings: Any) -> Path:
+    """The directory the ``local`` store uses: the ``engine_cache_dir`` option, else
+    :func:`default_cache_dir`."""
+    return Path(settings.engine_cache_dir) if settings.engine_cache_dir else default_cache_dir()
+
+
+@attrs.frozen(kw_only=True)
+class CacheStats:
+    """What ``python -m plugtrt cache`` shows of a store."""
+
+    location: str
+    entries: int
+    size_bytes: int
+    max_bytes: int
+    hits: int
+    misses: int
+
+
+class EngineStore:
+    """What an engine store plugin's ``create(settings)`` returns. Every method may raise
+    ``OSError`` (or anything else): the cache then warns once and builds without it."""
+
+    location: str
+    """Where entries live, for messages (a path, a URL)."""
+
+    def get(self, key: str) -> bytes | None:
+        """The entry stored under ``key``, or None; counts a hit or a miss."""
+        raise NotImplementedError
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` atomically (readers see the old entry, none, or the whole
+        new one), then evict least-recently-used entries beyond the size cap."""
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Remove the entry under ``key``, if any."""
+        raise NotImplementedError
+
+    def stats(self) -> CacheStats:
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Remove every entry and reset the counters."""
+        raise NotImplementedError
+
+
+class CorruptEntryError(Exception):
+    """An entry failed verification; the message says which check."""
+
+
+def encode_entry(key: EngineKey, artifact: EngineArtifact) -> bytes:
+    """``MAGIC``, header (format, payload length, SHA-256 of the payload), then the payload:
+    a table of lengths, the pickle, and the large buffers (numpy weights) the pickle refers
+    to out of band, so that loading does not copy them again."""
+    buffers: list[pickle.PickleBuffer] = []
+    meta = pickle.dumps({"key": key.digest, "artifact": artifact}, protocol=5,
+                        buffer_callback=buffers.append)
+    raws = [buffer.raw() for buffer in buffers]
+    parts = [_TABLE.pack(len(meta), len(raws)), struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)),
+             meta, *raws]
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    header = _HEADER.pack(ENTRY_FORMAT, sum(memoryview(p).nbytes for p in parts), digest.digest())
+    return b"".join([MAGIC, header, *parts])
+
+
+def decode_entry(key: EngineKey, data: bytes) -> EngineArtifact:
+    """The artifact in ``data``, or :class:`CorruptEntryError` naming the failed check. Weights
+    are zero-copy views of ``data``."""
+    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _HEADER.size:
+        raise CorruptEntryError("not a plugtrt engine entry (bad header)")
+    entry_format, length, checksum = _HEADER.unpack_from(data, len(MAGIC))
+    payload = memoryview(data)[len(MAGIC) + _HEADER.size:]
+    if entry_format != ENTRY_FORMAT:
+        raise CorruptEntryError(f"entry format {entry_format}, this plugtrt reads {ENTRY_FORMAT}")
+    if payload.nbytes != length:
+        raise CorruptEntryError(f"truncated: {payload.nbytes} of {length} payload bytes")
+    if hashlib.sha256(payload).digest() != checksum:
+        raise CorruptEntryError("checksum mismatch")
+    try:  # verified bytes that do not parse or unpickle were written by other code
+        meta_length, count = _TABLE.unpack_from(payload)
+        position = _TABLE.size + 8 * count
+        meta = payload[position:position + meta_length]
+        position += meta_length
+        buffers = []
+        for size in struct.unpack_from(f"<{count}Q", payload, _TABLE.size):
+            buffers.append(payload[position:position + size])
+            position += size
+        content = pickle.loads(meta, buffers=buffers)
+    except Exception as exc:
+        raise CorruptEntryError(f"unreadable payload ({exc!r})") from exc
+    if content.get("key") != key.digest or not isinstance(content.get("artifact"), EngineArtifact):
+        raise CorruptEntryError("holds another key's engine")
+    return content["artifact"]
+
+
+_warned: set[str] = set()
+_unwritable: set[str] = set()
+
+
+def _warn_once(location: str, action: str, exc: BaseException) -> None:
+    """One warning per store location and process, whichever operation failed first: a
+    directory that cannot be created fails reads and writes alike."""
+    if location in _warned:
+        return
+    _warned.add(location)
+    warnings.warn(
+        f"plugtrt: the engine cache at {location} cannot be {action} ({exc!r}); engines are built "
+        f"{'and not saved' if action == 'written' else 'without it'} in this process. Set engine_cache_dir (or PLUGTRT_CACHE_DIR) to a writable "
+        f"directory, or cache_built_engines=False and reuse_cached_engines=False to turn it off.",
+        stacklevel=4)
+
+
+@attrs.frozen
+class EngineCache:
+    """One store, read and written as ``reuse_cached_engines`` and ``cache_built_engines`` allow."""
+
+    store: EngineStore
+    read: bool
+    write: bool
+
+    def load(self, key: EngineKey, name: str) -> EngineArtifact | None:
+        """The cached engine of ``key``, renamed ``name``, or None (a miss, or a bad entry that
+        has been deleted after a warning)."""
+        if not self.read:
+            return None
+        location = self.store.location
+        try:
+            data = self.store.get(key.digest)
+        except Exception as exc:
+            _warn_once(location, "read", exc)
+            return None
+        if data is None:
+            return None
+        try:
+            artifact = decode_entry(key, data)
+        except CorruptEntryError as exc:
+            warnings.warn(f"plugtrt: engine cache entry {key.digest[:16]} in {location} is corrupt "
+                          f"({exc}); deleted it and rebuilding engine {name}", stacklevel=3)
+            try:
+                self.store.delete(key.digest)
+            except Exception as delete_exc:
+                _warn_once(location, "written", delete_exc)
+            return None
+        logger.debug("engine %s: loaded from the engine cache (%s)", name, key.digest[:16])
+        return attrs.evolve(artifact, name=name, build_seconds=0.0)
+
+    def save(self, key: EngineKey, artifact: EngineArtifact) -> None:
+        location = self.store.location
+        if not self.write or location in _unwritable:
+            return
+        try:
+            self.store.put(key.digest, encode_entry(key, artifact))
+        except Exception as exc:
+            _unwritable.add(location)
+            _warn_once(location, "written", exc)
+
+
+def open_cache(registry: Any, settings: Any) -> EngineCache | None:
+    """The engine cache the settings ask for; None when both reading and writing are off, or
+    when the default ``local`` store is not registered (a hermetic registry, or a user who
+    blocked ``plugtrt.stores.local``). A store named explicitly must exist."""
+    if not (settings.reuse_cached_engines or settings.cache_built_engines):
+        return None
+    if settings.engine_cache_store not in registry.engine_stores and settings.engine_cache_store == "local":
+        return None
+    spec = registry.pick("engine store", settings.engine_cache_store)
+    return EngineCache(store=spec.record.create(settings), read=settings.reuse_cached_engines,
+                       write=settings.cache_built_engines)

@@ -1,0 +1,231 @@
+"""The engine cache key: a digest of everything that changes a TensorRT block's engine.
+
+It is computed from the FX block alone, before any conversion, so that a cache hit skips
+both conversion and TensorRT's build. The key covers, in one canonical JSON document
+hashed with SHA-256:
+
+- the block's graph: every node in order, its op, its target (``aten.add.Tensor``), its
+  args and kwargs (nodes referred to by position; floats by ``repr``, so ``-0.0``, ``nan``
+  and ``inf`` stay distinct; dtypes, devices and layouts by name) and the shape and dtype
+  tracing recorded for it, which includes the block's input shapes and dtypes;
+- the value of every constant (frozen weights included): SHA-256 over the tensor's full
+  bytes, with its dtype and shape, so two different tensors never share a digest
+  (hardware-accelerated SHA-256 reads ResNet-50's 102 MB of weights in about 0.05 s);
+- the converter each node would get (``registry.converter_for(node, settings)``): its record
+  name, its plugin, the plugin's distribution and version, and a digest of the plugin
+  package's source files, so an upgraded or locally edited converter package misses;
+- every build-affecting setting (:meth:`CompilationSettings.engine_key`);
+- TensorRT's flavour and version, torch's version, plugtrt's version and a digest of the
+  core's source files (the conversion context and builder config live there);
+- the target device: the CUDA compute capability of ``settings.device`` (or the current
+  device) as ``sm_90``, or ``"none"`` where no GPU is visible.
+
+A block the key cannot describe faithfully (a constant that is not a dense tensor, an
+argument of an unknown type, a node without a converter) gets no key and is simply built.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import json
+import operator
+import sys
+import weakref
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+import torch.fx
+import torch.utils._pytree as pytree
+
+from plugtrt import trt_adapter
+
+KEY_FORMAT = 1
+"""Bumped whenever what the key covers changes, so older entries miss instead of matching."""
+
+
+@attrs.frozen(kw_only=True)
+class EngineKey:
+    """A block's cache key and what the engine report needs on a hit."""
+
+    digest: str
+    """64 hex digits; the store's name for the entry."""
+    converters: tuple[str, ...]
+    """Names of the converters that the block's nodes get, sorted."""
+
+
+class _Uncacheable(Exception):
+    """The block holds something the key cannot describe faithfully."""
+
+
+def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any) -> EngineKey | None:
+    """The key of ``block`` (a TensorRT partition) under ``registry`` and ``settings``, or None
+    where it cannot be keyed faithfully (the block is then built and not cached)."""
+    index: dict[torch.fx.Node, int] = {}
+    nodes: list[Any] = []
+    converters: dict[str, list[str]] = {}
+    try:
+        for node in block.graph.nodes:
+            index[node] = len(index)
+            entry: list[Any] = [node.op, _encode(node.args, index), _encode(node.kwargs, index),
+                                _value_spec(node.meta.get("val"))]
+            if node.op == "get_attr":
+                entry.append(tensor_digest(operator.attrgetter(node.target)(block)))
+            elif node.op == "call_function":
+                entry.append(_target_name(node.target))
+                if node.target is not operator.getitem:
+                    reg = registry.converter_for(node, settings)
+                    if reg is None:
+                        return None  # conversion raises the error that says why
+                    converters[reg.record.name] = [reg.plugin, plugin_fingerprint(registry, reg.plugin)]
+                    entry.append(reg.record.name)
+            elif node.op not in ("placeholder", "output"):
+                return None  # the interpreter converts only functions; let it say so
+            nodes.append(entry)
+    except _Uncacheable:
+        return None
+    document = {
+        "format": KEY_FORMAT,
+        "graph": nodes,
+        "converters": converters,
+        "settings": settings.engine_key(),
+        "tensorrt": [trt_adapter.flavour(), trt_adapter.load().__version__],
+        "torch": torch.__version__,
+        "plugtrt": core_fingerprint(),
+        "device": target_device(settings),
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return EngineKey(digest=hashlib.sha256(text.encode()).hexdigest(),
+                     converters=tuple(sorted(converters)))
+
+
+def tensor_digest(value: Any) -> str:
+    """SHA-256 of a dense tensor's dtype, shape and every byte of its data."""
+    if not isinstance(value, torch.Tensor) or value.layout != torch.strided or value.is_quantized:
+        raise _Uncacheable(f"constant {type(value).__name__}")
+    tensor = value.detach().to("cpu").contiguous().reshape(-1)
+    digest = hashlib.sha256(f"{tensor.dtype}{tuple(value.shape)}".encode())
+    digest.update(tensor.view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _encode(value: Any, index: dict[torch.fx.Node, int]) -> Any:
+    """A node argument as JSON that identifies it exactly; node references by position."""
+    if isinstance(value, torch.fx.Node):
+        return ["node", index[value]]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return ["float", repr(value)]
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [_encode(v, index) for v in value]]
+    if isinstance(value, dict):
+        return ["dict", [[str(k), _encode(v, index)] for k, v in sorted(value.items())]]
+    if isinstance(value, slice):
+        return ["slice", [_encode(v, index) for v in (value.start, value.stop, value.step)]]
+    if isinstance(value, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
+        return [type(value).__name__, str(value)]
+    if isinstance(value, torch.Tensor):
+        return ["tensor", tensor_digest(value)]
+    raise _Uncacheable(f"argument {type(value).__name__}")
+
+
+def _value_spec(value: Any) -> Any:
+    """Shape and dtype of each tensor that tracing recorded for a node."""
+    leaves = []
+    for leaf in pytree.tree_leaves(value):
+        if isinstance(leaf, torch.Tensor):
+            leaves.append([[int(d) for d in leaf.shape], str(leaf.dtype)])
+        else:
+            leaves.append(repr(leaf))  # python scalars; repr keeps 1, 1.0 and True apart
+    return leaves
+
+
+def _target_name(target: Any) -> str:
+    if isinstance(target, torch._ops.OpOverload):
+        return str(target)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+
+
+def target_device(settings: Any) -> str:
+    """The compute capability the engine is built for: ``sm_90``, or ``none`` without a GPU."""
+    if not torch.cuda.is_available():
+        return "none"
+    device = settings.device
+    if device is None or device.type != "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"sm_{major}{minor}"
+
+
+# -- versions and sources --------------------------------------------------------
+_plugin_fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def plugin_fingerprint(registry: Any, plugin: str) -> str:
+    """``dist==version source-digest`` of a registered plugin, memoised per registry (one
+    scan of the installed distributions per registry, not per plugin)."""
+    if registry not in _plugin_fingerprints:
+        _plugin_fingerprints[registry] = (_entry_point_distributions(), {})
+    dists, memo = _plugin_fingerprints[registry]
+    if plugin not in memo:
+        obj = registry.plugin_manager.get_plugin(plugin)
+        module = obj if isinstance(obj, type(sys)) else sys.modules.get(type(obj).__module__)
+        memo[plugin] = f"{_distribution(dists.get(plugin), module)} {_module_sources(module)}"
+    return memo[plugin]
+
+
+def _distribution(dist: Any, module: Any) -> str:
+    """The distribution (name and version) that provides a plugin: the one of its entry point,
+    else the one its module's package belongs to; ``unpackaged`` when neither says."""
+    if dist is not None:
+        return f"{dist.name}=={dist.version}"
+    top = (getattr(module, "__name__", "") or "").split(".")[0]
+    for name in _packages_distributions().get(top, []):
+        return f"{name}=={importlib.metadata.version(name)}"
+    return "unpackaged"
+
+
+def _entry_point_distributions() -> dict[str, Any]:
+    """Entry-point name -> distribution, for the ``plugtrt`` group."""
+    return {ep.name: ep.dist for ep in importlib.metadata.entry_points(group="plugtrt")
+            if ep.dist is not None}
+
+
+@functools.cache
+def _packages_distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def _module_sources(module: Any) -> str:
+    """Digest of the Python sources of ``module``'s package (recursively), or of the module
+    alone when it is top-level: a converter's helpers live beside it."""
+    file = getattr(module, "__file__", None)
+    if not file:
+        return "no-source"
+    if getattr(module, "__package__", None):
+        package = sys.modules.get(module.__package__)
+        if package is not None and getattr(package, "__path__", None):
+            return _sources_digest(tuple(sorted(package.__path__)))
+    return _sources_digest((file,))
+
+
+@functools.cache
+def core_fingerprint() -> str:
+    """plugtrt's version and a digest of the core's sources (``plugtrt`` package only)."""
+    import plugtrt
+
+    return f"{plugtrt.__version__} {_sources_digest(tuple(sorted(plugtrt.__path__)))}"
+
+
+@functools.cache
+def _sources_digest(paths: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for root in map(Path, paths):
+        files = [root] if root.is_file() else sorted(root.rglob("*.py"))
+        for file in files:
+            digest.update(str(file.relative_to(root.parent)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Built-in engine store plugins (hook ``plugtrt_engine_stores``)."""
