@@ -3,7 +3,8 @@
 Dynamo calls the backend once per captured graph, on the first call. The callable returned
 keeps one compiled module per input signature: with ``dynamic=False`` dynamo never sends a
 second signature (a new shape recompiles the frame); a graph that dynamo made dynamic is
-specialised per concrete shape here and each specialisation cached. Frozen weights are
+traced with its symbolic sizes and compiled once into engines with optimization profiles
+(:mod:`plugtrt.dynamic`), rebuilt only when a call falls outside them. Frozen weights are
 watched: an in-place change rebuilds the engines before the next call.
 """
 from __future__ import annotations
@@ -21,11 +22,12 @@ import torch.fx
 
 from plugtrt.compiler import compile_aten
 from plugtrt.decompositions import decomposition_table
+from plugtrt.dynamic import DynamicSizes
 from plugtrt.errors import PlugtrtError
 from plugtrt.manager import PluginRegistry, default_registry
 from plugtrt.report import CompileReport, record
 from plugtrt.settings import CompilationSettings
-from plugtrt.tracing import frozen_input_indices, trace_to_aten
+from plugtrt.tracing import frozen_input_indices, specialise_scalars, trace_to_aten
 
 logger = logging.getLogger("plugtrt")
 _graph_ids = itertools.count()
@@ -78,11 +80,11 @@ class CompiledGraph:
         self.modules: dict[tuple, torch.fx.GraphModule | None] = {}
         """Per signature, the partitioned module (None where the graph runs as dynamo gave it)."""
         self.reports: list[CompileReport] = []
-        if _is_concrete(example_inputs):
-            self._compile(example_inputs)
-        else:
-            logger.debug("%s is dynamic: it compiles one specialisation per concrete input shape, "
-                         "on the first call with that shape", self.name)
+        self.dynamic = None if _is_concrete(example_inputs) else DynamicSizes.of(gm)
+        """For a graph with symbolic sizes: its symbols and the profile its engines serve."""
+        self._traced_gm, self._scalars = (gm, {}) if self.dynamic is None else \
+            specialise_scalars(gm, example_inputs)
+        self._compile(example_inputs)
 
     def __call__(self, *args: Any) -> Any:
         versions = [_version_of(args[i]) for i in self.frozen]
@@ -92,13 +94,31 @@ class CompiledGraph:
             self.specialisations.clear()
             self.modules.clear()
             self._versions = versions
-        compiled = self.specialisations.get(_signature(args, self._frozen_set))
+        changed = [i for i, value in self._scalars.items() if args[i].item() != value]
+        if changed:
+            logger.warning("plugtrt: a python scalar of %s that its engines hold as a constant changed; "
+                           "rebuilding them", self.name)
+            self._scalars.update({i: args[i].item() for i in changed})
+            self._traced_gm, _ = specialise_scalars(self.gm, args)
+            self.specialisations.clear()
+            self.modules.clear()
+        if self.dynamic is not None and not self.dynamic.covers(self.dynamic.values(args)):
+            logger.warning("plugtrt: %s is called with sizes %s, outside the profile its engines were "
+                           "built for (%s); rebuilding them with a wider one", self.name,
+                           self.dynamic.values(args), DynamicSizes.describe(self.dynamic.built))
+            self.specialisations.clear()
+            self.modules.clear()
+        compiled = self.specialisations.get(self._key(args))
         if compiled is None:
             compiled = self._compile(args)
         return compiled(*args)
 
+    def _key(self, args: Sequence[Any]) -> tuple:
+        """One specialisation per signature; a dynamic graph has one for all sizes in its profile."""
+        return ("dynamic",) if self.dynamic is not None else _signature(args, self._frozen_set)
+
     def _compile(self, args: Sequence[Any]) -> Any:
-        key = _signature(args, self._frozen_set)
+        key = self._key(args)
         report = CompileReport(graph=f"{self.name}.{len(self.specialisations)}",
                                input_shapes=[tuple(a.shape) for i, a in enumerate(args)
                                              if isinstance(a, torch.Tensor) and i not in self._frozen_set])
@@ -106,11 +126,15 @@ class CompiledGraph:
         user = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and i not in self._frozen_set]
         try:
             table = decomposition_table(self.registry, self.settings)
+            bounds = None
+            if self.dynamic is not None:
+                bounds = self.dynamic.bounds_for(self.dynamic.values(args))
+                logger.debug("%s is dynamic: one profile for %s", self.name, DynamicSizes.describe(bounds))
             t0 = time.perf_counter()
-            aten = trace_to_aten(self.gm, args, self.frozen, table)
+            aten = trace_to_aten(self._traced_gm, args, self.frozen, table, symbolic=self.dynamic is not None)
             report.stage_seconds["trace"] = time.perf_counter() - t0
             logger.debug("aten graph of %s:\n%s", report.graph, aten.code)
-            module = compile_aten(aten, self.registry, self.settings, report)
+            module = compile_aten(aten, self.registry, self.settings, report, bounds)
         except PlugtrtError:
             raise
         except Exception as exc:
