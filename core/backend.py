@@ -80,11 +80,16 @@ class CompiledGraph:
         self.modules: dict[tuple, torch.fx.GraphModule | None] = {}
         """Per signature, the partitioned module (None where the graph runs as dynamo gave it)."""
         self.reports: list[CompileReport] = []
-        self.dynamic = None if _is_concrete(example_inputs) else DynamicSizes.of(gm)
+        concrete = _is_concrete(example_inputs)
+        self.dynamic = None if concrete else DynamicSizes.of(gm)
         """For a graph with symbolic sizes: its symbols and the profile its engines serve."""
         self._traced_gm, self._scalars = (gm, {}) if self.dynamic is None else \
             specialise_scalars(gm, example_inputs)
-        self._compile(example_inputs)
+        if concrete or self.dynamic is not None:
+            self._compile(example_inputs)
+        else:
+            logger.debug("%s takes a size only as an int argument: it compiles one specialisation "
+                         "per concrete size, on the first call with that size", self.name)
 
     def __call__(self, *args: Any) -> Any:
         versions = [_version_of(args[i]) for i in self.frozen]

@@ -55,8 +55,10 @@ class DynamicSizes:
     """The (min, opt, max) the current engines were built with."""
 
     @classmethod
-    def of(cls, gm: torch.fx.GraphModule) -> DynamicSizes:
-        """Read the symbols from the example values dynamo recorded on ``gm``'s placeholders."""
+    def of(cls, gm: torch.fx.GraphModule) -> DynamicSizes | None:
+        """Read the symbols from the example values dynamo recorded on ``gm``'s placeholders;
+        None when a size reaches the graph only as an int argument, never as a tensor's dim
+        (a trace cannot follow it into the graph: such a graph is compiled per concrete size)."""
         sources: dict[sympy.Symbol, tuple[int, int | None]] = {}
         ranges: dict[sympy.Symbol, tuple[int, int | None]] = {}
         values = [n.meta.get("example_value") for n in gm.graph.nodes if n.op == "placeholder"]
@@ -73,6 +75,8 @@ class DynamicSizes:
             lower = _finite(known.lower) if known is not None else None
             upper = _finite(known.upper) if known is not None else None
             ranges[symbol] = (max(lower or 0, 1), upper)
+        if any(dim is None for _, dim in sources.values()):
+            return None
         return cls(sources=sources, ranges=ranges)
 
     def values(self, args: Sequence[Any]) -> dict[sympy.Symbol, int]:
