@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from plugtrt.conversion import FLOATS, INTS, activation, aten, elementwise, get, out_dtype, static
+from plugtrt.conversion import FLOATS, INTS, activation, aten, elementwise, get, out_dtype, typed
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 
 _GELU = {"none": "GELU_ERF", "tanh": "GELU_TANH"}
-_FLOAT_OK = static(FLOATS)
+_FLOAT_OK = typed(FLOATS)
 
 
 def _activation(kind: str):
@@ -85,20 +85,28 @@ def _softplus_supported(node, settings) -> bool:
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.relu", target=aten.relu.default, convert=_relu,
-                        is_supported=static(FLOATS | INTS))
+                        is_supported=typed(FLOATS | INTS),
+                        supports_dynamic_shapes=True)
     for name, op, kind in [("sigmoid", aten.sigmoid.default, "SIGMOID"),
                            ("tanh", aten.tanh.default, "TANH")]:
         yield ConverterSpec(name=f"builtin.{name}", target=op, convert=_activation(kind),
-                            is_supported=_FLOAT_OK)
+                            is_supported=_FLOAT_OK,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.gelu", target=aten.gelu.default, convert=_gelu,
-                        is_supported=_gelu_supported)
+                        is_supported=_gelu_supported,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.silu", target=aten.silu.default, convert=_silu,
-                        is_supported=_FLOAT_OK)
+                        is_supported=_FLOAT_OK,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.hardtanh", target=aten.hardtanh.default, convert=_hardtanh,
-                        is_supported=_hardtanh_supported)
+                        is_supported=_hardtanh_supported,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.leaky_relu", target=aten.leaky_relu.default,
-                        convert=_leaky_relu, is_supported=_FLOAT_OK)
+                        convert=_leaky_relu, is_supported=_FLOAT_OK,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.elu", target=aten.elu.default, convert=_elu,
-                        is_supported=_elu_supported)
+                        is_supported=_elu_supported,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.softplus", target=aten.softplus.default, convert=_softplus,
-                        is_supported=_softplus_supported)
+                        is_supported=_softplus_supported,
+                        supports_dynamic_shapes=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-from plugtrt.conversion import FLOATS, aten, static, val
+from plugtrt.conversion import FLOATS, aten, static_trailing, typed, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -41,7 +41,8 @@ def _convolution(ctx, node, args, kwargs):
     output_padding = _expand(output_padding, nd)
     x, weight = ctx.cast(x, dtype, node), ctx.cast(weight, dtype, node)
     if nd == 1:  # as 2d, height 1
-        x = ctx.reshape(x, (*tuple(x.shape)[:-1], 1, x.shape[-1]), node)
+        sizes = val(node.args[0]).shape
+        x = ctx.reshape(x, (*sizes[:-1], 1, sizes[-1]), node)
         weight = ctx.reshape(weight, (*kernel_shape[:2], 1, kernel_shape[2]), node)
         stride, padding, dilation = (1, *stride), (0, *padding), (1, *dilation)
         output_padding = (0, *output_padding)
@@ -69,10 +70,10 @@ def _convolution(ctx, node, args, kwargs):
 
 
 def _supported(node: torch.fx.Node, settings) -> bool:
-    """Floats, static shapes, a kernel of rank 3 to 5, and for a transposed convolution an
+    """Floats, static channels and spatial dims, a kernel of rank 3 to 5, and for a transposed convolution an
     output padding no larger than the padding (TensorRT has no output padding: it is folded
     into a smaller post-padding, which cannot go negative) and not both stride and dilation."""
-    if not static(FLOATS)(node, settings):
+    if not typed(FLOATS)(node, settings):
         return False
     _, weight, _, stride, padding, dilation, transposed, output_padding, groups = _conv_args(
         node.args, node.kwargs)
@@ -80,6 +81,8 @@ def _supported(node: torch.fx.Node, settings) -> bool:
     if not isinstance(kernel, torch.Tensor) or kernel.dim() not in (3, 4, 5):
         return False
     nd = kernel.dim() - 2
+    if not static_trailing(node, nd + 1):
+        return False  # channels and spatial dims static; the batch may be dynamic
     lists = [list(v) for v in (stride, padding, dilation, output_padding)]
     if any(len(v) not in (1, nd) for v in lists) or not isinstance(groups, int) or groups < 1:
         return False
@@ -93,4 +96,5 @@ def _supported(node: torch.fx.Node, settings) -> bool:
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.convolution", target=aten.convolution.default,
-                        convert=_convolution, is_supported=_supported)
+                        convert=_convolution, is_supported=_supported,
+                        supports_dynamic_shapes=True)

@@ -22,7 +22,7 @@ from plugtrt.conversion import (
     get,
     out_dtype,
     rank_of,
-    static,
+    typed,
     unary,
     val,
 )
@@ -37,8 +37,8 @@ def _has_tensor_input(node: torch.fx.Node, settings: Any) -> bool:
     return bool(node.all_input_nodes)
 
 
-_ARITH_OK = all_of(_has_tensor_input, static(NUMERIC, _IN))
-_FLOAT_OK = all_of(_has_tensor_input, static(FLOATS, _IN))
+_ARITH_OK = all_of(_has_tensor_input, typed(NUMERIC, _IN))
+_FLOAT_OK = all_of(_has_tensor_input, typed(FLOATS, _IN))
 
 
 # -- arithmetic ----------------------------------------------------------------------------
@@ -111,7 +111,8 @@ def _promoted(node: torch.fx.Node) -> torch.dtype:
     """torch's promoted dtype of a binary node's two operands (tensor or python scalar)."""
     def meta(x):
         v = val(x)
-        return torch.empty(v.shape, dtype=v.dtype, device="meta") if isinstance(v, torch.Tensor) else x
+        # the rank, not the sizes, decides promotion (0-d tensors rank below dimensioned ones)
+        return torch.empty((1,) * v.dim(), dtype=v.dtype, device="meta") if isinstance(v, torch.Tensor) else x
     return torch.result_type(meta(node.args[0]), meta(node.args[1]))
 
 
@@ -136,7 +137,7 @@ def _compare(name: str):
     return convert
 
 
-_COMPARE_OK = all_of(_has_tensor_input, static({torch.bool}, _IN))
+_COMPARE_OK = all_of(_has_tensor_input, typed({torch.bool}, _IN))
 
 
 # -- select, clamp, casts, constants -------------------------------------------------------
@@ -157,13 +158,13 @@ def _masked_fill(ctx, node, args, kwargs):
 def _masked_fill_supported(node, settings) -> bool:
     mask = val(node.args[1])
     return (isinstance(mask, torch.Tensor) and mask.dtype == torch.bool
-            and static(NUMERIC, _IN)(node, settings))
+            and typed(NUMERIC, _IN)(node, settings))
 
 
 def _where_supported(node, settings) -> bool:
     condition = val(node.args[0])
     return (isinstance(condition, torch.Tensor) and condition.dtype == torch.bool
-            and static(NUMERIC, _IN)(node, settings))
+            and typed(NUMERIC, _IN)(node, settings))
 
 
 def _clamp(ctx, node, args, kwargs):
@@ -199,7 +200,7 @@ def _to_copy(ctx, node, args, kwargs):
 
 def _to_copy_supported(node, settings) -> bool:
     ignored = {"dtype", "layout", "device", "memory_format", "non_blocking", "pin_memory"}
-    return set(node.kwargs) <= ignored and static(_IN, _IN)(node, settings)
+    return set(node.kwargs) <= ignored and typed(_IN, _IN)(node, settings)
 
 
 def _scalar_tensor(ctx, node, args, kwargs):
@@ -245,36 +246,49 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
         ok = _ARITH_OK if name != "div" else _FLOAT_OK
         for target in targets:
             yield ConverterSpec(name=_spec_name(name, target), target=target,
-                                convert=_binary(op, alpha), is_supported=ok)
+                                convert=_binary(op, alpha), is_supported=ok,
+                        supports_dynamic_shapes=True)
     for target in (aten.div.Tensor_mode, aten.div.Scalar_mode):
         yield ConverterSpec(name=_spec_name("div", target), target=target,
-                            convert=_div_mode, is_supported=_div_mode_supported)
+                            convert=_div_mode, is_supported=_div_mode_supported,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.floor_divide", target=aten.floor_divide.default,
-                        convert=_floor_divide, is_supported=_ARITH_OK)
+                        convert=_floor_divide, is_supported=_ARITH_OK,
+                        supports_dynamic_shapes=True)
     for target in _POW:
         yield ConverterSpec(name=_spec_name("pow", target), target=target,
-                            convert=_binary("POW"), is_supported=_FLOAT_OK)
+                            convert=_binary("POW"), is_supported=_FLOAT_OK,
+                        supports_dynamic_shapes=True)
     for name, target, ops in _UNARY:
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_unary(ops),
-                            is_supported=_FLOAT_OK)
+                            is_supported=_FLOAT_OK,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.neg", target=aten.neg.default, convert=_neg,
-                        is_supported=static(NUMERIC))
+                        is_supported=typed(NUMERIC),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.abs", target=aten.abs.default, convert=_abs,
-                        is_supported=static(NUMERIC))
+                        is_supported=typed(NUMERIC),
+                        supports_dynamic_shapes=True)
     for name in _COMPARE:
         for overload in ("Tensor", "Scalar"):
             target = getattr(getattr(aten, name), overload)
             yield ConverterSpec(name=f"builtin.{name}.{overload.lower()}", target=target,
-                                convert=_compare(name), is_supported=_COMPARE_OK)
+                                convert=_compare(name), is_supported=_COMPARE_OK,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.where", target=aten.where.self, convert=_where,
-                        is_supported=_where_supported)
+                        is_supported=_where_supported,
+                        supports_dynamic_shapes=True)
     for target in (aten.masked_fill.Scalar, aten.masked_fill.Tensor):
         yield ConverterSpec(name=f"builtin.masked_fill.{target._overloadname.lower()}", target=target,
-                            convert=_masked_fill, is_supported=_masked_fill_supported)
+                            convert=_masked_fill, is_supported=_masked_fill_supported,
+                        supports_dynamic_shapes=True)
     for target in (aten.clamp.default, aten.clamp_min.default, aten.clamp_max.default):
         yield ConverterSpec(name=f"builtin.{target._opname}", target=target, convert=_clamp,
-                            is_supported=_clamp_supported)
+                            is_supported=_clamp_supported,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin._to_copy", target=aten._to_copy.default, convert=_to_copy,
-                        is_supported=_to_copy_supported)
+                        is_supported=_to_copy_supported,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.scalar_tensor", target=aten.scalar_tensor.default,
-                        convert=_scalar_tensor, is_supported=_scalar_tensor_supported)
+                        convert=_scalar_tensor, is_supported=_scalar_tensor_supported,
+                        supports_dynamic_shapes=True)

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, INTS, aten, norm_dim, static_shapes, val
+from plugtrt.conversion import FLOATS, INTS, aten, nonempty, norm_dim, val
+from plugtrt.conversion import same_shape as shapes_equal
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -40,7 +41,7 @@ def _gather_elements(ctx, node, args, kwargs):
 
 
 def _indexed(data_arg: int, index_arg: int, same_shape: bool = False, vector: bool = False):
-    """Data of a numeric dtype, integer indices, static non-empty shapes."""
+    """Data of a numeric dtype, integer indices, non-empty shapes (static or dynamic)."""
     def is_supported(node: torch.fx.Node, settings) -> bool:
         if node.kwargs.get("sparse_grad") or len(node.args) <= max(data_arg, index_arg):
             return False
@@ -49,19 +50,22 @@ def _indexed(data_arg: int, index_arg: int, same_shape: bool = False, vector: bo
             return False
         if data.dtype not in FLOATS | INTS or index.dtype not in INTS or data.dim() == 0:
             return False
-        if same_shape and index.shape != data.shape:
+        if same_shape and not shapes_equal(index.shape, data.shape):
             return False  # TensorRT's ELEMENT mode needs index and data of one shape
         if vector and index.dim() != 1:
             return False  # torch keeps the axis for a 0-d index; TensorRT's gather drops it
-        return static_shapes(node)
+        return nonempty(node)
     return is_supported
 
 
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.embedding", target=aten.embedding.default, convert=_embedding,
-                        is_supported=_indexed(0, 1))
+                        is_supported=_indexed(0, 1),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.index_select", target=aten.index_select.default,
-                        convert=_index_select, is_supported=_indexed(0, 2, vector=True))
+                        convert=_index_select, is_supported=_indexed(0, 2, vector=True),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.gather", target=aten.gather.default, convert=_gather_elements,
-                        is_supported=_indexed(0, 2, same_shape=True))
+                        is_supported=_indexed(0, 2, same_shape=True),
+                        supports_dynamic_shapes=True)

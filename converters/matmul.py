@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from plugtrt.conversion import FLOATS, aten, all_of, elementwise, get, out_dtype, \
-    static, val
+from plugtrt.conversion import FLOATS, aten, all_of, elementwise, get, lift_rank, out_dtype, \
+    typed, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
 
-_FLOAT_OK = static(FLOATS)
+_FLOAT_OK = typed(FLOATS)
 
 
 def _matmul(ctx, node, a, b, transpose_b: bool = False, suffix: str = ""):
@@ -28,9 +28,9 @@ def _matmul(ctx, node, a, b, transpose_b: bool = False, suffix: str = ""):
         op_b = trt.MatrixOperation.TRANSPOSE if transpose_b else trt.MatrixOperation.NONE
     rank = max(len(a.shape), len(b.shape))
     if len(a.shape) > 1 and len(a.shape) < rank:
-        a = ctx.reshape(a, (1,) * (rank - len(a.shape)) + tuple(a.shape), node)
+        a = lift_rank(ctx, a, rank, node)
     if len(b.shape) > 1 and len(b.shape) < rank:
-        b = ctx.reshape(b, (1,) * (rank - len(b.shape)) + tuple(b.shape), node)
+        b = lift_rank(ctx, b, rank, node)
     layer = ctx.network.add_matrix_multiply(a, op_a, b, op_b)
     return ctx.name(layer, node, suffix or "matmul").get_output(0)
 
@@ -77,14 +77,20 @@ def _matmul_ranks(node, settings) -> bool:
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.mm", target=aten.mm.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((2, 2))))
+                        is_supported=all_of(_FLOAT_OK, _ranks((2, 2))),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.bmm", target=aten.bmm.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((3, 3))))
+                        is_supported=all_of(_FLOAT_OK, _ranks((3, 3))),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.mv", target=aten.mv.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((2, 1))))
+                        is_supported=all_of(_FLOAT_OK, _ranks((2, 1))),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.matmul", target=aten.matmul.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _matmul_ranks))
+                        is_supported=all_of(_FLOAT_OK, _matmul_ranks),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.addmm", target=aten.addmm.default, convert=_addmm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((1, 2, 2), (2, 2, 2), (0, 2, 2))))
+                        is_supported=all_of(_FLOAT_OK, _ranks((1, 2, 2), (2, 2, 2), (0, 2, 2))),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.linear", target=aten.linear.default, convert=_linear,
-                        is_supported=all_of(_FLOAT_OK, _matmul_ranks))
+                        is_supported=all_of(_FLOAT_OK, _matmul_ranks),
+                        supports_dynamic_shapes=True)

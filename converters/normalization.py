@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, aten, elementwise, only_first_output_used, \
-    reduce, static_shapes, unary, val
+from plugtrt.conversion import FLOATS, aten, elementwise, is_dynamic, only_first_output_used, \
+    reduce, static_trailing, unary, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 
@@ -82,8 +82,8 @@ def _layer_norm_supported(node: torch.fx.Node, settings) -> bool:
     if len(node.args) < 5 or node.kwargs or not only_first_output_used(node):
         return False
     x = val(node.args[0])
-    return (isinstance(x, torch.Tensor) and x.dtype in FLOATS and x.numel() > 0
-            and 1 <= len(node.args[1]) <= x.dim() and static_shapes(node, allow_empty=True))
+    return (isinstance(x, torch.Tensor) and x.dtype in FLOATS and 1 <= len(node.args[1]) <= x.dim()
+            and static_trailing(node, len(node.args[1])) and (is_dynamic(x.shape) or x.numel() > 0))
 
 
 def _supported(training_index: int | None, tuple_result: bool):
@@ -101,7 +101,7 @@ def _supported(training_index: int | None, tuple_result: bool):
         stats = [val(a) for a in (args[3], args[4])]  # running mean and var are required
         if not all(isinstance(s, torch.Tensor) and s.dtype in FLOATS for s in stats):
             return False
-        return static_shapes(node, allow_empty=True) and x.numel() > 0
+        return isinstance(x.shape[1], int) and (is_dynamic(x.shape) or x.numel() > 0)
     return is_supported
 
 
@@ -109,10 +109,14 @@ def _supported(training_index: int | None, tuple_result: bool):
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin._native_batch_norm_legit_no_training",
                         target=aten._native_batch_norm_legit_no_training.default,
-                        convert=_legit_no_training, is_supported=_supported(None, True))
+                        convert=_legit_no_training, is_supported=_supported(None, True),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.native_batch_norm", target=aten.native_batch_norm.default,
-                        convert=_native_batch_norm, is_supported=_supported(5, True))
+                        convert=_native_batch_norm, is_supported=_supported(5, True),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.batch_norm", target=aten.batch_norm.default,
-                        convert=_batch_norm_op, is_supported=_supported(5, False))
+                        convert=_batch_norm_op, is_supported=_supported(5, False),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.native_layer_norm", target=aten.native_layer_norm.default,
-                        convert=_layer_norm, is_supported=_layer_norm_supported)
+                        convert=_layer_norm, is_supported=_layer_norm_supported,
+                        supports_dynamic_shapes=True)

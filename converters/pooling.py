@@ -14,12 +14,13 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, aten, only_first_output_used, static, static_shapes, val
+from plugtrt.conversion import FLOATS, aten, lift_rank, nonempty, only_first_output_used, \
+    reshape_to, static_trailing, typed, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
 
-_FLOAT_OK = static(FLOATS)
+_FLOAT_OK = typed(FLOATS)
 
 
 def _expand(value, nd: int) -> tuple[int, ...]:
@@ -51,7 +52,7 @@ def _pool(ctx, node, x, kind: str, nd: int, window, stride, padding, ceil_mode: 
     x = ctx.cast(x, ctx.engine_dtype(_result(node).dtype), node)
     unbatched = len(x.shape) == nd + 1
     if unbatched:
-        x = ctx.reshape(x, (1, *tuple(x.shape)), node)
+        x = lift_rank(ctx, x, nd + 2, node)
     layer = ctx.network.add_pooling_nd(x, getattr(trt.PoolingType, kind), trt.Dims(window))
     layer.stride_nd = trt.Dims(stride)
     layer.padding_nd = trt.Dims(padding)
@@ -61,7 +62,7 @@ def _pool(ctx, node, x, kind: str, nd: int, window, stride, padding, ceil_mode: 
         layer.average_count_excludes_padding = exclude_padding
     out = ctx.finish(layer, node)
     if unbatched:
-        out = ctx.reshape(out, tuple(out.shape)[1:], node)
+        out = reshape_to(ctx, out, _result(node).shape, node)
     return out
 
 
@@ -130,7 +131,8 @@ def _max_supported(nd: int, with_indices: bool):
         if with_indices and not only_first_output_used(node):
             return False
         result, x = _result(node), val(node.args[0])
-        if not (static_shapes(node) and result.dtype in FLOATS and x.dtype == result.dtype):
+        if not (nonempty(node) and static_trailing(node, nd) and result.dtype in FLOATS
+                and x.dtype == result.dtype):
             return False
         return _window_supported(node, nd, _params(node.args, node.kwargs, nd, *_MAX))
     return is_supported
@@ -138,7 +140,7 @@ def _max_supported(nd: int, with_indices: bool):
 
 def _avg_supported(nd: int):
     def is_supported(node, settings) -> bool:
-        if not _FLOAT_OK(node, settings):
+        if not (_FLOAT_OK(node, settings) and static_trailing(node, nd)):
             return False
         p = _params(node.args, node.kwargs, nd, *_AVG)
         return p["divisor_override"] is None and _window_supported(node, nd, p)
@@ -147,7 +149,7 @@ def _avg_supported(nd: int):
 
 def _adaptive_supported(nd: int):
     def is_supported(node, settings) -> bool:
-        if not _FLOAT_OK(node, settings):
+        if not (_FLOAT_OK(node, settings) and static_trailing(node, nd)):
             return False
         x = val(node.args[0])
         output = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
@@ -163,16 +165,22 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     for nd in (2, 3):
         with_indices = getattr(aten, f"max_pool{nd}d_with_indices").default
         yield ConverterSpec(name=f"builtin.max_pool{nd}d_with_indices", target=with_indices,
-                            convert=_max_pool(nd, True), is_supported=_max_supported(nd, True))
+                            convert=_max_pool(nd, True), is_supported=_max_supported(nd, True),
+                        supports_dynamic_shapes=True)
         yield ConverterSpec(name=f"builtin.avg_pool{nd}d", target=getattr(aten, f"avg_pool{nd}d").default,
-                            convert=_avg_pool(nd), is_supported=_avg_supported(nd))
+                            convert=_avg_pool(nd), is_supported=_avg_supported(nd),
+                        supports_dynamic_shapes=True)
         yield ConverterSpec(name=f"builtin._adaptive_avg_pool{nd}d",
                             target=getattr(aten, f"_adaptive_avg_pool{nd}d").default,
-                            convert=_adaptive_avg_pool(nd), is_supported=_adaptive_supported(nd))
+                            convert=_adaptive_avg_pool(nd), is_supported=_adaptive_supported(nd),
+                        supports_dynamic_shapes=True)
         yield ConverterSpec(name=f"builtin.adaptive_avg_pool{nd}d",
                             target=getattr(aten, f"adaptive_avg_pool{nd}d").default,
-                            convert=_adaptive_avg_pool(nd), is_supported=_adaptive_supported(nd))
+                            convert=_adaptive_avg_pool(nd), is_supported=_adaptive_supported(nd),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.max_pool2d", target=aten.max_pool2d.default,
-                        convert=_max_pool(2, False), is_supported=_max_supported(2, False))
+                        convert=_max_pool(2, False), is_supported=_max_supported(2, False),
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.max_pool3d", target=aten.max_pool3d.default,
-                        convert=_max_pool(3, False), is_supported=_max_supported(3, False))
+                        convert=_max_pool(3, False), is_supported=_max_supported(3, False),
+                        supports_dynamic_shapes=True)

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, NUMERIC, aten, elementwise, get, norm_dim, \
-    out_dtype, reduce, static, unary, val
+from plugtrt.conversion import FLOATS, NUMERIC, aten, elementwise, get, lift_rank, norm_dim, \
+    out_dtype, reduce, reshape_to, typed, unary, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 
@@ -55,7 +55,7 @@ def _reduction(op: str, dims_index: int | None):
 
 
 def _reduction_supported(allowed, dims_index: int | None):
-    check = static(allowed, _IN)
+    check = typed(allowed, _IN)
 
     def is_supported(node: torch.fx.Node, settings) -> bool:
         x = val(node.args[0])
@@ -77,12 +77,12 @@ def _softmax(log: bool):
                                else None)
         work = _accumulate(ctx, node, x, dtype_arg)
         if not log:  # TensorRT's softmax layer wants rank >= 2: lift a vector to a row
-            lifted = ctx.reshape(work, (1, *tuple(work.shape)), node) if len(work.shape) < 2 else work
+            lifted = lift_rank(ctx, work, 2, node)
             layer = ctx.network.add_softmax(lifted)
             layer.axes = 1 << (dim + len(lifted.shape) - len(work.shape))
             out = ctx.name(layer, node, "softmax").get_output(0)
             if lifted is not work:
-                out = ctx.reshape(out, tuple(work.shape), node)
+                out = reshape_to(ctx, out, val(node.args[0]).shape, node)
         else:  # x - max - log(sum(exp(x - max))): stable for large logits
             shifted = elementwise(ctx, work, reduce(ctx, work, "MAX", [dim], True, node), "SUB",
                                   node, torch.float32, "shift")
@@ -109,7 +109,7 @@ def _safe_softmax(ctx, node, args, kwargs):
 def _softmax_supported(node, settings) -> bool:
     x = val(node.args[0])
     return (isinstance(x, torch.Tensor) and x.dim() >= 1 and x.dtype in FLOATS
-            and static(FLOATS)(node, settings))
+            and typed(FLOATS)(node, settings))
 
 
 @hookimpl
@@ -124,12 +124,15 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     ]
     for name, target, op, dims_index, allowed in table:
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_reduction(op, dims_index),
-                            is_supported=_reduction_supported(allowed, dims_index))
+                            is_supported=_reduction_supported(allowed, dims_index),
+                        supports_dynamic_shapes=True)
     for name, target, log in [("_softmax", aten._softmax.default, False),
                               ("softmax.int", aten.softmax.int, False),
                               ("_log_softmax", aten._log_softmax.default, True),
                               ("log_softmax.int", aten.log_softmax.int, True)]:
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_softmax(log),
-                            is_supported=_softmax_supported)
+                            is_supported=_softmax_supported,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin._safe_softmax", target=aten._safe_softmax.default,
-                        convert=_safe_softmax, is_supported=_softmax_supported)
+                        convert=_safe_softmax, is_supported=_softmax_supported,
+                        supports_dynamic_shapes=True)

@@ -1,8 +1,10 @@
 """Built-in converters for ops that move data without arithmetic: views and reshapes,
 permutes and transposes, (un)squeeze, expand, cat, slice, select, split and clone.
 
-Shapes are static here: each converter takes the result's shape from the node's fake value
-rather than re-deriving torch's rules (``-1`` in a view, squeeze of non-unit dims, ...).
+Each converter takes the result's shape from the node's fake value rather than re-deriving
+torch's rules (``-1`` in a view, squeeze of non-unit dims, ...). Where a size is symbolic, the
+same sizes reach the layers as shape tensors (``reshape_to``, ``slice_to``), so one engine
+serves every size of a dynamic dim.
 """
 from __future__ import annotations
 
@@ -13,39 +15,39 @@ import torch.fx
 
 from plugtrt.conversion import (
     NUMERIC,
+    arg,
     aten,
     get,
+    is_dynamic,
+    lift_rank,
     norm_dim,
     out_dtype,
-    slice_,
-    static,
-    static_shapes,
+    reshape_to,
+    slice_to,
+    typed,
     val,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 
 _ANY = NUMERIC | {torch.bool, torch.int8, torch.uint8}
-_OK = static(_ANY)
+_OK = typed(_ANY)
 
 
-def _shuffle(ctx, node, x, *, shape=None, perm=None):
+def _shuffle(ctx, node, x, perm):
     layer = ctx.network.add_shuffle(x)
-    if perm is not None:
-        layer.first_transpose = tuple(perm)
-    if shape is not None:
-        layer.reshape_dims = tuple(shape)
+    layer.first_transpose = tuple(perm)
     return ctx.finish(layer, node)
 
 
 def _reshape(ctx, node, args, kwargs):
     """view, _unsafe_view, reshape, flatten, (un)squeeze: the result's shape, from the node."""
-    return _shuffle(ctx, node, args[0], shape=tuple(val(node).shape))
+    return reshape_to(ctx, args[0], val(node).shape, node)
 
 
 def _permute(ctx, node, args, kwargs):
     rank = len(args[0].shape)
-    return _shuffle(ctx, node, args[0], perm=[norm_dim(d, rank) for d in args[1]])
+    return _shuffle(ctx, node, args[0], [norm_dim(d, rank) for d in args[1]])
 
 
 def _transpose(ctx, node, args, kwargs):
@@ -54,73 +56,91 @@ def _transpose(ctx, node, args, kwargs):
     if rank:
         a, b = norm_dim(args[1], rank), norm_dim(args[2], rank)
         perm[a], perm[b] = perm[b], perm[a]
-    return _shuffle(ctx, node, args[0], perm=perm)
+    return _shuffle(ctx, node, args[0], perm)
 
 
 def _t(ctx, node, args, kwargs):
-    return _shuffle(ctx, node, args[0], perm=tuple(reversed(range(len(args[0].shape)))))
+    return _shuffle(ctx, node, args[0], tuple(reversed(range(len(args[0].shape)))))
 
 
 def _expand(ctx, node, args, kwargs):
     """Broadcast dims of size 1 by a zero-stride slice (after adding leading unit dims)."""
-    x = args[0]
     out = tuple(val(node).shape)
-    if len(x.shape) < len(out):
-        x = ctx.reshape(x, (1,) * (len(out) - len(x.shape)) + tuple(x.shape), node)
-    stride = tuple(0 if s == 1 and o != 1 else 1 for s, o in zip(tuple(x.shape), out))
-    return ctx.finish(ctx.network.add_slice(x, (0,) * len(out), out, stride), node)
+    source = tuple(val(node.args[0]).shape)
+    source = (1,) * (len(out) - len(source)) + source
+    x = lift_rank(ctx, args[0], len(out), node)
+    stride = tuple(0 if _is_one(s) and not _is_one(o) else 1 for s, o in zip(source, out))
+    return slice_to(ctx, x, (0,) * len(out), out, stride, node, "expand")
+
+
+def _is_one(size) -> bool:
+    return isinstance(size, int) and size == 1
 
 
 def _cat(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
-    tensors = [ctx.cast(t, dtype, node) for t, v in zip(args[0], node.args[0]) if val(v).numel()]
+    tensors = [ctx.cast(t, dtype, node) for t, v in zip(args[0], node.args[0]) if _has_elements(val(v))]
     rank = len(val(node).shape)
     layer = ctx.network.add_concatenation(tensors)
     layer.axis = norm_dim(get(args, kwargs, 1, "dim", 0), rank)
     return ctx.finish(layer, node)
 
 
+def _has_elements(value) -> bool:
+    return is_dynamic(value.shape) or value.numel() > 0
+
+
 def _cat_supported(node, settings) -> bool:
-    """Static shapes, a non-empty result of rank >= 1; empty inputs (torch's legacy ``(0,)``
-    tensors included) are skipped, as torch skips them."""
+    """A non-empty result of rank >= 1; empty inputs (torch's legacy ``(0,)`` tensors included)
+    are skipped, as torch skips them."""
     parts = [val(t) for t in node.args[0]]
     result = val(node)
-    kept = [p for p in parts if p.numel()]
-    return (static_shapes(node, allow_empty=True) and result.numel() > 0 and result.dim() >= 1
+    kept = [p for p in parts if _has_elements(p)]
+    return (_has_elements(result) and result.dim() >= 1
             and result.dtype in _ANY and all(p.dtype in _ANY for p in parts)
             and all(p.dim() == result.dim() for p in kept))
 
 
 def _slice(ctx, node, args, kwargs):
-    x = args[0]
-    rank = len(x.shape)
-    dim = norm_dim(get(args, kwargs, 1, "dim", 0), rank)
-    start = get(args, kwargs, 2, "start", None)
-    end = get(args, kwargs, 3, "end", None)
-    step = get(args, kwargs, 4, "step", 1)
-    begin, _, _ = slice(start, end, step).indices(x.shape[dim])
+    source = val(node.args[0]).shape
+    rank = len(source)
+    dim = norm_dim(arg(node, 1, "dim", 0), rank)
+    start, end = (val(b) if isinstance(b, torch.fx.Node) else b
+                  for b in (arg(node, 2, "start"), arg(node, 3, "end")))
+    step = arg(node, 4, "step", 1)
+    if isinstance(source[dim], int) and not isinstance(start, torch.SymInt) \
+            and not isinstance(end, torch.SymInt):
+        begin, _, _ = slice(start, end, step).indices(source[dim])
+    else:  # validated: a start of None, a symbolic size, or an int >= 0 (no clamping needed)
+        begin = start or 0
     starts, strides = [0] * rank, [1] * rank
     starts[dim], strides[dim] = begin, step
-    return ctx.finish(ctx.network.add_slice(x, tuple(starts), tuple(val(node).shape),
-                                            tuple(strides)), node)
+    return slice_to(ctx, args[0], starts, val(node).shape, strides, node)
 
 
 def _slice_supported(node, settings) -> bool:
-    step = node.args[4] if len(node.args) > 4 else node.kwargs.get("step", 1)
-    bounds = list(node.args[2:4]) + [node.kwargs.get(k) for k in ("start", "end")]
-    return (isinstance(step, int) and step >= 1 and val(node.args[0]).dim() >= 1
-            and all(b is None or isinstance(b, int) for b in bounds) and _OK(node, settings))
+    step = arg(node, 4, "step", 1)
+    start = arg(node, 2, "start")
+    x = val(node.args[0])
+    if not (isinstance(step, int) and step >= 1 and x.dim() >= 1 and _OK(node, settings)):
+        return False
+    bounds = [start, arg(node, 3, "end")]
+    if not all(b is None or isinstance(b, int) or isinstance(val(b), torch.SymInt) for b in bounds):
+        return False
+    dim_size = x.shape[norm_dim(arg(node, 1, "dim", 0), x.dim())]
+    # from the end of a dynamic dim, torch clamps a start that may fall before 0; we cannot
+    return isinstance(dim_size, int) or not (isinstance(start, int) and start < 0)
 
 
 def _select(ctx, node, args, kwargs):
-    x = args[0]
-    rank = len(x.shape)
+    source = val(node.args[0]).shape
+    rank = len(source)
     dim = norm_dim(args[1], rank)
-    index = args[2] % x.shape[dim]
-    starts, shape = [0] * rank, list(x.shape)
+    index = args[2] if args[2] >= 0 else source[dim] + args[2]
+    starts, shape = [0] * rank, list(source)
     starts[dim], shape[dim] = index, 1
-    picked = slice_(ctx, x, starts, shape, [1] * rank, node)
-    return _shuffle(ctx, node, picked, shape=tuple(val(node).shape))
+    picked = slice_to(ctx, args[0], starts, shape, [1] * rank, node)
+    return reshape_to(ctx, picked, val(node).shape, node)
 
 
 def _select_supported(node, settings) -> bool:
@@ -136,16 +156,15 @@ def _split(ctx, node, args, kwargs):
     for i, piece in enumerate(val(node)):
         starts = [0] * rank
         starts[dim] = offset
-        layer = ctx.network.add_slice(x, tuple(starts), tuple(piece.shape), (1,) * rank)
-        outputs.append(ctx.finish(layer, node, suffix=f"piece{i}"))
-        offset += piece.shape[dim]
+        outputs.append(slice_to(ctx, x, starts, piece.shape, (1,) * rank, node, f"piece{i}"))
+        offset = offset + piece.shape[dim]
     return tuple(outputs)
 
 
 def _split_supported(node, settings) -> bool:
     pieces = val(node)
     return (isinstance(pieces, (tuple, list)) and val(node.args[0]).dim() >= 1
-            and all(p.numel() > 0 for p in pieces) and _OK(node, settings))
+            and all(_has_elements(p) for p in pieces) and _OK(node, settings))
 
 
 def _clone(ctx, node, args, kwargs):
@@ -167,22 +186,32 @@ _RESHAPES = [
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     for name, target in _RESHAPES:
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_reshape, is_supported=_OK)
+        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_reshape, is_supported=_OK,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.permute", target=aten.permute.default, convert=_permute,
-                        is_supported=_OK)
+                        is_supported=_OK,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.transpose", target=aten.transpose.int, convert=_transpose,
-                        is_supported=_OK)
-    yield ConverterSpec(name="builtin.t", target=aten.t.default, convert=_t, is_supported=_OK)
+                        is_supported=_OK,
+                        supports_dynamic_shapes=True)
+    yield ConverterSpec(name="builtin.t", target=aten.t.default, convert=_t, is_supported=_OK,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.expand", target=aten.expand.default, convert=_expand,
-                        is_supported=_OK)
+                        is_supported=_OK,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.cat", target=aten.cat.default, convert=_cat,
-                        is_supported=_cat_supported)
+                        is_supported=_cat_supported,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.slice", target=aten.slice.Tensor, convert=_slice,
-                        is_supported=_slice_supported)
+                        is_supported=_slice_supported,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.select", target=aten.select.int, convert=_select,
-                        is_supported=_select_supported)
+                        is_supported=_select_supported,
+                        supports_dynamic_shapes=True)
     for name, target in (("split", aten.split.Tensor), ("split_with_sizes", aten.split_with_sizes.default)):
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_split,
-                            is_supported=_split_supported)
+                            is_supported=_split_supported,
+                        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.clone", target=aten.clone.default, convert=_clone,
-                        is_supported=_clone_supported)
+                        is_supported=_clone_supported,
+                        supports_dynamic_shapes=True)

@@ -3,7 +3,8 @@
 Dynamo calls the backend once per captured graph, on the first call. The callable returned
 keeps one compiled module per input signature: with ``dynamic=False`` dynamo never sends a
 second signature (a new shape recompiles the frame); a graph that dynamo made dynamic is
-specialised per concrete shape here and each specialisation cached. Frozen weights are
+traced with its symbolic sizes and compiled once into engines with optimization profiles
+(:mod:`plugtrt.dynamic`), rebuilt only when a call falls outside them. Frozen weights are
 watched (``plugtrt.weights``): a change rebuilds the engines before the next call. A graph that
 needs gradients runs in PyTorch: plugtrt is an inference backend.
 """
@@ -25,11 +26,13 @@ import torch.fx
 
 from plugtrt.compiler import compile_aten
 from plugtrt.decompositions import decomposition_table
+from plugtrt.dynamic import DynamicSizes
 from plugtrt.errors import InvalidOptionError, PlugtrtError
 from plugtrt.manager import PluginRegistry, default_registry
 from plugtrt.report import MAX_REPORTS, CompileReport, record
 from plugtrt.settings import CompilationSettings
-from plugtrt.tracing import module_weight_indices, mutated_input_indices, trace_to_aten
+from plugtrt.tracing import module_weight_indices, mutated_input_indices, specialise_scalars, \
+    trace_to_aten
 from plugtrt.weights import FrozenWeights
 
 logger = logging.getLogger("plugtrt")
@@ -63,6 +66,12 @@ def _is_concrete(args: Sequence[Any]) -> bool:
                 isinstance(a, torch.Tensor) and any(isinstance(d, torch.SymInt) for d in a.shape)):
             return False
     return True
+
+
+def _hinted(args: Sequence[Any]) -> list[Any]:
+    """``args`` with each ``SymInt`` as its example value (reading it with ``int()`` would add a
+    guard specialising it)."""
+    return [int(a.node.hint) if isinstance(a, torch.SymInt) else a for a in args]
 
 
 def _needs_grad(args: Sequence[Any]) -> bool:
@@ -133,14 +142,19 @@ class CompiledGraph:
         self.modules: dict[tuple, torch.fx.GraphModule | None] = {}
         """Per signature, the partitioned module (None where the graph runs as dynamo gave it)."""
         self.reports: collections.deque[CompileReport] = collections.deque(maxlen=MAX_REPORTS)
+        concrete = _is_concrete(example_inputs)
+        self.dynamic = None if concrete or self.needs_grad else DynamicSizes.of(gm)
+        """For a graph with symbolic sizes: its symbols and the profile its engines serve."""
+        self._traced_gm, self._scalars = (gm, {}) if self.dynamic is None else \
+            specialise_scalars(gm, example_inputs)
         if self.needs_grad:
             _warn_grad(self.name)
-        elif _is_concrete(example_inputs):
-            self._classify(example_inputs)
+        elif concrete or self.dynamic is not None:
+            self._classify(_hinted(example_inputs))
             self._compile(example_inputs)
         else:
-            logger.debug("%s is dynamic: it compiles one specialisation per concrete input shape, "
-                         "on the first call with that shape", self.name)
+            logger.debug("%s takes a size only as an int argument: it compiles one specialisation "
+                         "per concrete size, on the first call with that size", self.name)
 
     def __call__(self, *args: Any) -> Any:
         if self.needs_grad:
@@ -150,51 +164,34 @@ class CompiledGraph:
                 self._classify(args)
             elif changed := self._weights.changed(args):
                 self._rebuild_for(changed, args)
-            compiled = self.specialisations.get(_signature(args, self._frozen_set))
+            self._check_traced_values(args)
+            compiled = self.specialisations.get(self._key(args))
             if compiled is None:
                 compiled = self._compile(args)
         return compiled(*args)
 
-    def _classify(self, args: Sequence[Any]) -> None:
-        """Split the inputs into frozen weights, state the graph writes, and the rest."""
-        self.mutated = mutated_input_indices(self.gm, args)
-        weights = module_weight_indices(self.gm, args) if self.settings.weights == "frozen" else ()
-        self.frozen = tuple(i for i in weights if i not in self.mutated)
-        self._frozen_set = frozenset(self.frozen)
-        self._weights = FrozenWeights(args, self.frozen)
-        if self.mutated:
-            logger.debug("%s writes inputs %s: they stay engine inputs and are written back in PyTorch",
-                         self.name, list(self.mutated))
+    def _key(self, args: Sequence[Any]) -> tuple:
+        """One specialisation per signature; a dynamic graph has one for all sizes in its profile."""
+        return ("dynamic",) if self.dynamic is not None else _signature(args, self._frozen_set)
 
-    def _rebuild_for(self, changed: Sequence[int], args: Sequence[Any]) -> None:
-        """Drop the engines built with the old values of ``changed``. A weight that keeps
-        changing (updated outside the compiled region every step) would rebuild the engines
-        every call: after its second change it becomes an engine input instead."""
-        self._changes.update(changed)
-        restless = [i for i in changed if self._changes[i] >= _DEMOTE_AFTER_CHANGES]
-        if restless:
-            logger.warning("plugtrt: inputs %s of %s changed %d times since compiling; they are "
-                           "engine inputs from now on, not constants", restless, self.name,
-                           _DEMOTE_AFTER_CHANGES)
-            self.frozen = tuple(i for i in self.frozen if i not in restless)
-            self._frozen_set = frozenset(self.frozen)
-            self._weights = FrozenWeights(args, self.frozen)
-        else:
-            logger.warning("plugtrt: frozen weights %s of %s changed since their engines were "
-                           "built; rebuilding them", list(changed), self.name)
-        self.specialisations.clear()
-        self.modules.clear()
-
-    def _run_aliased(self, args: Sequence[Any]) -> Any:
-        if not self._warned_aliased:
-            self._warned_aliased = True
-            warnings.warn(f"plugtrt: {self.name} writes an input that shares memory with another "
-                          "input; calls like this one run in PyTorch. Pass separate tensors (or "
-                          ".clone() one) to use the engines.", stacklevel=3)
-        return self.gm.forward(*args)
+    def _check_traced_values(self, args: Sequence[Any]) -> None:
+        """Drop the engines when a value baked into them no longer holds: a python scalar
+        dynamo passed as a tensor, or a size outside the profile of a dynamic graph."""
+        if changed := [i for i, value in self._scalars.items() if args[i].item() != value]:
+            logger.warning("plugtrt: a python scalar of %s that its engines hold as a constant changed; "
+                           "rebuilding them", self.name)
+            self._traced_gm, self._scalars = specialise_scalars(self.gm, args)
+            self.specialisations.clear()
+            self.modules.clear()
+        if self.dynamic is not None and not self.dynamic.covers(self.dynamic.values(args)):
+            logger.warning("plugtrt: %s is called with sizes %s, outside the profile its engines were "
+                           "built for (%s); rebuilding them with a wider one", self.name,
+                           self.dynamic.values(args), DynamicSizes.describe(self.dynamic.built))
+            self.specialisations.clear()
+            self.modules.clear()
 
     def _compile(self, args: Sequence[Any]) -> Any:
-        key = _signature(args, self._frozen_set)
+        key = self._key(args)
         report = CompileReport(graph=f"{self.name}.{len(self.specialisations)}",
                                input_shapes=[tuple(a.shape) for i, a in enumerate(args)
                                              if isinstance(a, torch.Tensor) and i not in self._frozen_set])
@@ -202,11 +199,16 @@ class CompiledGraph:
         user = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and i not in self._frozen_set]
         try:
             table = decomposition_table(self.registry, self.settings)
+            bounds = None
+            if self.dynamic is not None:
+                bounds = self.dynamic.bounds_for(self.dynamic.values(args))
+                logger.debug("%s is dynamic: one profile for %s", self.name, DynamicSizes.describe(bounds))
             t0 = time.perf_counter()
-            aten = trace_to_aten(self.gm, args, self.frozen, table, self.mutated)
+            aten = trace_to_aten(self._traced_gm, args, self.frozen, table, self.mutated,
+                                 symbolic=self.dynamic is not None)
             report.stage_seconds["trace"] = time.perf_counter() - t0
             logger.debug("aten graph of %s:\n%s", report.graph, aten.code)
-            module = compile_aten(aten, self.registry, _engine_settings(self.settings, args), report)
+            module = compile_aten(aten, self.registry, _engine_settings(self.settings, args), report, bounds)
         except PlugtrtError:
             raise
         except Exception as exc:

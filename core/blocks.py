@@ -11,13 +11,17 @@ import operator
 
 import torch.fx
 
+from plugtrt.shapes import is_size_node
+
 TENSORRT_BLOCK_PREFIX = "_run_on_acc_"
 PYTORCH_BLOCK_PREFIX = "_run_on_gpu_"
 
 
 def block_size(nodes) -> int:
-    """Ops in a block, as ``min_block_size`` counts them (``getitem`` is bookkeeping, not an op)."""
-    return sum(1 for n in nodes if n.op == "call_function" and n.target is not operator.getitem)
+    """Ops in a block, as ``min_block_size`` counts them (``getitem`` and size computations are
+    bookkeeping, not ops)."""
+    return sum(1 for n in nodes if n.op == "call_function" and n.target is not operator.getitem
+               and not is_size_node(n))
 
 
 def tensorrt_blocks(gm: torch.fx.GraphModule) -> list[torch.fx.Node]:

@@ -9,6 +9,7 @@ import logging
 import operator
 import time
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -17,7 +18,7 @@ import torch.fx
 
 from plugtrt import engine as engine_mod
 from plugtrt import trt_adapter
-from plugtrt.blocks import tensorrt_blocks
+from plugtrt.blocks import block_size, tensorrt_blocks
 from plugtrt.conversion import describe
 from plugtrt.decompositions import decompose_declined
 from plugtrt.engine_cache import open_cache
@@ -61,9 +62,10 @@ def lower(gm: torch.fx.GraphModule, registry: Any, settings: Any) -> torch.fx.Gr
     return gm
 
 
-def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any,
-                 report: CompileReport) -> torch.fx.GraphModule | None:
-    """The partitioned module with TensorRT blocks replaced by runtime modules.
+def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any, report: CompileReport,
+                 bounds: Mapping[Any, tuple[int, int, int]] | None = None) -> torch.fx.GraphModule | None:
+    """The partitioned module with TensorRT blocks replaced by runtime modules; ``bounds`` give
+    each symbolic size its (min, opt, max) for the engines' optimization profiles.
 
     Returns None for a dry run (``min_block_size=inf``), after recording the coverage.
     """
@@ -96,7 +98,7 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any,
         trt_adapter.load()  # a missing TensorRT is the user's to fix, not a block to fall back
         runtime = select_runtime(registry, settings)
     for block in blocks:
-        _replace_block(parted, block, registry, settings, runtime, report)
+        _replace_block(parted, block, registry, settings, runtime, report, bounds)
     parted.graph.lint()
     parted.recompile()
     _record_pytorch_ops(parted, report)
@@ -105,12 +107,13 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any,
 
 
 def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry: Any, settings: Any,
-                   runtime: Any, report: CompileReport) -> None:
+                   runtime: Any, report: CompileReport, bounds: Mapping[Any, tuple[int, int, int]] | None
+                   ) -> None:
     sub = parted.get_submodule(block.target)
     name = f"{report.graph}.{block.target}"
     with _Timer(report, "cache"):  # a hit skips conversion and the build
         cache = open_cache(registry, settings)
-        key = engine_key(sub, registry, settings) if cache is not None else None
+        key = engine_key(sub, registry, settings, bounds) if cache is not None else None
         artifact = cache.load(key, name) if key is not None else None
     cached = artifact is not None
     converters = key.converters if cached else ()
@@ -120,7 +123,7 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
                 builder, network = engine_mod.new_network()
                 interpreter = NetworkInterpreter(sub, registry, settings, network)
                 inputs, outputs = interpreter.run(
-                    [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"])
+                    [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"], bounds)
             with _Timer(report, "build"):
                 artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs))
             converters = tuple(sorted(interpreter.converters_used))
@@ -169,8 +172,8 @@ class ContainedEngine(torch.nn.Module):
 
     def forward(self, *inputs: Any) -> tuple:
         if self.failure is None:
-            try:
-                return self.engine(*inputs)
+            try:  # sizes computed in PyTorch reach the block as ints; the engine recomputes them
+                return self.engine(*(x for x in inputs if isinstance(x, torch.Tensor)))
             except Exception as exc:
                 if self._raise:
                     raise
@@ -194,11 +197,10 @@ def _first_op(sub: torch.fx.GraphModule) -> str:
 
 def _record_pytorch_ops(parted: torch.fx.GraphModule, report: CompileReport) -> None:
     for node in parted.graph.nodes:
-        if node.op == "call_function" and node.target is not operator.getitem:
+        if node.op == "call_function" and block_size([node]):
             report.pytorch_ops.append(str(node.target))
         elif node.op == "call_module":
             sub = parted.get_submodule(node.target)
             if isinstance(sub, torch.fx.GraphModule):
-                report.pytorch_ops.extend(
-                    str(n.target) for n in sub.graph.nodes
-                    if n.op == "call_function" and n.target is not operator.getitem)
+                report.pytorch_ops.extend(str(n.target) for n in sub.graph.nodes
+                                          if n.op == "call_function" and block_size([n]))

@@ -41,6 +41,17 @@ import torch.fx
 import torch.utils._pytree as pytree
 
 from plugtrt.errors import ConversionError
+from plugtrt.shapes import (  # noqa: F401  (part of this public API)
+    bind_input,
+    is_dynamic,
+    lift_rank,
+    same_shape,
+    reshape_to,
+    shape_tensor,
+    size_tensor,
+    slice_to,
+    static_dims,
+)
 from plugtrt.trt_adapter import to_torch_dtype, to_trt_dtype, trt
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
@@ -92,6 +103,8 @@ class ConversionContext:
         self.float_dtype: torch.dtype = settings.precision
         self._keep_alive: list[np.ndarray] = []  # trt.Weights does not copy
         self._layer_count = 0
+        self.symbols: dict[Any, Any] = {}
+        """Symbolic size (sympy) -> its one-element int64 shape tensor (see :mod:`plugtrt.shapes`)."""
 
     # -- naming ----------------------------------------------------------------
     def name(self, layer: Any, node: torch.fx.Node | None, suffix: str = "") -> Any:
@@ -166,10 +179,9 @@ class ConversionContext:
         return self.cast(out, target, node)
 
     # -- shapes ----------------------------------------------------------------
-    def reshape(self, tensor: Any, shape: Sequence[int], node: torch.fx.Node | None = None) -> Any:
-        layer = self.network.add_shuffle(tensor)
-        layer.reshape_dims = tuple(shape)
-        return self.name(layer, node, "reshape").get_output(0)
+    def reshape(self, tensor: Any, shape: Sequence[Any], node: torch.fx.Node | None = None) -> Any:
+        """``tensor`` reshaped to ``shape`` (sizes may be ``SymInt``s: see :func:`reshape_to`)."""
+        return reshape_to(self, tensor, shape, node)
 
     def operand(self, x: Any, dtype: torch.dtype, rank: int, node: torch.fx.Node | None = None) -> Any:
         """``x`` (ITensor or python scalar) as an ITensor of ``dtype`` with ``rank`` dims (leading
@@ -177,10 +189,7 @@ class ConversionContext:
         if not hasattr(x, "shape") or isinstance(x, torch.Tensor):
             staged = torch.float32 if dtype == torch.bfloat16 else dtype
             return self.constant(torch.full((1,) * rank, x, dtype=staged), node, dtype=dtype)
-        x = self.cast(x, dtype, node)
-        if len(x.shape) < rank:
-            x = self.reshape(x, (1,) * (rank - len(x.shape)) + tuple(x.shape), node)
-        return x
+        return lift_rank(self, self.cast(x, dtype, node), rank, node)
 
 
 # -- reading nodes: validators read only the node and its fake values ----------------------
@@ -207,6 +216,12 @@ def static_shapes(node: torch.fx.Node, *, allow_empty: bool = False) -> bool:
     if not tensors or not all(isinstance(d, int) for t in tensors for d in t.shape):
         return False
     return allow_empty or all(t.numel() > 0 for t in tensors)
+
+
+def static_trailing(node: torch.fx.Node, count: int) -> bool:
+    """The last ``count`` dims of every tensor the node reads or makes are static (the channels
+    and spatial dims of a convolution or pooling; leading dims such as the batch may be dynamic)."""
+    return all(isinstance(d, int) for t in node_tensors(node) for d in t.shape[-count:] if count)
 
 
 def dtypes_ok(node: torch.fx.Node, allowed: Iterable[torch.dtype],
@@ -252,6 +267,15 @@ def static(allowed: Iterable[torch.dtype] = NUMERIC, inputs: Iterable[torch.dtyp
            ) -> Validator:
     """Static shapes, results of ``allowed`` dtypes and inputs of ``inputs`` dtypes; float64
     counts as a float where ``truncate_long_and_double`` makes it one inside the engine."""
+    check = typed(allowed, inputs)
+    return lambda node, settings: static_shapes(node) and check(node, settings)
+
+
+def typed(allowed: Iterable[torch.dtype] = NUMERIC, inputs: Iterable[torch.dtype] | None = None
+          ) -> Validator:
+    """As :func:`static`, but shapes may be dynamic: the validator of a converter whose layers
+    take ``-1`` dims (declare ``supports_dynamic_shapes=True``). A static tensor must still have
+    elements (TensorRT has no empty tensors); a dynamic one has at least dynamo's lower bound."""
     allowed = frozenset(allowed)
     inputs = allowed if inputs is None else frozenset(inputs)
 
@@ -259,8 +283,16 @@ def static(allowed: Iterable[torch.dtype] = NUMERIC, inputs: Iterable[torch.dtyp
         truncate = getattr(settings, "truncate_long_and_double", False)
         return dtypes | {torch.float64} if truncate and dtypes & FLOATS else dtypes
 
-    return lambda node, settings: static_shapes(node) and dtypes_ok(
-        node, widen(allowed, settings), widen(inputs, settings))
+    def check(node: torch.fx.Node, settings: Any) -> bool:
+        return nonempty(node) and dtypes_ok(node, widen(allowed, settings), widen(inputs, settings))
+    return check
+
+
+def nonempty(node: torch.fx.Node) -> bool:
+    """The node reads or makes tensors, none of them statically empty (a dynamic size is at least
+    dynamo's lower bound, so never 0)."""
+    tensors = node_tensors(node)
+    return bool(tensors) and all(is_dynamic(t.shape) or t.numel() > 0 for t in tensors)
 
 
 def norm_dim(dim: int, rank: int) -> int:

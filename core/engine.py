@@ -27,8 +27,11 @@ class BoundarySpec:
 
     name: str
     shape: tuple[int, ...]
+    """TensorRT's dims: -1 where the size is dynamic."""
     model_dtype: torch.dtype
     engine_dtype: torch.dtype
+    profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
+    """(min, opt, max) shapes of a dynamic input's optimization profile; None when static."""
 
 
 @attrs.frozen(kw_only=True)
@@ -63,8 +66,11 @@ def tensorrt_logger() -> Any:
             def __init__(self):
                 trt.ILogger.__init__(self)
                 self.errors: list[str] = []
+                self.muted = False
 
             def log(self, severity, msg):
+                if self.muted:
+                    return
                 if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
                     self.errors.append(msg)
                 trt_logger.log(levels.get(severity, logging.INFO), "%s", msg)
@@ -101,12 +107,24 @@ def builder_config(builder: Any, settings: Any) -> Any:
     return config
 
 
+def _add_profile(builder: Any, config: Any, inputs: tuple[BoundarySpec, ...]) -> None:
+    """One optimization profile covering every dynamic input's (min, opt, max)."""
+    dynamic = [spec for spec in inputs if spec.profile is not None]
+    if not dynamic:
+        return
+    profile = builder.create_optimization_profile()
+    for spec in dynamic:
+        profile.set_shape(spec.name, *spec.profile)
+    config.add_optimization_profile(profile)
+
+
 def build(name: str, builder: Any, network: Any, settings: Any,
           inputs: tuple[BoundarySpec, ...], outputs: tuple[BoundarySpec, ...]) -> EngineArtifact:
     """Build the engine of ``network``; raises :class:`EngineBuildError` with TensorRT's errors."""
     from plugtrt.network_snapshot import snapshot_network
 
     config = builder_config(builder, settings)
+    _add_profile(builder, config, inputs)
     log = tensorrt_logger()
     log.errors.clear()
     start = time.perf_counter()
@@ -116,6 +134,12 @@ def build(name: str, builder: Any, network: Any, settings: Any,
         raise EngineBuildError(f"TensorRT could not build engine {name!r}: "
                                + ("; ".join(log.errors) or "no reason given"))
     logger.debug("engine %s: %d layers built in %.2f s", name, network.num_layers, seconds)
+    # reading a layer's static parameters where a shape tensor sets them makes TensorRT log an
+    # error ("getReshapeDimensions works only for static reshape dimensions"): expected, muted
+    log.muted = True
+    try:
+        snapshot = snapshot_network(network)
+    finally:
+        log.muted = False
     return EngineArtifact(name=name, plan=bytes(plan), inputs=inputs, outputs=outputs,
-                          network=snapshot_network(network), build_seconds=seconds,
-                          layer_count=network.num_layers)
+                          network=snapshot, build_seconds=seconds, layer_count=network.num_layers)

@@ -7,7 +7,9 @@ hashed with SHA-256:
 - the block's graph: every node in order, its op, its target (``aten.add.Tensor``), its
   args and kwargs (nodes referred to by position; floats by ``repr``, so ``-0.0``, ``nan``
   and ``inf`` stay distinct; dtypes, devices and layouts by name) and the shape and dtype
-  tracing recorded for it, which includes the block's input shapes and dtypes;
+  tracing recorded for it, which includes the block's input shapes and dtypes (a dynamic
+  size by its symbolic expression, ``s0`` or ``2*s0``);
+- for a dynamic block, its optimization profile: each symbol's (min, opt, max);
 - the value of every constant (frozen weights included): SHA-256 over the tensor's full
   bytes, with its dtype and shape, so two different tensors never share a digest
   (hardware-accelerated SHA-256 reads ResNet-50's 102 MB of weights in about 0.05 s);
@@ -32,6 +34,7 @@ import json
 import operator
 import sys
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +63,11 @@ class _Uncacheable(Exception):
     """The block holds something the key cannot describe faithfully."""
 
 
-def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any) -> EngineKey | None:
-    """The key of ``block`` (a TensorRT partition) under ``registry`` and ``settings``, or None
-    where it cannot be keyed faithfully (the block is then built and not cached)."""
+def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
+               bounds: Mapping[Any, tuple[int, int, int]] | None = None) -> EngineKey | None:
+    """The key of ``block`` (a TensorRT partition) under ``registry``, ``settings`` and, for a
+    dynamic block, the (min, opt, max) ``bounds`` of its optimization profile, or None where it
+    cannot be keyed faithfully (the block is then built and not cached)."""
     index: dict[torch.fx.Node, int] = {}
     nodes: list[Any] = []
     converters: dict[str, list[str]] = {}
@@ -89,6 +94,7 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any) -> Eng
     document = {
         "format": KEY_FORMAT,
         "graph": nodes,
+        "profile": sorted([str(symbol), list(b)] for symbol, b in (bounds or {}).items()),
         "converters": converters,
         "settings": settings.engine_key(),
         "tensorrt": [trt_adapter.flavour(), trt_adapter.load().__version__],
@@ -137,7 +143,9 @@ def _value_spec(value: Any) -> Any:
     leaves = []
     for leaf in pytree.tree_leaves(value):
         if isinstance(leaf, torch.Tensor):
-            leaves.append([[int(d) for d in leaf.shape], str(leaf.dtype)])
+            # a symbolic size by its expression: int() would specialise it in dynamo's guards
+            leaves.append([[d if isinstance(d, int) else str(d.node.expr) for d in leaf.shape],
+                           str(leaf.dtype)])
         else:
             leaves.append(repr(leaf))  # python scalars; repr keeps 1, 1.0 and True apart
     return leaves

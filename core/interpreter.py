@@ -8,7 +8,7 @@ naming the converter instead of building an engine that computes the wrong shape
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -18,6 +18,8 @@ from plugtrt.conversion import ConversionContext, describe, val
 from plugtrt.engine import BoundarySpec
 from plugtrt.errors import ConversionError
 from plugtrt.precision import float32_nodes
+from plugtrt.shapes import bind_input, is_dynamic, is_size_node, size_tensor, static_dims
+from plugtrt.shapes import bounds as shape_bounds
 from plugtrt.trt_adapter import to_trt_dtype
 
 
@@ -36,17 +38,28 @@ class NetworkInterpreter:
         self.float32 = float32_nodes(gm, settings.precision)
         """Nodes computed in float32 whatever the precision (see :mod:`plugtrt.precision`)."""
 
-    def run(self, input_values: Sequence[torch.Tensor]) -> tuple[list[BoundarySpec], list[BoundarySpec]]:
-        """Convert the block; returns the specs of the network's inputs and outputs."""
+    def run(self, input_values: Sequence[Any], bounds: Mapping[Any, tuple[int, int, int]] | None = None
+            ) -> tuple[list[BoundarySpec], list[BoundarySpec]]:
+        """Convert the block; returns the specs of the network's inputs and outputs.
+
+        ``input_values`` are the placeholders' fake values (tensors, or ``SymInt`` sizes computed
+        outside the block); ``bounds`` maps each symbolic size to its (min, opt, max), from which
+        every dynamic input gets its optimization profile.
+        """
         env: dict[torch.fx.Node, Any] = {}
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
+        values = dict(zip(placeholders, input_values, strict=True))
         inputs = []
-        for node, value in zip(placeholders, input_values, strict=True):
-            spec = BoundarySpec(name=f"input_{len(inputs)}", shape=tuple(value.shape),
-                                model_dtype=value.dtype, engine_dtype=self.ctx.boundary_dtype(value.dtype))
-            tensor = self.ctx.network.add_input(spec.name, to_trt_dtype(spec.engine_dtype), spec.shape)
-            env[node] = self.ctx.cast(tensor, self.ctx.engine_dtype(value.dtype), node)
-            inputs.append(spec)
+        for node, value in values.items():
+            if isinstance(value, torch.Tensor):
+                spec = self._input_spec(f"input_{len(inputs)}", value, bounds)
+                tensor = self.ctx.network.add_input(spec.name, to_trt_dtype(spec.engine_dtype), spec.shape)
+                bind_input(self.ctx, tensor, value, node)
+                env[node] = self.ctx.cast(tensor, self.ctx.engine_dtype(value.dtype), node)
+                inputs.append(spec)
+        for node, value in values.items():
+            if not isinstance(value, torch.Tensor):  # a size computed in PyTorch: recomputed here
+                env[node] = size_tensor(self.ctx, value, node) if isinstance(value, torch.SymInt) else value
         for node in self.gm.graph.nodes:
             if node.op == "get_attr":
                 value = operator.attrgetter(node.target)(self.gm)
@@ -57,6 +70,18 @@ class NetworkInterpreter:
             elif node.op == "output":
                 return inputs, self._mark_outputs(node, env)
         raise ConversionError("graph has no output node")
+
+    def _input_spec(self, name: str, value: torch.Tensor,
+                    bounds: Mapping[Any, tuple[int, int, int]] | None) -> BoundarySpec:
+        profile = None
+        if is_dynamic(value.shape):
+            if not bounds:
+                raise ConversionError(f"engine input {name} has symbolic sizes {tuple(value.shape)} but "
+                                      "no bounds were given for an optimization profile")
+            profile = tuple(shape_bounds(value.shape, {s: b[k] for s, b in bounds.items()})
+                            for k in range(3))
+        return BoundarySpec(name=name, shape=static_dims(value.shape), model_dtype=value.dtype,
+                            engine_dtype=self.ctx.boundary_dtype(value.dtype), profile=profile)
 
     def _call(self, node: torch.fx.Node, env: dict) -> Any:
         self.ctx.float_dtype = torch.float32 if node in self.float32 else self.ctx.settings.precision
@@ -76,6 +101,8 @@ class NetworkInterpreter:
     def _convert(self, node: torch.fx.Node, env: dict) -> Any:
         if node.target is operator.getitem:
             return env[node.args[0]][node.args[1]]
+        if is_size_node(node):
+            return size_tensor(self.ctx, val(node), node)
         args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: self._operand(n, env))
         reg = self.registry.converter_for(node, self.ctx.settings)
         if reg is None:
@@ -106,8 +133,10 @@ class NetworkInterpreter:
             if got is None or not isinstance(want, torch.Tensor) or isinstance(got, torch.Tensor):
                 continue  # unread element, non-tensor result, or an empty constant passed through
             shape, dtype = tuple(got.shape), self.ctx.dtype(got)
-            want_shape, want_dtype = tuple(want.shape), self.ctx.engine_dtype(want.dtype)
-            if shape != want_shape or dtype != want_dtype:
+            want_shape, want_dtype = static_dims(want.shape), self.ctx.engine_dtype(want.dtype)
+            agree = len(shape) == len(want_shape) and all(
+                w == -1 or g == w for g, w in zip(shape, want_shape))  # -1: a dynamic size
+            if not agree or dtype != want_dtype:
                 raise ConversionError(
                     f"{where} returned result {i} of shape {shape} and dtype {dtype}; the op gives "
                     f"shape {want_shape} and, inside the engine, dtype {want_dtype}. The converter "
@@ -118,7 +147,7 @@ class NetworkInterpreter:
         specs = []
         for i, result in enumerate(results):
             value = val(result)
-            spec = BoundarySpec(name=f"output_{i}", shape=tuple(value.shape), model_dtype=value.dtype,
+            spec = BoundarySpec(name=f"output_{i}", shape=static_dims(value.shape), model_dtype=value.dtype,
                                 engine_dtype=self.ctx.boundary_dtype(value.dtype))
             tensor = self.ctx.cast(env[result], spec.engine_dtype, result)
             if tensor.is_network_input or tensor.is_network_output:

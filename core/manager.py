@@ -25,7 +25,9 @@ import attrs
 import pluggy
 
 from plugtrt import hookspecs
+from plugtrt.conversion import node_tensors
 from plugtrt.errors import PluginConflictError, PluginLoadError
+from plugtrt.shapes import is_dynamic
 from plugtrt.records import (
     CommandSpec,
     ConverterSpec,
@@ -211,7 +213,12 @@ class PluginRegistry:
         A validator that raises has declined: the node goes to the next candidate (or stays in
         PyTorch), with a warning naming the plugin, since a broken plugin must not stop a compile.
         """
+        dynamic = any(is_dynamic(t.shape) for t in node_tensors(node))
         for reg in self.converters.get(node.target, ()):
+            if dynamic and not reg.record.supports_dynamic_shapes:
+                logger.debug("converter %s (%s) takes static shapes only; node %s has dynamic sizes",
+                             reg.record.name, reg.plugin, node.name)
+                continue
             try:
                 accepted = reg.record.is_supported(node, settings)
             except Exception as exc:

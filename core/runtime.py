@@ -35,6 +35,11 @@ class EngineModule(torch.nn.Module):
         specs = self.artifact.inputs
         if len(inputs) != len(specs):
             raise TypeError(f"engine {self.artifact.name} takes {len(specs)} inputs, got {len(inputs)}")
+        for x, spec in zip(inputs, specs):
+            if spec.profile is not None and not all(
+                    lo <= d <= hi for lo, d, hi in zip(spec.profile[0], x.shape, spec.profile[2])):
+                raise ValueError(f"engine {self.artifact.name} input {spec.name} has shape {tuple(x.shape)}, "
+                                 f"outside its optimization profile {spec.profile[0]}..{spec.profile[2]}")
         feeds = [x.to(spec.engine_dtype).contiguous() for x, spec in zip(inputs, specs)]
         outputs = self.execute(feeds)
         # An engine placed by the ``device`` option may live on another GPU than its inputs:

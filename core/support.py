@@ -9,6 +9,7 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import describe, node_tensors
+from plugtrt.shapes import is_dynamic, is_size_node
 
 # What TensorRT's DataType can hold (both flavours); float64 converts under truncate_long_and_double.
 _TENSORRT_DTYPES = frozenset({torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.int64,
@@ -29,6 +30,11 @@ class SupportCheck:
         if node.target is operator.getitem:
             producer = node.args[0]
             return isinstance(producer, torch.fx.Node) and self(producer)
+        if is_size_node(node):
+            # sizes are bookkeeping: PyTorch computes them (cheaply, from shapes), and an engine
+            # that reads one recomputes it from its own inputs' shapes; kept out of blocks, they
+            # cannot tie the blocks around them together
+            return False
         reason = self._refusal(node)
         if reason is not None:
             self.reasons[node] = reason
@@ -47,6 +53,9 @@ class SupportCheck:
                 return f"uses {value.dtype}, which TensorRT lacks"
         if self.registry.converter_for(node, self.settings) is None:
             if target in self.registry.converters:
+                if any(is_dynamic(t.shape) for t in node_tensors(node)) and not any(
+                        reg.record.supports_dynamic_shapes for reg in self.registry.converters[target]):
+                    return "its converters take static shapes only, and this node has dynamic sizes"
                 return "its converters decline these arguments"
             return "no converter is registered"
         return None
@@ -54,7 +63,8 @@ class SupportCheck:
 
 def coverage(gm: torch.fx.GraphModule, check: SupportCheck) -> dict[str, Any]:
     """Operator coverage of ``gm``: totals, and each unsupported op with its reason and nodes."""
-    ops = [n for n in gm.graph.nodes if n.op == "call_function" and n.target is not operator.getitem]
+    ops = [n for n in gm.graph.nodes
+           if n.op == "call_function" and n.target is not operator.getitem and not is_size_node(n)]
     supported = [n for n in ops if check(n)]
     unsupported: dict[str, dict[str, Any]] = {}
     for node in ops:

@@ -9,6 +9,7 @@ backend copies those into the real tensors in PyTorch.
 """
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -63,15 +64,23 @@ def mutated_input_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
 
 
 def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], frozen: Sequence[int],
-                  decompositions: Mapping[Any, Any], mutated: Sequence[int] = ()) -> torch.fx.GraphModule:
-    """The aten graph of ``gm`` on these inputs, specialised to their shapes.
+                  decompositions: Mapping[Any, Any], mutated: Sequence[int] = (), *,
+                  symbolic: bool = False) -> torch.fx.GraphModule:
+    """The aten graph of ``gm`` on these inputs, specialised to their shapes; with ``symbolic``,
+    traced on the fake values dynamo recorded, so sizes stay symbols (``sym_size`` nodes and
+    ``SymInt`` values in the nodes' meta) of dynamo's own shape environment.
 
-    Non-tensor inputs (symbolic sizes dynamo passes as ints) are baked in as constants; the
-    returned graph takes the non-frozen tensor inputs, in order, and returns ``gm``'s outputs
-    followed by the new value of each input in ``mutated``.
+    Non-tensor inputs (sizes dynamo passes as ints or ``SymInt``s) are baked in: a symbol is
+    then read from the tensor that carries it. The returned graph takes the non-frozen tensor
+    inputs, in order, and returns ``gm``'s outputs followed by the new value of each input in
+    ``mutated``.
     """
-    tensor_slots = [i for i, x in enumerate(example_inputs) if isinstance(x, torch.Tensor)]
-    fixed = {i: x for i, x in enumerate(example_inputs) if not isinstance(x, torch.Tensor)}
+    if symbolic:
+        traced = [n.meta["example_value"] for n in gm.graph.nodes if n.op == "placeholder"]
+    else:
+        traced = list(example_inputs)
+    tensor_slots = [i for i, x in enumerate(traced) if isinstance(x, torch.Tensor)]
+    fixed = {i: x for i, x in enumerate(traced) if not isinstance(x, torch.Tensor)}
 
     def run(*tensors: torch.Tensor) -> Any:
         args = dict(fixed)
@@ -87,9 +96,10 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], froze
         # these clones instead, and _drop_output_clones removes them again.
         return pytree.tree_map_only(torch.Tensor, torch.clone, outputs)
 
-    tensors = [example_inputs[i].detach() for i in tensor_slots]
-    # A fresh fake mode, not dynamo's: tracing inside dynamo's TracingContext fakifies the
-    # parameters in dynamo's ShapeEnv, whose source-less symbols then break its guards.
+    tensors = [traced[i].detach() for i in tensor_slots]
+    # Real tensors get a fresh fake mode, not dynamo's: tracing inside dynamo's TracingContext
+    # fakifies the parameters in dynamo's ShapeEnv, whose source-less symbols then break its
+    # guards. Symbolic tracing uses dynamo's own fakes, whose symbols and guards dynamo knows.
     with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta():
         aten = aot_export_joint_simple(run, tensors, trace_joint=False, decompositions=dict(decompositions))
     _drop_output_clones(aten)
@@ -141,3 +151,30 @@ def _freeze(aten: torch.fx.GraphModule, positions: Sequence[int], tensors: Seque
         aten.graph.erase_node(node)
     aten.graph.lint()
     aten.recompile()
+
+
+def specialise_scalars(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]
+                       ) -> tuple[torch.fx.GraphModule, dict[int, float]]:
+    """A copy of ``gm`` with the python scalars dynamo passes as 0-d tensors baked in.
+
+    With ``dynamic=True`` dynamo does not specialise float attributes of a module (an epsilon,
+    a dropout probability): it passes each as a 0-d tensor and reads it with ``.item()``, a
+    data-dependent value that a symbolic trace cannot know. TensorRT needs these as constants,
+    so each ``.item()`` becomes its current value; the returned ``{input index: value}`` is
+    what a call must still match (the backend recompiles when one changes).
+    """
+    gm = torch.fx.GraphModule(gm, copy.deepcopy(gm.graph))
+    baked: dict[int, float] = {}
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for index, node in enumerate(placeholders):
+        if not getattr(node.meta.get("grapharg"), "pass_arg_as_tensor", False):
+            continue
+        value = example_inputs[index].item()
+        for item in [u for u in node.users if u.op == "call_method" and u.target == "item"]:
+            for user in list(item.users):
+                user.args, user.kwargs = pytree.tree_map(
+                    lambda a, item=item: value if a is item else a, (user.args, user.kwargs))
+            gm.graph.erase_node(item)
+        baked[index] = value
+    gm.recompile()
+    return gm, baked

@@ -7,6 +7,7 @@ converter must add its entry here.
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -113,6 +114,32 @@ CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
 ]
 
 
+# Entries whose sizes can vary with dim 0 of their first input, for converters whose CORPUS
+# entry pins every size (a fixed reshape target, a batch of 1, an index of the data's shape).
+DYNAMIC_EXTRA: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+    (lambda t: aten.view.default(t, [t.shape[0] * 2, -1]), (x(3, 4),)),
+    (lambda t: aten._unsafe_view.default(t, [t.shape[0], 6]), (x(3, 2, 3),)),
+    (lambda t: aten.reshape.default(t, [-1, 2]), (x(3, 4),)),
+    (lambda t: aten.squeeze.dims(t, [1, 3]), (x(3, 1, 2, 1),)),
+    (lambda t: aten.expand.default(t, [2, t.shape[0], 4]), (x(3, 1),)),
+    (lambda t: aten.gather.default(t, 1, aten.clamp_max.default(
+        aten._to_copy.default(aten.abs.default(t), dtype=torch.int64), t.shape[1] - 1)), (x(3, 4),)),
+    (lambda t, w, b: aten.convolution.default(t, w, b, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+     (x(2, 3, 6, 6), x(4, 3, 3, 3), x(4))),
+    (lambda t: aten.max_pool2d.default(t, [2, 2], [2, 2]), (x(2, 3, 6, 6),)),
+    (lambda t: aten.max_pool2d_with_indices.default(t, [2, 2], [2, 2])[0], (x(2, 3, 6, 6),)),
+    (lambda t: aten.max_pool3d.default(t, [2, 2, 2], [2, 2, 2]), (x(2, 2, 4, 4, 4),)),
+    (lambda t: aten.max_pool3d_with_indices.default(t, [2, 2, 2], [2, 2, 2])[0], (x(2, 2, 4, 4, 4),)),
+    (lambda t: aten.avg_pool2d.default(t, [3, 3], [2, 2], [1, 1]), (x(2, 3, 7, 7),)),
+    (lambda t: aten.avg_pool3d.default(t, [2, 2, 2], [2, 2, 2]), (x(2, 2, 4, 4, 4),)),
+    (lambda t: aten._adaptive_avg_pool2d.default(t, [2, 3]), (x(2, 3, 4, 6),)),
+    (lambda t: aten.adaptive_avg_pool2d.default(t, [1, 1]), (x(2, 3, 4, 6),)),
+    (lambda t: aten._adaptive_avg_pool3d.default(t, [2, 2, 1]), (x(2, 2, 4, 4, 3),)),
+    (lambda t: aten.adaptive_avg_pool3d.default(t, [1, 1, 1]), (x(2, 2, 4, 4, 3),)),
+]
+DYNAMIC_CORPUS = CORPUS + DYNAMIC_EXTRA
+
+
 @attrs.frozen(kw_only=True)
 class CorpusResult:
     index: int
@@ -167,6 +194,75 @@ def run_entry(index: int, precision: torch.dtype = torch.float32) -> CorpusResul
     specs_in, specs_out = interpreter.run([n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"])
     artifact = engine.build(f"corpus_{index}", builder, network, settings, tuple(specs_in), tuple(specs_out))
     results = evaluate(artifact.network, {s.name: t for s, t in zip(specs_in, inputs)})
+    outputs = tuple(results[s.name].to(s.model_dtype) for s in specs_out)
+    return CorpusResult(index=index, converters=frozenset(interpreter.converters_used),
+                        layer_types=frozenset(artifact.network.layer_counts()), outputs=outputs,
+                        expected=tuple(expected) if isinstance(expected, (tuple, list)) else (expected,))
+
+
+def run_entry_dynamic(index: int, every_input: bool) -> CorpusResult | None:
+    """Entry ``index`` of ``DYNAMIC_CORPUS`` with dim 0 of its first tensor input symbolic (of
+    every tensor input with ``every_input``): traced with those sizes, built once with an
+    optimization profile, and evaluated at sizes one larger than traced. Returns None when
+    tracing left no size symbolic (the entry's shapes pin every dim), a validator declines the
+    dynamic sizes, or the larger sizes are not valid for the op."""
+    import sympy
+    import torch.utils._pytree as pytree
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.proxy_tensor import make_fx
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
+
+    from plugtrt import engine
+    from plugtrt.interpreter import NetworkInterpreter
+    from plugtrt.manager import default_registry
+    from plugtrt.runtimes.reference import evaluate
+    from plugtrt.settings import CompilationSettings
+
+    fn, args = DYNAMIC_CORPUS[index]
+    leaves, spec = pytree.tree_flatten(args)
+    slots = [i for i, leaf in enumerate(leaves) if isinstance(leaf, T)]
+    inputs = [_materialise(leaves[i], seed=index * 7 + i) for i in slots]
+
+    def call(*tensors):
+        filled = list(leaves)
+        for slot, tensor in zip(slots, tensors):
+            filled[slot] = tensor
+        return fn(*pytree.tree_unflatten(filled, spec))
+
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+    fakes = [mode.from_tensor(t, symbolic_context=StatelessSymbolicContext(
+        dynamic_sizes=[DimDynamic.DYNAMIC] + [DimDynamic.STATIC] * (t.dim() - 1)))
+        if t.dim() and (every_input or i == 0) else mode.from_tensor(t, static_shapes=True)
+        for i, t in enumerate(inputs)]
+    gm = make_fx(call, tracing_mode="fake", pre_dispatch=True)(*fakes)
+    gm.graph.eliminate_dead_code()
+    values = [n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"]
+    symbols = {s for v in values if isinstance(v, torch.Tensor) for d in v.shape
+               if isinstance(d, torch.SymInt) for s in d.node.expr.free_symbols}
+    if not symbols:
+        return None
+    registry = default_registry()
+    if any(registry.converter_for(n, CompilationSettings()) is None for n in gm.graph.nodes
+           if n.op == "call_function" and n.target is not operator.getitem
+           and not isinstance(n.meta.get("val"), torch.SymInt)):
+        return None  # a validator declines these dynamic sizes (a weight's dim, say)
+    traced = {s: int(mode.shape_env.var_to_val[s]) for s in symbols}
+    bounds = {s: (1, v, v + 3) for s, v in traced.items()}
+    settings = CompilationSettings()
+    builder, network = engine.new_network()
+    interpreter = NetworkInterpreter(gm, registry, settings, network)
+    specs_in, specs_out = interpreter.run(values, bounds)
+    artifact = engine.build(f"corpus_dynamic_{index}", builder, network, settings, tuple(specs_in),
+                            tuple(specs_out))
+    bigger = {s: v + 1 for s, v in traced.items()}
+    resized = [_materialise(attrs.evolve(leaves[slot], shape=tuple(
+        int(sympy.sympify(d.node.expr if isinstance(d, torch.SymInt) else d).xreplace(bigger))
+        for d in value.shape)), seed=index * 7 + slot) for slot, value in zip(slots, values)]
+    try:
+        expected = call(*resized)
+    except RuntimeError:  # e.g. a reshape to a fixed size: the op itself pins the traced size
+        return None
+    results = evaluate(artifact.network, {s.name: t for s, t in zip(specs_in, resized)})
     outputs = tuple(results[s.name].to(s.model_dtype) for s in specs_out)
     return CorpusResult(index=index, converters=frozenset(interpreter.converters_used),
                         layer_types=frozenset(artifact.network.layer_counts()), outputs=outputs,

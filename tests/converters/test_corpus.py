@@ -11,7 +11,7 @@ import torch
 from plugtrt.manager import default_registry
 from plugtrt.testing import tolerance
 
-from .corpus import CORPUS, run_entry
+from .corpus import CORPUS, DYNAMIC_CORPUS, run_entry, run_entry_dynamic
 
 
 def _builtin_converters() -> set[str]:
@@ -33,3 +33,33 @@ def test_entry_matches_eager(index, precision):
         assert got.dtype == want.dtype and got.shape == want.shape
         rtol, atol = tolerance(want.dtype, precision)
         torch.testing.assert_close(got, want, rtol=rtol, atol=atol, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def dynamic_results():
+    """Every DYNAMIC_CORPUS entry with dim 0 of its first input symbolic, then of every input."""
+    return {(i, every): run_entry_dynamic(i, every)
+            for i in range(len(DYNAMIC_CORPUS)) for every in (False, True)}
+
+
+def test_every_converter_declaring_dynamic_shapes_is_exercised_with_a_dynamic_dim(dynamic_results):
+    declared = {reg.record.name for regs in default_registry().converters.values() for reg in regs
+                if reg.plugin.startswith("plugtrt.converters.") and reg.record.supports_dynamic_shapes}
+    used = set().union(*(r.converters for r in dynamic_results.values() if r is not None))
+    missing = declared - used
+    assert not missing, ("these converters declare supports_dynamic_shapes=True but no dynamic corpus "
+                         f"entry exercises them; add one to DYNAMIC_EXTRA: {sorted(missing)}")
+
+
+def test_dynamic_entries_match_eager_at_another_size(dynamic_results):
+    """Entries whose sizes are pinned (None) are not dynamic cases; the coverage test above
+    makes sure every converter still has one that is."""
+    built = {key: r for key, r in dynamic_results.items() if r is not None}
+    assert len(built) >= len(DYNAMIC_CORPUS)
+    for (index, every_input), result in built.items():
+        for got, want in zip(result.outputs, result.expected, strict=True):
+            where = f"DYNAMIC_CORPUS[{index}] (every_input={every_input})"
+            assert got.dtype == want.dtype and got.shape == want.shape, where
+            rtol, atol = tolerance(want.dtype, torch.float32)
+            torch.testing.assert_close(got, want, rtol=rtol, atol=atol, equal_nan=True,
+                                       msg=lambda m, where=where: f"{where}: {m}")

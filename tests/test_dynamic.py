@@ -1,0 +1,186 @@
+"""Dynamic shapes through torch.compile: one engine serves a range of sizes (optimization
+profiles), counted at the compile reports, every call compared with eager."""
+from __future__ import annotations
+
+import logging
+
+import attrs
+import pytest
+import torch
+import torchvision
+import transformers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plugtrt.backend import compile_graph
+from plugtrt.settings import CompilationSettings
+from plugtrt.testing import plugin_registry
+
+
+@attrs.define
+class Compiled:
+    """A model compiled by plugtrt (reference runtime), with every graph dynamo handed over."""
+
+    model: object
+    graphs: list = attrs.Factory(list)
+
+    @property
+    def builds(self) -> list[int]:
+        """Per dynamo graph, how many times plugtrt compiled it (a rebuild counts again)."""
+        return [len(g.reports) for g in self.graphs]
+
+    @property
+    def reports(self) -> list:
+        return [r for g in self.graphs for r in g.reports]
+
+
+def compiled(model, dynamic=None, **options) -> tuple[Compiled, object]:
+    result = Compiled(model)
+    settings_ = CompilationSettings.from_options({"runtime": "reference", "min_block_size": 1, **options})
+
+    def backend(gm, example_inputs, **_):
+        graph = compile_graph(gm, example_inputs, settings_, plugin_registry())
+        result.graphs.append(graph)
+        return graph
+
+    torch._dynamo.reset()
+    return result, torch.compile(model, backend=backend, dynamic=dynamic)
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def check(run, model, *inputs, tol=1e-4):
+    with torch.no_grad():
+        torch.testing.assert_close(run(*inputs), model(*inputs), rtol=tol, atol=tol)
+
+
+class MLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.GELU(), torch.nn.LayerNorm(32),
+                                          torch.nn.Linear(32, 5))
+
+    def forward(self, x):
+        return torch.softmax(self.layers(x), dim=-1)
+
+
+@settings(max_examples=3, deadline=None)
+@given(sizes=st.lists(st.integers(2, 64), min_size=8, max_size=8, unique=True))
+def test_marked_range_builds_one_engine_for_every_size_in_it(sizes):
+    model = MLP().eval()
+    result, run = compiled(model)
+    for size in sizes:
+        x = torch.randn(size, 12) * 10
+        torch._dynamo.mark_dynamic(x, 0, min=2, max=64)
+        check(run, model, x)
+    assert result.builds == [1]
+    (report,) = result.reports
+    assert len(report.engines) == 1 and report.pytorch_ops == [] and report.fallbacks == []
+
+
+@settings(max_examples=3, deadline=None)
+@given(sizes=st.lists(st.integers(2, 64), min_size=8, max_size=8, unique=True))
+def test_unbounded_dim_rebuilds_at_most_log_times(sizes):
+    """No upper bound: the profile reaches the next power of two at or above twice the largest
+    size seen (at least 16), widened by a logged rebuild: at most 4 builds for 2..64."""
+    model = MLP().eval()
+    result, run = compiled(model, dynamic=True)
+    logged = Records()
+    logging.getLogger("plugtrt").addHandler(logged)
+    try:
+        for size in sizes:
+            check(run, model, torch.randn(size, 12))
+    finally:
+        logging.getLogger("plugtrt").removeHandler(logged)
+    (builds,) = result.builds
+    assert 1 <= builds <= 4
+    rebuilds = [r for r in logged.records if "outside the profile" in r.getMessage()]
+    assert len(rebuilds) == builds - 1
+    assert all(len(r.engines) == 1 and not r.pytorch_ops for r in result.reports)
+
+
+def test_cnn_with_dynamic_batch_is_one_engine():
+    """Dynamo on a CPU guards a convolution's batch below 16 while tracing, so the range is 2..15."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    result, run = compiled(model)
+    for batch in (2, 5, 15, 3, 9):
+        x = torch.randn(batch, 3, 32, 32)
+        torch._dynamo.mark_dynamic(x, 0, min=2, max=15)
+        check(run, model, x)
+    assert result.builds == [1]
+    (report,) = result.reports
+    assert len(report.engines) == 1 and report.pytorch_ops == []
+
+
+class LastHiddenState(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids):
+        return self.model(ids).last_hidden_state
+
+
+def test_bert_with_dynamic_batch_and_sequence_compiles_once():
+    torch.manual_seed(0)
+    config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=128, vocab_size=100)
+    model = LastHiddenState(transformers.BertModel(config).eval())
+    result, run = compiled(model)
+    for batch, length in ((2, 8), (3, 17), (5, 32), (4, 11)):
+        ids = torch.randint(0, 100, (batch, length))
+        torch._dynamo.mark_dynamic(ids, 0, min=2, max=8)
+        torch._dynamo.mark_dynamic(ids, 1, min=2, max=32)
+        check(run, model, ids)
+    assert result.builds == [1]
+    (report,) = result.reports
+    # token-type ids: a gather whose index is narrower than its data (issue: operator breadth)
+    assert set(report.pytorch_ops) <= {"aten.gather.default"} and report.engines
+
+
+def test_graph_that_computes_with_sizes_stays_in_one_engine():
+    def model(x, y):
+        flat = x.view(x.size(0), -1)
+        return flat[:, : flat.size(1) // 2] * 2 + y.sum(), flat.reshape(-1, 2).sum(0)
+
+    result, run = compiled(model, dynamic=True)
+    for batch, width in ((3, 4), (6, 8), (9, 6)):
+        check(run, model, torch.randn(batch, width, 2), torch.randn(batch))
+    assert result.builds == [1]
+    (report,) = result.reports
+    assert len(report.engines) == 1 and report.pytorch_ops == [] and report.fallbacks == []
+
+
+def test_size_given_only_as_an_int_argument_compiles_per_size():
+    """A symbol no input tensor carries cannot be traced into the graph: such a graph is
+    specialised per concrete size, each compiled once."""
+    def model(x, n: int):
+        return x.view(n, -1) * 3
+
+    result, run = compiled(model, dynamic=True)
+    for rows in (4, 6, 4, 10):
+        check(run, model, torch.randn(rows * 3), rows)
+    assert result.builds == [3]
+    assert all(len(r.engines) == 1 and not r.fallbacks for r in result.reports)
+
+
+def test_call_outside_an_engine_profile_is_refused_with_the_bounds():
+    from plugtrt.runtime import BoundarySpec, EngineModule
+
+    class Echo(EngineModule):
+        def execute(self, inputs):
+            return list(inputs)
+
+    spec = BoundarySpec(name="input_0", shape=(-1, 4), model_dtype=torch.float32,
+                        engine_dtype=torch.float32, profile=((2, 4), (8, 4), (16, 4)))
+    artifact = type("Artifact", (), {"name": "e", "inputs": (spec,), "outputs": (spec,)})()
+    with pytest.raises(ValueError, match=r"shape \(20, 4\), outside its optimization profile \(2, 4\)\.\.\(16, 4\)"):
+        Echo(artifact)(torch.zeros(20, 4))
