@@ -133,6 +133,9 @@ class CommandSpec:
     main: Callable[..., int] = attrs.field(validator=v.is_callable())
     """``main(argv: list[str]) -> int``: parses its own arguments, returns the exit status.
     Import heavy dependencies inside it, so that listing commands stays cheap."""
+
+
+@attrs.frozen(kw_only=True)
 class EngineStoreSpec:
     """An engine store: where the engine cache keeps its entries (a directory, a server ...)."""
 
