@@ -170,6 +170,44 @@ class CompiledGraph:
                 compiled = self._compile(args)
         return compiled(*args)
 
+    def _classify(self, args: Sequence[Any]) -> None:
+        """Split the inputs into frozen weights, state the graph writes, and the rest."""
+        self.mutated = mutated_input_indices(self.gm, args)
+        weights = module_weight_indices(self.gm, args) if self.settings.weights == "frozen" else ()
+        self.frozen = tuple(i for i in weights if i not in self.mutated)
+        self._frozen_set = frozenset(self.frozen)
+        self._weights = FrozenWeights(args, self.frozen)
+        if self.mutated:
+            logger.debug("%s writes inputs %s: they stay engine inputs and are written back in PyTorch",
+                         self.name, list(self.mutated))
+
+    def _rebuild_for(self, changed: Sequence[int], args: Sequence[Any]) -> None:
+        """Drop the engines built with the old values of ``changed``. A weight that keeps
+        changing (updated outside the compiled region every step) would rebuild the engines
+        every call: after its second change it becomes an engine input instead."""
+        self._changes.update(changed)
+        restless = [i for i in changed if self._changes[i] >= _DEMOTE_AFTER_CHANGES]
+        if restless:
+            logger.warning("plugtrt: inputs %s of %s changed %d times since compiling; they are "
+                           "engine inputs from now on, not constants", restless, self.name,
+                           _DEMOTE_AFTER_CHANGES)
+            self.frozen = tuple(i for i in self.frozen if i not in restless)
+            self._frozen_set = frozenset(self.frozen)
+            self._weights = FrozenWeights(args, self.frozen)
+        else:
+            logger.warning("plugtrt: frozen weights %s of %s changed since their engines were "
+                           "built; rebuilding them", list(changed), self.name)
+        self.specialisations.clear()
+        self.modules.clear()
+
+    def _run_aliased(self, args: Sequence[Any]) -> Any:
+        if not self._warned_aliased:
+            self._warned_aliased = True
+            warnings.warn(f"plugtrt: {self.name} writes an input that shares memory with another "
+                          "input; calls like this one run in PyTorch. Pass separate tensors (or "
+                          ".clone() one) to use the engines.", stacklevel=3)
+        return self.gm.forward(*args)
+
     def _key(self, args: Sequence[Any]) -> tuple:
         """One specialisation per signature; a dynamic graph has one for all sizes in its profile."""
         return ("dynamic",) if self.dynamic is not None else _signature(args, self._frozen_set)

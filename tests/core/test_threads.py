@@ -50,13 +50,13 @@ def test_threads_after_a_weight_change_rebuild_once_and_get_right_answers():
             torch.testing.assert_close(got, model(x))
 
 
-def test_threads_with_a_new_shape_of_a_dynamic_graph_compile_it_once():
+def test_threads_with_a_size_beyond_a_dynamic_graph_profile_rebuild_it_once():
     model = _model()
     compiled = torch.compile(model, backend="plugtrt", options=OPTIONS)
     with torch.no_grad():
         for batch in (2, 3):  # dynamo makes the graph dynamic at the second shape
             compiled(torch.randn(batch, 8))
-    inputs = [torch.randn(5, 8) for _ in range(THREADS)]
+    inputs = [torch.randn(40, 8) for _ in range(THREADS)]  # beyond the unbounded profile's 16
     start = plugtrt.compile_count()
     results = _call_together(compiled, inputs)
     assert plugtrt.compile_count() == start + 1 and _new_engines(start) == 1
