@@ -172,7 +172,7 @@ class CompiledGraph:
 
     def _classify(self, args: Sequence[Any]) -> None:
         """Split the inputs into frozen weights, state the graph writes, and the rest."""
-        self.mutated = mutated_input_indices(self.gm, args)
+        self.mutated = mutated_input_indices(self._traced_gm, args)
         weights = module_weight_indices(self.gm, args) if self.settings.weights == "frozen" else ()
         self.frozen = tuple(i for i in weights if i not in self.mutated)
         self._frozen_set = frozenset(self.frozen)

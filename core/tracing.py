@@ -167,10 +167,14 @@ def specialise_scalars(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]
     baked: dict[int, float] = {}
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     for index, node in enumerate(placeholders):
-        if not getattr(node.meta.get("grapharg"), "pass_arg_as_tensor", False):
+        items = [u for u in node.users if u.op == "call_method" and u.target == "item"]
+        example = example_inputs[index]
+        # the .item() reads are dynamo's own (it breaks the graph on a user's): the grapharg's
+        # pass_arg_as_tensor says the same on torch 2.14, but not on every version
+        if not items or not isinstance(example, torch.Tensor) or example.dim() != 0:
             continue
-        value = example_inputs[index].item()
-        for item in [u for u in node.users if u.op == "call_method" and u.target == "item"]:
+        value = example.item()
+        for item in items:
             for user in list(item.users):
                 user.args, user.kwargs = pytree.tree_map(
                     lambda a, item=item: value if a is item else a, (user.args, user.kwargs))
