@@ -161,20 +161,12 @@ def _materialise(spec: T, seed: int) -> torch.Tensor:
     return torch.randint(1 if spec.positive else -9, 10, spec.shape, generator=g).to(spec.dtype)
 
 
-def run_entry(index: int, precision: torch.dtype = torch.float32) -> CorpusResult:
-    """Trace entry ``index`` (pre-dispatch, so composite ops stay whole), convert the whole
-    graph with the built-in converters, build the engine and evaluate it with the reference
-    runtime."""
+def _entry(corpus: list, index: int) -> tuple[list, list[int], list[torch.Tensor], Callable[..., Any]]:
+    """Entry ``index`` of ``corpus``: its flattened arguments, where the tensors go, the
+    tensors materialised, and a function of those tensors alone."""
     import torch.utils._pytree as pytree
-    from torch.fx.experimental.proxy_tensor import make_fx
 
-    from plugtrt import engine
-    from plugtrt.interpreter import NetworkInterpreter
-    from plugtrt.manager import default_registry
-    from plugtrt.runtimes.reference import evaluate
-    from plugtrt.settings import CompilationSettings
-
-    fn, args = CORPUS[index]
+    fn, args = corpus[index]
     leaves, spec = pytree.tree_flatten(args)
     slots = [i for i, leaf in enumerate(leaves) if isinstance(leaf, T)]
     inputs = [_materialise(leaves[i], seed=index * 7 + i) for i in slots]
@@ -184,6 +176,22 @@ def run_entry(index: int, precision: torch.dtype = torch.float32) -> CorpusResul
         for slot, tensor in zip(slots, tensors):
             filled[slot] = tensor
         return fn(*pytree.tree_unflatten(filled, spec))
+    return leaves, slots, inputs, call
+
+
+def run_entry(index: int, precision: torch.dtype = torch.float32) -> CorpusResult:
+    """Trace entry ``index`` (pre-dispatch, so composite ops stay whole), convert the whole
+    graph with the built-in converters, build the engine and evaluate it with the reference
+    runtime."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from plugtrt import engine
+    from plugtrt.interpreter import NetworkInterpreter
+    from plugtrt.manager import default_registry
+    from plugtrt.runtimes.reference import evaluate
+    from plugtrt.settings import CompilationSettings
+
+    leaves, slots, inputs, call = _entry(CORPUS, index)
 
     expected = call(*inputs)
     gm = make_fx(call, tracing_mode="fake", pre_dispatch=True)(*inputs)
@@ -207,7 +215,6 @@ def run_entry_dynamic(index: int, every_input: bool) -> CorpusResult | None:
     tracing left no size symbolic (the entry's shapes pin every dim), a validator declines the
     dynamic sizes, or the larger sizes are not valid for the op."""
     import sympy
-    import torch.utils._pytree as pytree
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.proxy_tensor import make_fx
     from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
@@ -218,16 +225,7 @@ def run_entry_dynamic(index: int, every_input: bool) -> CorpusResult | None:
     from plugtrt.runtimes.reference import evaluate
     from plugtrt.settings import CompilationSettings
 
-    fn, args = DYNAMIC_CORPUS[index]
-    leaves, spec = pytree.tree_flatten(args)
-    slots = [i for i, leaf in enumerate(leaves) if isinstance(leaf, T)]
-    inputs = [_materialise(leaves[i], seed=index * 7 + i) for i in slots]
-
-    def call(*tensors):
-        filled = list(leaves)
-        for slot, tensor in zip(slots, tensors):
-            filled[slot] = tensor
-        return fn(*pytree.tree_unflatten(filled, spec))
+    leaves, slots, inputs, call = _entry(DYNAMIC_CORPUS, index)
 
     mode = FakeTensorMode(shape_env=ShapeEnv())
     fakes = [mode.from_tensor(t, symbolic_context=StatelessSymbolicContext(
