@@ -100,11 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     deadline = start + 60 * args.minutes if args.minutes else float("inf")
     batch_seed = args.seed
-    while tally.counts["examples"] < args.examples and time.time() < deadline:
-        run_batch(tally, batch_seed, min(args.batch, args.examples - tally.counts["examples"]), args.max_steps)
-        batch_seed += 1
-        minutes = (time.time() - start) / 60
-        print(f"[{minutes:6.1f} min] {dict(tally.counts)} failures {len(tally.failures)}", flush=True)
+    try:
+        while tally.counts["examples"] < args.examples and time.time() < deadline:
+            run_batch(tally, batch_seed, min(args.batch, args.examples - tally.counts["examples"]),
+                      args.max_steps)
+            batch_seed += 1
+            minutes = (time.time() - start) / 60
+            print(f"[{minutes:6.1f} min] {dict(tally.counts)} failures {len(tally.failures)}", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C (or kill -INT) stops the run early; the summary still counts
+        print("\ninterrupted: summarising what ran", flush=True)
 
     minutes = (time.time() - start) / 60
     summary = {"examples": tally.counts["examples"], "minutes": round(minutes, 2),

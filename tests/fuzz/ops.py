@@ -24,7 +24,9 @@ import attrs
 import torch
 from hypothesis import strategies as st
 
-FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+"""float64 too: with truncate_long_and_double it runs in TensorRT at the engine's precision,
+without it it stays in PyTorch."""
 INTS = (torch.int32, torch.int64)
 
 
@@ -192,6 +194,44 @@ def _cast_args(draw, vals):
     return {"dtype": _dtype_name(draw(st.sampled_from([t for t in targets if t != v.dtype])))}
 
 
+def _pool(draw, vals):
+    n, c, h, w = vals[0].shape
+    kernel = draw(st.integers(1, min(3, h, w)))
+    return {"kernel": kernel, "stride": draw(st.integers(1, 2)), "padding": draw(st.integers(0, kernel // 2))}
+
+
+def _avg_pool(draw, vals):
+    return {**_pool(draw, vals), "include_pad": draw(st.booleans())}
+
+
+def _adaptive(draw, vals):
+    return {"size": (draw(st.integers(1, vals[0].shape[2])), draw(st.integers(1, vals[0].shape[3])))}
+
+
+def _expand(draw, vals):
+    """Dims of size 1 grow, and maybe a new leading dim appears."""
+    shape = tuple(draw(st.integers(1, 4)) if d == 1 else d for d in vals[0].shape)
+    lead = (draw(st.integers(1, 3)),) if draw(st.booleans()) else ()
+    return {"shape": lead + shape}
+
+
+def _select(draw, vals):
+    shape = vals[0].shape
+    dim = draw(st.integers(0, len(shape) - 1))
+    return {"index": ", ".join([":"] * dim + [str(draw(st.integers(-shape[dim], shape[dim] - 1)))])}
+
+
+def _chunk(draw, vals):
+    dim = draw(st.integers(0, len(vals[0].shape) - 1))
+    n = draw(st.integers(1, 3))
+    pieces = len(range(0, vals[0].shape[dim], -(-vals[0].shape[dim] // n)))
+    return {"n": n, "dim": dim, "k": draw(st.integers(0, pieces - 1))}
+
+
+def _int_div(draw, vals):
+    return {"mode": repr(draw(st.sampled_from(["trunc", "floor"])))}
+
+
 def _pow(draw, vals):
     return {"exponent": draw(st.sampled_from([2, 3]))}
 
@@ -233,8 +273,13 @@ OPS: dict[str, Op] = {op.name: op for op in [
     _binary("sub", "{0} - {1}", ("aten.sub",)),
     _binary("mul", "{0} * {1}", ("aten.mul",)),
     _binary("div", "{0} / ({1}.abs() + 1)", ("aten.div", "aten.abs", "aten.add")),
-    _binary("floor_divide", "{0} // ({1}.abs() + 1)", ("aten.floor_divide", "aten.abs", "aten.add"),
-            accepts=lambda v: v.dtype in INTS),
+    # Integer divisors of both signs, never zero: b + 1 where b >= 0, else b.
+    _binary("floor_divide", "{0} // torch.where({1} >= 0, {1} + 1, {1})",
+            ("aten.floor_divide", "aten.where", "aten.ge", "aten.add"), accepts=lambda v: v.dtype in INTS),
+    _binary("div_mode", "torch.div({0}, torch.where({1} >= 0, {1} + 1, {1}), rounding_mode={mode})",
+            ("aten.div", "aten.where", "aten.ge", "aten.add"), accepts=lambda v: v.dtype in INTS,
+            args=_int_div),
+    _unary("rsub", "{c} - {0}", ("aten.rsub", "aten.sub"), accepts=is_numeric, args=_scalar),
     _binary("maximum", "torch.maximum({0}, {1})", ("aten.maximum",), preserves_exact=True),
     _binary("minimum", "torch.minimum({0}, {1})", ("aten.minimum",), preserves_exact=True),
     _unary("add_scalar", "{0} + {c}", ("aten.add",), accepts=is_numeric, args=_scalar),
@@ -244,6 +289,9 @@ OPS: dict[str, Op] = {op.name: op for op in [
     Op(name="where", template="torch.where({0}, {1}, {2})", arity=3,
        first=lambda v: v.dtype == torch.bool, aten=("aten.where",), preserves_exact=True,
        second=lambda a, b: is_numeric(b) and broadcastable(a, b)),
+    Op(name="where_scalar", template="torch.where({0}, {1}, {c})", arity=2,
+       first=lambda v: v.dtype == torch.bool, aten=("aten.where",), args=_fill,
+       second=lambda a, b: is_numeric(b) and broadcastable(a, b)),
     Op(name="masked_fill", template="{0}.masked_fill({1}, {c})", arity=2, first=is_numeric,
        aten=("aten.masked_fill",), second=_mask, args=_fill, preserves_exact=True),
     _unary("neg", "-{0}", ("aten.neg",), accepts=is_numeric, preserves_exact=True),
@@ -252,6 +300,12 @@ OPS: dict[str, Op] = {op.name: op for op in [
     _unary("sigmoid", "torch.sigmoid({0})", ("aten.sigmoid",)),
     _unary("tanh", "torch.tanh({0})", ("aten.tanh",)),
     _unary("gelu", "F.gelu({0})", ("aten.gelu",)),
+    _unary("leaky_relu", "F.leaky_relu({0}, 0.125)", ("aten.leaky_relu",)),
+    _unary("silu", "F.silu({0})", ("aten.silu",)),
+    _unary("hardtanh", "F.hardtanh({0}, -3.0, 40.0)", ("aten.hardtanh",)),
+    # floor is discontinuous: exact operands only (multiples of 1/4 floor exactly everywhere).
+    _unary("floor", "torch.floor({0})", ("aten.floor",), accepts=lambda v: is_float(v) and v.exact,
+           preserves_exact=True),
     _unary("exp", "torch.exp({0}.clamp(max=8))", ("aten.exp", "aten.clamp")),
     _unary("log", "torch.log({0}.abs() + 1)", ("aten.log", "aten.abs", "aten.add")),
     _unary("sqrt", "torch.sqrt({0}.abs())", ("aten.sqrt", "aten.abs")),
@@ -267,6 +321,10 @@ OPS: dict[str, Op] = {op.name: op for op in [
            accepts=_has_rank(1, accepts=is_float), args=_dims),
     _unary("amax", "{0}.amax(dim={dims}, keepdim={keepdim})", ("aten.amax",),
            accepts=_has_rank(1), args=_dims, preserves_exact=True),
+    _unary("amin", "{0}.amin(dim={dims}, keepdim={keepdim})", ("aten.amin",),
+           accepts=_has_rank(1), args=_dims, preserves_exact=True),
+    _unary("log_softmax", "torch.log_softmax({0}, dim={dim})", ("aten._log_softmax", "aten.log_softmax"),
+           accepts=_has_rank(1, accepts=is_float), args=_dim),
     _unary("softmax", "torch.softmax({0}, dim={dim})", ("aten._softmax", "aten.softmax"),
            accepts=_has_rank(1, accepts=is_float), args=_dim),
     # -- matmul and layers with weights ----------------------------------------------------
@@ -288,6 +346,15 @@ OPS: dict[str, Op] = {op.name: op for op in [
     _unary("batch_norm", "{layer}({0})", ("aten._native_batch_norm_legit_no_training",),
            accepts=lambda v: len(v.shape) == 4 and is_float(v), args=_norm,
            module=lambda vals, a: f"torch.nn.BatchNorm2d({vals[0].shape[1]}, dtype={vals[0].dtype})"),
+    _unary("max_pool2d", "F.max_pool2d({0}, {kernel}, stride={stride}, padding={padding})",
+           ("aten.max_pool2d", "aten.max_pool2d_with_indices"),
+           accepts=lambda v: len(v.shape) == 4 and is_float(v), args=_pool, preserves_exact=True),
+    _unary("avg_pool2d", "F.avg_pool2d({0}, {kernel}, stride={stride}, padding={padding}, "
+           "count_include_pad={include_pad})", ("aten.avg_pool2d",),
+           accepts=lambda v: len(v.shape) == 4 and is_float(v), args=_avg_pool),
+    _unary("adaptive_avg_pool2d", "F.adaptive_avg_pool2d({0}, {size})",
+           ("aten._adaptive_avg_pool2d", "aten.adaptive_avg_pool2d"),
+           accepts=lambda v: len(v.shape) == 4 and is_float(v), args=_adaptive),
     # -- shapes ----------------------------------------------------------------------------
     _unary("reshape", "{0}.reshape({shape})", ("aten.view", "aten.reshape", "aten._unsafe_view"),
            accepts=_has_rank(1, accepts=lambda v: True), args=_merge, preserves_exact=True),
@@ -301,6 +368,14 @@ OPS: dict[str, Op] = {op.name: op for op in [
            preserves_exact=True),
     _unary("slice", "{0}[{index}]", ("aten.slice",), accepts=_has_rank(1, accepts=lambda v: True),
            args=_slice, preserves_exact=True),
+    _unary("expand", "{0}.expand({shape})", ("aten.expand",), accepts=_has_rank(1, accepts=lambda v: True),
+           args=_expand, preserves_exact=True),
+    _unary("select", "{0}[{index}]", ("aten.select",), accepts=_has_rank(1, accepts=lambda v: True),
+           args=_select, preserves_exact=True),
+    _unary("squeeze", "{0}.squeeze({dim})", ("aten.squeeze",), accepts=_has_rank(1, accepts=lambda v: True),
+           args=_dim, preserves_exact=True),
+    _unary("chunk", "{0}.chunk({n}, {dim})[{k}]", ("aten.split", "aten.split_with_sizes"),
+           accepts=_has_rank(1, accepts=lambda v: True), args=_chunk, preserves_exact=True),
     Op(name="cat", template="torch.cat([{0}, {1}], dim={dim})", arity=2, aten=("aten.cat",),
        first=_has_rank(1, accepts=lambda v: True), second=_same_rank_cat, args=_cat_args,
        preserves_exact=True),
@@ -321,13 +396,16 @@ ATEN_PACKETS = sorted(set(itertools.chain.from_iterable(op.aten for op in OPS.va
 # The generator picks a family first, then an op in it, so that the few ops with weights or the
 # ones that split the graph come up as often as a whole family of arithmetic.
 FAMILIES: dict[str, tuple[str, ...]] = {
-    "arithmetic": ("add", "sub", "mul", "div", "floor_divide", "maximum", "minimum", "add_scalar",
-                   "mul_scalar", "neg", "abs", "clamp", "cast"),
-    "compare_select": ("lt", "gt", "le", "ge", "eq", "ne", "where", "masked_fill"),
-    "activation": ("relu", "sigmoid", "tanh", "gelu", "exp", "log", "sqrt", "pow"),
-    "reduction": ("sum", "mean", "amax", "softmax"),
-    "layer": ("matmul", "linear", "conv2d", "layer_norm", "batch_norm"),
-    "shape": ("reshape", "permute", "transpose", "unsqueeze", "slice", "cat"),
+    "arithmetic": ("add", "sub", "mul", "div", "floor_divide", "div_mode", "maximum", "minimum",
+                   "add_scalar", "mul_scalar", "rsub", "neg", "abs", "clamp", "cast"),
+    "compare_select": ("lt", "gt", "le", "ge", "eq", "ne", "where", "where_scalar", "masked_fill"),
+    "activation": ("relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu", "hardtanh", "floor", "exp",
+                   "log", "sqrt", "pow"),
+    "reduction": ("sum", "mean", "amax", "amin", "softmax", "log_softmax"),
+    "layer": ("matmul", "linear", "conv2d", "layer_norm", "batch_norm", "max_pool2d", "avg_pool2d",
+              "adaptive_avg_pool2d"),
+    "shape": ("reshape", "permute", "transpose", "unsqueeze", "slice", "expand", "select", "squeeze",
+              "chunk", "cat"),
     "unconverted": ("cumsum", "sort", "flip", "erfinv"),
 }
 assert sorted(n for names in FAMILIES.values() for n in names) == sorted(OPS), "every op in one family"

@@ -127,8 +127,21 @@ def _failure(program: Program, what: str, problems: list[str], run: BackendRun |
             + f"\nprogram:\n{describe(program)}\n\nreproducer:\n\n{program.reproducer()}")
 
 
-_NO_OP_STEPS = {"reshape", "permute", "transpose", "slice", "unsqueeze"}
+_NO_OP_STEPS = {"reshape", "permute", "transpose", "slice", "unsqueeze", "expand", "squeeze", "chunk"}
 """Steps that may lower to nothing at all (an identity permute, a full slice)."""
+
+
+def _must_build_an_engine(program: Program) -> bool:
+    """Every op has a converter, none is forced to PyTorch, a block of one op is enough, no
+    float64 is about, and some step is more than a view that may lower to nothing: then a run
+    without an engine passed by falling back.
+
+    float64 converts only under ``truncate_long_and_double``, and then not everywhere: the
+    layer and batch norm converters decline it (test_fuzz.py holds that as a strict xfail)."""
+    options = program.option_dict
+    float64 = any(v.dtype == torch.float64 for v in program.values)
+    return (program.all_converted and not options.get("torch_executed_ops") and not float64
+            and options["min_block_size"] == 1 and not all(s.op in _NO_OP_STEPS for s in program.steps))
 
 
 @attrs.define
@@ -159,8 +172,7 @@ def check_program(program: Program) -> Outcome:
     got, want = pytree.tree_leaves(run.outputs), pytree.tree_leaves(run.expected)
     problems = mismatches(got, want, ref, precision)
     assert not problems, _failure(program, "plugtrt's answer differs from eager", problems, run)
-    if program.all_converted and not options.get("torch_executed_ops") and options["min_block_size"] == 1 \
-            and not all(s.op in _NO_OP_STEPS for s in program.steps):
+    if _must_build_an_engine(program):
         assert run.engines >= 1, _failure(program, "every op has a converter, yet no engine was built",
                                           [f"ops left in PyTorch: {run.pytorch_ops}"], run)
     outcome = Outcome(engines=run.engines, pytorch_ops=run.pytorch_ops, fallbacks=run.fallbacks)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from .ops import ATEN_PACKETS, FAMILIES, FLOATS, INTS, OPS, Value, broadcastable
 
 INPUT_DTYPES = [*FLOATS, *INTS, torch.bool]
-PRECISIONS = list(FLOATS)
+PRECISIONS = [torch.float32, torch.float16, torch.bfloat16]
 
 
 def make_tensor(shape: tuple[int, ...], dtype: torch.dtype, seed: int, scale: float) -> torch.Tensor:
@@ -175,12 +175,12 @@ class ProgramModule(torch.nn.Module):
 @st.composite
 def _input_shapes(draw, count: int) -> list[tuple[int, ...]]:
     """``count`` shapes that broadcast together: variants of one base shape that drop leading
-    dims or set dims to 1. Rank 4 is common so that Conv2d and BatchNorm2d get inputs."""
+    dims (down to a 0-d tensor) or set dims to 1. Rank 4 is common so that Conv2d and BatchNorm2d get inputs."""
     rank = draw(st.sampled_from([4, 1, 2, 3]))
     base = draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank).map(tuple))
     shapes = [base]
     for _ in range(count - 1):
-        keep = draw(st.integers(1, len(base)))
+        keep = draw(st.integers(0, len(base)))  # 0: a 0-d tensor
         shapes.append(tuple(1 if draw(st.booleans()) else d for d in base[len(base) - keep:]))
     return shapes
 
