@@ -52,6 +52,7 @@ class Tally:
         c["with_engine"] += outcome.engines > 0
         c["engines"] += outcome.engines
         c["weights_checked"] += outcome.weights_checked
+        c["fresh_inputs_checked"] += outcome.fresh_inputs_checked
         c[f"precision {program.option_dict['precision']}"] += 1
         c["partly_pytorch"] += bool(outcome.pytorch_ops)
         self.ops.update(s.op for s in program.steps)

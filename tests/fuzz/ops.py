@@ -386,6 +386,9 @@ OPS: dict[str, Op] = {op.name: op for op in [
            converted=False, preserves_exact=True),
     _unary("flip", "{0}.flip({dim})", ("aten.flip",), accepts=_has_rank(1, accepts=lambda v: True),
            args=_dim, converted=False, preserves_exact=True),
+    # Splits the model into two dynamo graphs, each compiled on its own.
+    _unary("graph_break", "torch._dynamo.graph_break() or {0}", (), accepts=lambda v: True,
+           converted=False, preserves_exact=True),
     _unary("erfinv", "torch.erfinv(torch.tanh({0}) * 0.5)", ("aten.erfinv", "aten.tanh", "aten.mul"),
            converted=False),
 ]}
@@ -406,6 +409,6 @@ FAMILIES: dict[str, tuple[str, ...]] = {
               "adaptive_avg_pool2d"),
     "shape": ("reshape", "permute", "transpose", "unsqueeze", "slice", "expand", "select", "squeeze",
               "chunk", "cat"),
-    "unconverted": ("cumsum", "sort", "flip", "erfinv"),
+    "unconverted": ("cumsum", "sort", "flip", "erfinv", "graph_break"),
 }
 assert sorted(n for names in FAMILIES.values() for n in names) == sorted(OPS), "every op in one family"

@@ -120,11 +120,12 @@ def mismatches(got: Any, want: Any, ref: Reference, precision: torch.dtype) -> l
     return problems
 
 
-def _failure(program: Program, what: str, problems: list[str], run: BackendRun | None = None) -> str:
+def _failure(program: Program, what: str, problems: list[str], run: BackendRun | None = None,
+             then: str = "") -> str:
     engines = "" if run is None else (f"\n{run.engines} engine(s); ops left in PyTorch: {run.pytorch_ops}; "
                                       f"fallbacks: {run.fallbacks}")
     return (f"{what}:\n  " + "\n  ".join(problems) + engines
-            + f"\nprogram:\n{describe(program)}\n\nreproducer:\n\n{program.reproducer()}")
+            + f"\nprogram:\n{describe(program)}\n\nreproducer:\n\n{program.reproducer()}{then}")
 
 
 _NO_OP_STEPS = {"reshape", "permute", "transpose", "slice", "unsqueeze", "expand", "squeeze", "chunk"}
@@ -152,6 +153,7 @@ class Outcome:
     pytorch_ops: list[str] = attrs.Factory(list)
     fallbacks: list[str] = attrs.Factory(list)
     weights_checked: bool = False
+    fresh_inputs_checked: bool = False
     rejected: str | None = None
     """Why the program was not compared (eager left the comparable range), else None."""
 
@@ -177,6 +179,13 @@ def check_program(program: Program) -> Outcome:
                                           [f"ops left in PyTorch: {run.pytorch_ops}"], run)
     outcome = Outcome(engines=run.engines, pytorch_ops=run.pytorch_ops, fallbacks=run.fallbacks)
 
+    # Same shapes, new values: the engines must read their inputs, not what the first call saw.
+    fresh = program.make_inputs(NEW_VALUES)
+    problems, compared = _call_again(module, run, fresh, precision)
+    assert not problems, _failure(program, "on a second call with new input values, plugtrt's answer "
+                                  "differs from eager", problems, then=_SECOND_CALL.format(seed=NEW_VALUES))
+    outcome.fresh_inputs_checked = compared
+
     params = [p for p in module.parameters() if p.dtype.is_floating_point]
     if params:
         # A frozen weight changed in place must reach the next call: a stale engine would
@@ -184,14 +193,37 @@ def check_program(program: Program) -> Outcome:
         with torch.no_grad():
             for p in params:
                 p.mul_(-0.5)
-        ref = reference(module, inputs, precision)
-        if not ref.problems:  # the new weights may leave the comparable range; then skip
-            with torch.no_grad():
-                want = pytree.tree_leaves(module(*copy.deepcopy(inputs)))
-                got = pytree.tree_leaves(run.compiled(*inputs))
-            problems = mismatches(got, want, ref, precision)
-            assert not problems, _failure(
-                program, "after `with torch.no_grad(): p.mul_(-0.5)` on every weight, plugtrt's answer "
-                "differs from eager (a stale engine?)", problems)
-            outcome.weights_checked = True
+        problems, outcome.weights_checked = _call_again(module, run, inputs, precision)
+        assert not problems, _failure(
+            program, "after `with torch.no_grad(): p.mul_(-0.5)` on every weight, plugtrt's answer "
+            "differs from eager (a stale engine?)", problems, then=_NEW_WEIGHTS)
     return outcome
+
+
+NEW_VALUES = 7919
+"""Seed offset of the second call's inputs."""
+_SECOND_CALL = """
+inputs = [make_tensor(shape, dtype, seed + {seed}, scale, transposed)
+          for shape, dtype, seed, scale, transposed in SPECS]
+with torch.no_grad():
+    print(run.compiled(*inputs), model(*inputs), sep="\\n")
+"""
+_NEW_WEIGHTS = """
+with torch.no_grad():
+    for p in model.parameters():
+        p.mul_(-0.5)
+    print(run.compiled(*inputs), model(*inputs), sep="\\n")
+"""
+
+
+def _call_again(module: torch.nn.Module, run: BackendRun, inputs: list[torch.Tensor],
+                precision: torch.dtype) -> tuple[list[str], bool]:
+    """Call the compiled module again and compare with eager: (problems, whether compared). Not
+    compared where the new values leave the comparable range."""
+    ref = reference(module, inputs, precision)
+    if ref.problems:
+        return [], False
+    with torch.no_grad():
+        want = pytree.tree_leaves(module(*copy.deepcopy(inputs)))
+        got = pytree.tree_leaves(run.compiled(*inputs))
+    return mismatches(got, want, ref, precision), True

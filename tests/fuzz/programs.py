@@ -23,10 +23,15 @@ INPUT_DTYPES = [*FLOATS, *INTS, torch.bool]
 PRECISIONS = [torch.float32, torch.float16, torch.bfloat16]
 
 
-def make_tensor(shape: tuple[int, ...], dtype: torch.dtype, seed: int, scale: float) -> torch.Tensor:
+def make_tensor(shape: tuple[int, ...], dtype: torch.dtype, seed: int, scale: float,
+                transposed: bool = False) -> torch.Tensor:
     """Random values of magnitude ``scale``; floats are multiples of 1/4 rounded to bfloat16, so
     every float dtype (and every engine precision) holds them exactly: casting an input is never
-    where eager and the engine part ways."""
+    where eager and the engine part ways. ``transposed``: laid out in reverse dim order, so a
+    tensor of rank >= 2 is not contiguous."""
+    if transposed:
+        dims = tuple(reversed(range(len(shape))))
+        return make_tensor(tuple(shape[d] for d in dims), dtype, seed, scale).permute(dims)
     g = torch.Generator().manual_seed(seed)
     if dtype == torch.bool:
         return torch.randint(0, 2, shape, generator=g).bool()
@@ -56,6 +61,7 @@ class Input:
     shape: tuple[int, ...]
     dtype: torch.dtype
     scale: float
+    transposed: bool = False
 
 
 @attrs.frozen
@@ -93,8 +99,14 @@ class Program:
     def all_converted(self) -> bool:
         return all(OPS[s.op].converted for s in self.steps)
 
-    def make_inputs(self) -> list[torch.Tensor]:
-        return [make_tensor(i.shape, i.dtype, self.seed + k, i.scale) for k, i in enumerate(self.inputs)]
+    def make_inputs(self, offset: int = 0) -> list[torch.Tensor]:
+        """The inputs; another ``offset`` gives other values of the same shapes and dtypes."""
+        return [make_tensor(*spec[:2], spec[2] + offset, *spec[3:]) for spec in self.input_specs]
+
+    @property
+    def input_specs(self) -> list[tuple]:
+        """``make_tensor``'s arguments per input."""
+        return [(i.shape, i.dtype, self.seed + k, i.scale, i.transposed) for k, i in enumerate(self.inputs)]
 
     def layer_name(self, k: int) -> str:
         return f"self.m{len(self.inputs) + k}"
@@ -112,13 +124,11 @@ class Program:
                             f"scale={scale})")
             body.append(f"{names[n + k]} = {step.expression([names[r] for r in step.reads], self.layer_name(k))}")
         outputs = ", ".join(names[i] for i in self.outputs)
-        inputs = ",\n    ".join(
-            f"make_tensor({i.shape}, {i.dtype}, seed={self.seed + k}, scale={i.scale})"
-            for k, i in enumerate(self.inputs))
+        specs = ",\n    ".join(f"({', '.join(map(str, spec))})" for spec in self.input_specs)
         return "\n".join([
             "import torch",
             "import torch.nn.functional as F",
-            "from plugtrt.testing import assert_close_to_eager, run_through_backend",
+            "from plugtrt.testing import run_through_backend",
             "",
             inspect.getsource(make_tensor),
             inspect.getsource(init_module),
@@ -132,9 +142,12 @@ class Program:
             f"        return ({outputs},)",
             "",
             "",
-            f"inputs = [\n    {inputs},\n]",
+            "# make_tensor's arguments: shape, dtype, seed, scale, transposed",
+            f"SPECS = [\n    {specs},\n]",
+            "inputs = [make_tensor(*spec) for spec in SPECS]",
             f"options = {self.option_dict!r}",
-            "run = run_through_backend(Model(), inputs, options)",
+            "model = Model()",
+            "run = run_through_backend(model, inputs, options)",
             "print(run.outputs, run.expected, sep='\\n')",
             "",
         ])
@@ -254,7 +267,8 @@ def programs(draw, max_steps: int = 8) -> Program:
     """A random program: 1-3 broadcast-compatible inputs, 1-``max_steps`` steps, the last value
     and maybe one more as outputs, and random backend settings."""
     count = draw(st.integers(1, 3))
-    inputs = [Input(shape, draw(st.sampled_from(INPUT_DTYPES)), draw(st.sampled_from([1.0, 30.0, 1000.0])))
+    inputs = [Input(shape, draw(st.sampled_from(INPUT_DTYPES)), draw(st.sampled_from([1.0, 30.0, 1000.0])),
+                    transposed=len(shape) >= 2 and draw(st.integers(0, 3)) == 0)
               for shape in draw(_input_shapes(count))]
     values = [Value(i.shape, i.dtype, True) for i in inputs]
     steps: list[Step] = []
@@ -279,7 +293,8 @@ def describe(program: Program) -> str:
     """One line per step, for logs: ``v3 = torch.relu(v1)  # float16 (2, 3) exact``."""
     n = len(program.inputs)
     names = [f"v{i}" for i in range(len(program.values))]
-    lines = [f"{names[k]}: input {i.dtype} {i.shape} scale {i.scale}" for k, i in enumerate(program.inputs)]
+    lines = [f"{names[k]}: input {i.dtype} {i.shape} scale {i.scale}{' transposed' if i.transposed else ''}"
+             for k, i in enumerate(program.inputs)]
     for k, step in enumerate(program.steps):
         v = program.values[n + k]
         lines.append(f"{names[n + k]} = {step.expression([names[r] for r in step.reads], program.layer_name(k))}"
