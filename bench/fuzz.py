@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 import warnings
@@ -86,6 +87,10 @@ def run_batch(tally: Tally, batch_seed: int, size: int, max_steps: int) -> None:
         print(f"\n=== FAILURE (batch seed {batch_seed}) ===\n{exc}\n", flush=True)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=10000, help="random programs to try")
@@ -96,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The fuzzer changes weights in place on purpose: plugtrt's warning about it is expected.
     logging.getLogger("plugtrt").setLevel(logging.ERROR)
+    # Stopping early still writes the summary: SIGTERM, and SIGINT even where a shell that
+    # started the run in the background set it to be ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
 
     tally = Tally()
     start = time.time()
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_seed += 1
             minutes = (time.time() - start) / 60
             print(f"[{minutes:6.1f} min] {dict(tally.counts)} failures {len(tally.failures)}", flush=True)
-    except KeyboardInterrupt:  # Ctrl-C (or kill -INT) stops the run early; the summary still counts
+    except KeyboardInterrupt:  # stopped early (Ctrl-C, SIGTERM): the summary still counts
         print("\ninterrupted: summarising what ran", flush=True)
 
     minutes = (time.time() - start) / 60
