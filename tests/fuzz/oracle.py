@@ -14,8 +14,8 @@ and emulating runs skip it, so its rounding counts as eager's own error. Inside 
 float is at ``precision``, so plugtrt computes such a cast at ``precision`` too; whether it
 should honour it is an open question, held as a strict xfail in ``test_fuzz.py``.
 
-Examples are rejected (the caller's ``hypothesis.assume``), never compared, only where eager itself leaves the
-range where the comparison means anything: a float result beyond half its dtype's largest
+Examples are rejected (the caller's ``hypothesis.assume``), never compared, only where eager
+itself leaves the range where the comparison means anything: a float result beyond half its dtype's largest
 finite value (float16: past 32768, where the engine's differently ordered arithmetic may reach
 inf while eager does not), a non-finite value, or an integer beyond 2**30 (int32 wraps; with
 ``truncate_long_and_double`` int64 runs as int32).
@@ -71,9 +71,11 @@ class _Rounding(TorchFunctionMode):
         if t.dtype.is_floating_point:
             if self.dtype is not None:
                 t = t.to(self.dtype)
-            if t.numel() and (not torch.isfinite(t).all() or t.abs().max() > _FLOAT_LIMIT[t.dtype]):
-                self.out_of_range.append(f"{getattr(func, '__name__', func)} gave {t.abs().max()} in {t.dtype}")
-        elif t.dtype != torch.bool and t.numel() and t.abs().max() > INT_LIMIT:
+            limit = _FLOAT_LIMIT[t.dtype]
+            out = t.numel() and (not torch.isfinite(t).all() or t.abs().max() > limit)
+        else:
+            out = t.dtype != torch.bool and t.numel() and t.abs().max() > INT_LIMIT
+        if out:
             self.out_of_range.append(f"{getattr(func, '__name__', func)} gave {t.abs().max()} in {t.dtype}")
         return t
 
@@ -107,6 +109,8 @@ def reference(module: torch.nn.Module, inputs: list[torch.Tensor], precision: to
 
 def mismatches(got: Any, want: Any, ref: Reference, precision: torch.dtype) -> list[str]:
     """Why ``got`` is not eager's ``want`` (empty: it is)."""
+    if len(got) != len(want):
+        return [f"{len(got)} outputs, eager gave {len(want)}"]
     problems = []
     for i, (g, w, t, e) in enumerate(zip(got, want, ref.truth, ref.emulated)):
         if g.dtype != w.dtype or g.shape != w.shape:

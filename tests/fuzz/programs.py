@@ -122,7 +122,8 @@ class Program:
                 scale = dict(step.args)["scale"]
                 init.append(f"{self.layer_name(k)} = init_module({source}, seed={self.seed + n + k}, "
                             f"scale={scale})")
-            body.append(f"{names[n + k]} = {step.expression([names[r] for r in step.reads], self.layer_name(k))}")
+            expression = step.expression([names[r] for r in step.reads], self.layer_name(k))
+            body.append(f"{names[n + k]} = {expression}")
         outputs = ", ".join(names[i] for i in self.outputs)
         specs = ",\n    ".join(f"({', '.join(map(str, spec))})" for spec in self.input_specs)
         return "\n".join([
@@ -173,9 +174,11 @@ class ProgramModule(torch.nn.Module):
             source = step.module_source(operands)
             if source is not None:
                 layer = eval(source, {"torch": torch})  # noqa: S307 - the pool's own layer source
-                self.add_module(f"m{n + k}", init_module(layer, program.seed + n + k, dict(step.args)["scale"]))
+                scale = dict(step.args)["scale"]
+                self.add_module(f"m{n + k}", init_module(layer, program.seed + n + k, scale))
             names = [f"_{i}" for i in range(len(step.reads))]
-            self._steps.append((_compile_step(step.expression(names, f"self.m{n + k}"), len(names)), step.reads))
+            fn = _compile_step(step.expression(names, f"self.m{n + k}"), len(names))
+            self._steps.append((fn, step.reads))
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         values = list(inputs)
@@ -188,7 +191,8 @@ class ProgramModule(torch.nn.Module):
 @st.composite
 def _input_shapes(draw, count: int) -> list[tuple[int, ...]]:
     """``count`` shapes that broadcast together: variants of one base shape that drop leading
-    dims (down to a 0-d tensor) or set dims to 1. Rank 4 is common so that Conv2d and BatchNorm2d get inputs."""
+    dims (down to a 0-d tensor) or set dims to 1. Rank 4 is common so that Conv2d and
+    BatchNorm2d get inputs."""
     rank = draw(st.sampled_from([4, 1, 2, 3]))
     base = draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank).map(tuple))
     shapes = [base]
@@ -297,6 +301,7 @@ def describe(program: Program) -> str:
              for k, i in enumerate(program.inputs)]
     for k, step in enumerate(program.steps):
         v = program.values[n + k]
-        lines.append(f"{names[n + k]} = {step.expression([names[r] for r in step.reads], program.layer_name(k))}"
+        expression = step.expression([names[r] for r in step.reads], program.layer_name(k))
+        lines.append(f"{names[n + k]} = {expression}"
                      f"  # {v.dtype} {v.shape}{' exact' if v.exact else ''}")
     return textwrap.indent("\n".join(lines), "  ")
