@@ -62,6 +62,9 @@ class BackendRun:
     outputs: Any
     expected: Any
     reports: tuple[CompileReport, ...]
+    compiled: Any
+    """The ``torch.compile``'d module: call it again (under ``torch.no_grad()``, as the first call
+    ran) to check what a second call does, for instance after changing a weight in place."""
 
     @property
     def engines(self) -> int:
@@ -99,8 +102,9 @@ def run_through_backend(module: torch.nn.Module | Any, inputs: Sequence[Any],
     with torch.no_grad():
         expected = module(*copy.deepcopy(list(inputs)))
         torch._dynamo.reset()
-        outputs = torch.compile(module, backend=backend, dynamic=False)(*inputs)
-    return BackendRun(outputs=outputs, expected=expected, reports=tuple(reports))
+        compiled = torch.compile(module, backend=backend, dynamic=False)
+        outputs = compiled(*inputs)
+    return BackendRun(outputs=outputs, expected=expected, reports=tuple(reports), compiled=compiled)
 
 
 def tolerance(dtype: torch.dtype, precision: torch.dtype = torch.float32) -> tuple[float, float]:
