@@ -91,16 +91,24 @@ def describe(node: torch.fx.Node) -> str:
     return f"{node.target} (node {node.name!r} at {source_line(node)})"
 
 
+def default_float_dtype(settings: Any) -> torch.dtype | None:
+    """The engine's float dtype from ``precision``: None (the model's own) for float32."""
+    return None if settings.precision == torch.float32 else settings.precision
+
+
 class ConversionContext:
     """What a converter sees: the network under construction plus helpers.
 
-    ``float_dtype`` is the dtype floats take inside the engine (the ``precision`` option).
+    ``float_dtype`` is the dtype floats take inside the engine while the current node converts:
+    None (``precision=float32``, the default) keeps every tensor in the model's own dtype, a
+    half model computing in half as eager does; ``float16``/``bfloat16`` (the ``precision``
+    option) casts float tensors to it; float32 in the regions :mod:`plugtrt.precision` keeps.
     """
 
     def __init__(self, network: Any, settings: Any):
         self.network = network
         self.settings = settings
-        self.float_dtype: torch.dtype = settings.precision
+        self.float_dtype: torch.dtype | None = default_float_dtype(settings)
         self._keep_alive: list[np.ndarray] = []  # trt.Weights does not copy
         self._layer_count = 0
         self.symbols: dict[Any, Any] = {}
@@ -129,9 +137,9 @@ class ConversionContext:
     def engine_dtype(self, dtype: torch.dtype) -> torch.dtype:
         """The dtype a model tensor of ``dtype`` has inside the engine."""
         if dtype in FLOATS:
-            return self.float_dtype
+            return self.float_dtype or dtype
         if dtype == torch.float64 and self.settings.truncate_long_and_double:
-            return self.float_dtype
+            return self.float_dtype or torch.float32
         if dtype == torch.int64 and self.settings.truncate_long_and_double:
             return torch.int32
         return dtype

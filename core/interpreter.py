@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.fx
 
-from plugtrt.conversion import ConversionContext, describe, val
+from plugtrt.conversion import ConversionContext, default_float_dtype, describe, val
 from plugtrt.engine import BoundarySpec
 from plugtrt.errors import ConversionError
 from plugtrt.precision import float32_nodes
@@ -84,11 +84,12 @@ class NetworkInterpreter:
                             engine_dtype=self.ctx.boundary_dtype(value.dtype), profile=profile)
 
     def _call(self, node: torch.fx.Node, env: dict) -> Any:
-        self.ctx.float_dtype = torch.float32 if node in self.float32 else self.ctx.settings.precision
+        default = default_float_dtype(self.ctx.settings)
+        self.ctx.float_dtype = torch.float32 if node in self.float32 else default
         try:
             return self._convert(node, env)
         finally:
-            self.ctx.float_dtype = self.ctx.settings.precision
+            self.ctx.float_dtype = default
 
     def _operand(self, source: torch.fx.Node, env: dict) -> Any:
         """``source``'s value as this node's converter receives it: in its engine dtype under the

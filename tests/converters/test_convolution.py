@@ -27,7 +27,8 @@ def conv_case(draw, transposed: bool):
     kernel = draw(st.integers(1, 3))
     stride, dilation = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     padding = draw(st.integers(0, kernel // 2 if not transposed else kernel - 1))
-    size = draw(st.integers(kernel * dilation, 6 if nd < 3 else 4))
+    reach = kernel * dilation  # the input must cover one dilated window
+    size = draw(st.integers(reach, max(reach, 6 if nd < 3 else 4)))
     extra = {}
     if transposed:
         extra["output_padding"] = draw(st.integers(0, min(stride - 1, padding, dilation)))

@@ -97,11 +97,9 @@ def test_float64_norms_convert_under_truncate_long_and_double(module, shape):
     assert run.pytorch_ops == [], f"left in PyTorch: {run.pytorch_ops}"
 
 
-@pytest.mark.xfail(strict=True, reason="found by the fuzzer: with precision=float32 an explicit cast to "
-                   "float16 inside an engine is computed at float32, so rounding the model asks for does "
-                   "not happen (2049 stays 2049 where eager gives 2048); core/conversion.py's engine_dtype "
-                   "maps every float dtype to the precision")
 def test_an_explicit_float16_round_trip_rounds_at_float32_precision():
+    """Found by the fuzzer: engines computed every float at the precision, so an explicit cast
+    to float16 under precision=float32 did not round (2049 stayed 2049; eager gives 2048)."""
     run = run_through_backend(lambda x: x.to(torch.float16).to(torch.float32),
                               [torch.tensor([2049.0, 1.0001])], {"precision": torch.float32})
     assert run.engines == 1
