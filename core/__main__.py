@@ -1,9 +1,11 @@
-"""``python -m plugtrt``: ``plugins`` lists what is installed, ``cache`` shows or clears the
-engine cache; plugins add more commands (the ``reference`` runtime adds ``conformance``)."""
+"""``python -m plugtrt``: ``plugins`` lists what is installed, ``ops`` the aten targets that
+convert, ``cache`` shows or clears the engine cache; plugins add more commands (the
+``reference`` runtime adds ``conformance``)."""
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import sys
 
 from plugtrt.errors import PlugtrtError
@@ -24,6 +26,27 @@ def list_plugins() -> int:
             names = [r.record.name for r in collect(pm, hook) if r.plugin == name]
             if names:
                 print(f"    {hook}: {', '.join(names)}")
+    return 0
+
+
+def list_ops(as_json: bool, plugin: str | None) -> int:
+    """Every aten target a converter is registered for, with its converters in the order they
+    are tried: converter, plugin, whether it takes dynamic sizes, and its validator's note."""
+    rows = []
+    for target, regs in sorted(default_registry().converters.items(), key=lambda item: str(item[0])):
+        for reg in regs:
+            if plugin is None or reg.plugin == plugin:
+                note = (getattr(reg.record.is_supported, "__doc__", None) or "").strip().split("\n")[0]
+                rows.append({"target": str(target), "converter": reg.record.name, "plugin": reg.plugin,
+                             "priority": reg.record.priority,
+                             "dynamic_shapes": reg.record.supports_dynamic_shapes, "notes": note})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for row in rows:
+        dynamic = "dynamic" if row["dynamic_shapes"] else "static"
+        print(f"{row['target']:<48} {row['converter']:<40} {row['plugin']:<36} {dynamic:<8} {row['notes']}")
+    print(f"{len({r['target'] for r in rows})} targets, {len(rows)} converters")
     return 0
 
 
@@ -62,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plugtrt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("plugins", help="list installed plugins and their registrations")
+    ops = commands.add_parser("ops", help="list the aten targets that convert, and by which converters")
+    ops.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    ops.add_argument("--plugin", default=None, help="only this plugin's converters (an entry-point name)")
     for name, reg in sorted(plugin_commands.items()):
         commands.add_parser(name, help=f"{reg.record.help} [plugin {reg.plugin}]")
     cache = commands.add_parser("cache", help="show the engine cache (entries, size, hits); --clear empties it")
@@ -72,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "cache":
         return show_cache(args.clear, args.dir, args.store)
+    if args.command == "ops":
+        return list_ops(args.json, args.plugin)
     return list_plugins()
 
 

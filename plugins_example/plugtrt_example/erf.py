@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import torch
 
 import plugtrt
-from plugtrt.conversion import FLOATS, static, unary
+from plugtrt.conversion import FLOATS, typed, unary
 
 
 def convert_erf(ctx, node, args, kwargs):
@@ -20,4 +20,5 @@ def convert_erf(ctx, node, args, kwargs):
 @plugtrt.hookimpl
 def plugtrt_converters() -> Iterator[plugtrt.ConverterSpec]:
     yield plugtrt.ConverterSpec(name="example.erf", target=torch.ops.aten.erf.default,
-                                convert=convert_erf, is_supported=static(FLOATS))
+                                convert=convert_erf, is_supported=typed(FLOATS),
+                                supports_dynamic_shapes=True)

@@ -193,3 +193,19 @@ def test_misspelt_hook_of_an_entry_point_warns_and_the_rest_loads(pm, fake_distr
     with pytest.warns(UserWarning, match=r"'acme_trt\.typo' from acme-trt 0\.1 failed to load.*plugtrt_convertors"):
         loaded = load_entry_points(pm, strict=False)
     assert "acme_trt.typo" not in loaded and "plugtrt.converters.activation" in loaded
+
+
+def test_ops_command_lists_targets_converters_and_dynamic_support():
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "plugtrt", "ops", "--json"], capture_output=True,
+                         text=True, check=True).stdout
+    rows = {(r["target"], r["converter"]): r for r in json.loads(out)}
+    relu = rows[("aten.relu.default", "builtin.relu")]
+    assert relu["plugin"] == "plugtrt.converters.activation" and relu["dynamic_shapes"] is True
+    assert len({target for target, _ in rows}) >= 100
+    only = subprocess.run([sys.executable, "-m", "plugtrt", "ops", "--plugin", "plugtrt_example.erf"],
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    assert only[0].split()[:2] == ["aten.erf.default", "example.erf"] and only[-1] == "1 targets, 1 converters"
