@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import torch
+
 from plugtrt.conversion import FLOATS, aten, all_of, elementwise, get, out_dtype, \
     static, val
 from plugtrt.hookspecs import hookimpl
@@ -20,19 +22,29 @@ _FLOAT_OK = static(FLOATS)
 def _matmul(ctx, node, a, b, transpose_b: bool = False, suffix: str = ""):
     """``a @ b`` (``a @ b.mT``) for operands of rank >= 1, torch.matmul's rules."""
     dtype = out_dtype(ctx, node)
-    a, b = ctx.cast(a, dtype, node), ctx.cast(b, dtype, node)
+    rank = max(len(a.shape), len(b.shape))
+    a, b = (_operand(ctx, node, t, dtype, rank) for t in (a, b))
     op_a = trt.MatrixOperation.VECTOR if len(a.shape) == 1 else trt.MatrixOperation.NONE
     if len(b.shape) == 1:
         op_b = trt.MatrixOperation.VECTOR
     else:
         op_b = trt.MatrixOperation.TRANSPOSE if transpose_b else trt.MatrixOperation.NONE
-    rank = max(len(a.shape), len(b.shape))
     if len(a.shape) > 1 and len(a.shape) < rank:
         a = ctx.reshape(a, (1,) * (rank - len(a.shape)) + tuple(a.shape), node)
     if len(b.shape) > 1 and len(b.shape) < rank:
         b = ctx.reshape(b, (1,) * (rank - len(b.shape)) + tuple(b.shape), node)
     layer = ctx.network.add_matrix_multiply(a, op_a, b, op_b)
     return ctx.name(layer, node, suffix or "matmul").get_output(0)
+
+
+def _operand(ctx, node, x, dtype, rank: int):
+    """``x`` in ``dtype``; a constant matrix gets its leading unit dims in torch, so that it
+    is one constant of the final shape (a vector stays a vector)."""
+    if isinstance(x, torch.Tensor):
+        if 1 < x.dim() < rank:
+            x = x.reshape((1,) * (rank - x.dim()) + tuple(x.shape))
+        return ctx.constant(x, node, dtype=dtype)
+    return ctx.cast(x, dtype, node)
 
 
 def _mm(ctx, node, args, kwargs):
@@ -77,14 +89,15 @@ def _matmul_ranks(node, settings) -> bool:
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.mm", target=aten.mm.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((2, 2))))
+                        is_supported=all_of(_FLOAT_OK, _ranks((2, 2))), constant_args={0, 1})
     yield ConverterSpec(name="builtin.bmm", target=aten.bmm.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((3, 3))))
+                        is_supported=all_of(_FLOAT_OK, _ranks((3, 3))), constant_args={0, 1})
     yield ConverterSpec(name="builtin.mv", target=aten.mv.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((2, 1))))
+                        is_supported=all_of(_FLOAT_OK, _ranks((2, 1))), constant_args={0, 1})
     yield ConverterSpec(name="builtin.matmul", target=aten.matmul.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _matmul_ranks))
+                        is_supported=all_of(_FLOAT_OK, _matmul_ranks), constant_args={0, 1})
     yield ConverterSpec(name="builtin.addmm", target=aten.addmm.default, convert=_addmm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((1, 2, 2), (2, 2, 2), (0, 2, 2))))
+                        is_supported=all_of(_FLOAT_OK, _ranks((1, 2, 2), (2, 2, 2), (0, 2, 2))),
+                        constant_args={0, 1, 2})
     yield ConverterSpec(name="builtin.linear", target=aten.linear.default, convert=_linear,
-                        is_supported=all_of(_FLOAT_OK, _matmul_ranks))
+                        is_supported=all_of(_FLOAT_OK, _matmul_ranks), constant_args={0, 1, 2})

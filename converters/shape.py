@@ -30,12 +30,8 @@ _OK = static(_ANY)
 
 
 def _shuffle(ctx, node, x, *, shape=None, perm=None):
-    layer = ctx.network.add_shuffle(x)
-    if perm is not None:
-        layer.first_transpose = tuple(perm)
-    if shape is not None:
-        layer.reshape_dims = tuple(shape)
-    return ctx.finish(layer, node)
+    """One shuffle, merged into the previous one where that only fed this node."""
+    return ctx.shuffle(x, node, node.args[0], shape=shape, perm=perm)
 
 
 def _reshape(ctx, node, args, kwargs):
@@ -65,6 +61,8 @@ def _expand(ctx, node, args, kwargs):
     """Broadcast dims of size 1 by a zero-stride slice (after adding leading unit dims)."""
     x = args[0]
     out = tuple(val(node).shape)
+    if tuple(x.shape) == out:
+        return x
     if len(x.shape) < len(out):
         x = ctx.reshape(x, (1,) * (len(out) - len(x.shape)) + tuple(x.shape), node)
     stride = tuple(0 if s == 1 and o != 1 else 1 for s, o in zip(tuple(x.shape), out))
@@ -98,6 +96,8 @@ def _slice(ctx, node, args, kwargs):
     start = get(args, kwargs, 2, "start", None)
     end = get(args, kwargs, 3, "end", None)
     step = get(args, kwargs, 4, "step", 1)
+    if tuple(val(node).shape) == tuple(x.shape):
+        return x  # the whole dim: nothing to cut
     begin, _, _ = slice(start, end, step).indices(x.shape[dim])
     starts, strides = [0] * rank, [1] * rank
     starts[dim], strides[dim] = begin, step
@@ -120,7 +120,7 @@ def _select(ctx, node, args, kwargs):
     starts, shape = [0] * rank, list(x.shape)
     starts[dim], shape[dim] = index, 1
     picked = slice_(ctx, x, starts, shape, [1] * rank, node)
-    return _shuffle(ctx, node, picked, shape=tuple(val(node).shape))
+    return ctx.shuffle(picked, node, shape=tuple(val(node).shape))
 
 
 def _select_supported(node, settings) -> bool:
@@ -149,7 +149,7 @@ def _split_supported(node, settings) -> bool:
 
 
 def _clone(ctx, node, args, kwargs):
-    return ctx.finish(ctx.network.add_identity(args[0]), node)
+    return args[0]  # values are immutable inside an engine: a copy is the tensor itself
 
 
 def _clone_supported(node, settings) -> bool:

@@ -90,7 +90,9 @@ class ConversionContext:
         self.network = network
         self.settings = settings
         self.float_dtype: torch.dtype = settings.precision
-        self._keep_alive: list[np.ndarray] = []  # trt.Weights does not copy
+        self._keep_alive: list[Any] = []  # trt.Weights does not copy
+        self._constants: dict[tuple, Any] = {}  # one constant layer per value, shape and dtype
+        self._shuffles: dict[str, list] = {}  # output name -> [layer, perm, shape, perm2]
         self._layer_count = 0
 
     # -- naming ----------------------------------------------------------------
@@ -147,9 +149,20 @@ class ConversionContext:
     def constant(self, value: Any, node: torch.fx.Node | None = None,
                  dtype: torch.dtype | None = None) -> Any:
         """A constant layer holding ``value`` (tensor, array or scalar), as ``dtype`` or its
-        engine dtype; bfloat16 goes through a float32 constant and a cast (numpy has no bf16)."""
+        engine dtype; bfloat16 goes through a float32 constant and a cast (numpy has no bf16).
+
+        The same tensor (same storage, shape and strides) asked for twice in one dtype gives the
+        same constant layer, so a weight or scalar that several layers read is emitted once."""
         tensor = torch.as_tensor(value).detach()
         target = dtype or self.engine_dtype(tensor.dtype)
+        key = (tensor.device, tensor.data_ptr(), tensor.dtype, tuple(tensor.shape),
+               tensor.stride(), target)
+        if key not in self._constants:
+            self._constants[key] = self._new_constant(tensor, target, node)
+        return self._constants[key][0]
+
+    def _new_constant(self, tensor: torch.Tensor, target: torch.dtype,
+                      node: torch.fx.Node | None) -> tuple[Any, torch.Tensor]:
         staged = torch.float32 if target == torch.bfloat16 else target
         # np.ascontiguousarray makes a 0-d array 1-d: reshape back, or a scalar gets rank 1
         array = np.ascontiguousarray(tensor.to(device="cpu", dtype=staged).numpy()).reshape(
@@ -157,20 +170,104 @@ class ConversionContext:
         self._keep_alive.append(array)
         layer = self.network.add_constant(tuple(array.shape), trt.Weights(array))
         out = self.name(layer, node, "const").get_output(0)
-        return self.cast(out, target, node)
+        # the source tensor stays referenced, so its address cannot be reused by another key
+        return self.cast(out, target, node), tensor
+
+    def weights(self, value: torch.Tensor, dtype: torch.dtype) -> Any:
+        """``value`` as ``trt.Weights`` of ``dtype`` (float32, float16 or an integer type; numpy
+        has no bfloat16) for a layer's own parameters (convolution kernels, scale
+        coefficients), kept alive until the build."""
+        if dtype == torch.bfloat16:
+            raise ConversionError("layer weights cannot be bfloat16 (numpy has none); pass the "
+                                  "value as a constant input (ctx.constant) instead")
+        array = np.ascontiguousarray(value.detach().to(device="cpu", dtype=dtype).numpy())
+        self._keep_alive.append(array)
+        return trt.Weights(array)
+
+    def scalar(self, value: Any, dtype: torch.dtype, rank: int,
+               node: torch.fx.Node | None = None) -> Any:
+        """The python scalar ``value`` as a constant of ``dtype`` and ``rank`` unit dims, one
+        per distinct (value, dtype, rank) in the network."""
+        key = ("scalar", type(value), value, dtype, rank)
+        if key not in self._constants:
+            staged = torch.float32 if dtype == torch.bfloat16 else dtype
+            tensor = torch.full((1,) * rank, value, dtype=staged)
+            self._constants[key] = self._new_constant(tensor, dtype, node)
+        return self._constants[key][0]
 
     # -- shapes ----------------------------------------------------------------
     def reshape(self, tensor: Any, shape: Sequence[int], node: torch.fx.Node | None = None) -> Any:
+        """``tensor`` reshaped (no layer when it has that shape already)."""
+        if tuple(tensor.shape) == tuple(shape):
+            return tensor
         layer = self.network.add_shuffle(tensor)
         layer.reshape_dims = tuple(shape)
         return self.name(layer, node, "reshape").get_output(0)
 
+    def shuffle(self, x: Any, node: torch.fx.Node, source: Any = None, *,
+                shape: Sequence[int] | None = None, perm: Sequence[int] | None = None) -> Any:
+        """``x`` permuted by ``perm``, then reshaped to ``shape``: the layer of view, permute and
+        the like. Adds no layer when nothing changes, and none when ``x`` is the result of
+        another such shuffle made for ``source``, an FX node that only ``node`` reads: that
+        layer is extended instead (``view(permute(view(x)))`` is one shuffle, not three)."""
+        rank = len(x.shape)
+        if perm is not None and tuple(perm) == tuple(range(rank)):
+            perm = None
+        if shape is not None and tuple(shape) == tuple(x.shape) and perm is None:
+            shape = None
+        if perm is None and shape is None:
+            return x
+        merged = self._shuffles.get(x.name) if isinstance(source, torch.fx.Node) and \
+            len(source.users) == 1 and not x.is_network_output else None
+        if merged is not None and self._extend_shuffle(merged, perm, shape):
+            return x
+        layer = self.network.add_shuffle(x)
+        if perm is not None:
+            layer.first_transpose = tuple(perm)
+        if shape is not None:
+            layer.reshape_dims = tuple(shape)
+        out = self.finish(layer, node)
+        self._shuffles[out.name] = [layer, tuple(perm) if perm is not None else None,
+                                    tuple(shape) if shape is not None else None, None]
+        return out
+
+    @staticmethod
+    def _extend_shuffle(merged: list, perm: Sequence[int] | None,
+                        shape: Sequence[int] | None) -> bool:
+        """Fold ``perm`` then ``shape`` into an existing shuffle (first transpose, reshape,
+        second transpose) when its form allows; False, changing nothing, when it does not."""
+        layer, first, dims, second = merged
+        if perm is not None:
+            if dims is None and second is None:  # transpose of a transpose: compose them
+                first = tuple(first[i] for i in perm) if first is not None else tuple(perm)
+            elif second is None:  # transpose after a reshape: the second transpose
+                second = tuple(perm)
+            else:
+                second = tuple(second[i] for i in perm)
+        if shape is not None:
+            if second is not None:
+                return False  # a reshape after the second transpose needs a layer of its own
+            dims = tuple(shape)  # a reshape of a reshape is one reshape
+        if first is not None:
+            layer.first_transpose = first
+        if dims is not None:
+            layer.reshape_dims = dims
+        if second is not None:
+            layer.second_transpose = second
+        merged[1:] = [first, dims, second]
+        return True
+
     def operand(self, x: Any, dtype: torch.dtype, rank: int, node: torch.fx.Node | None = None) -> Any:
-        """``x`` (ITensor or python scalar) as an ITensor of ``dtype`` with ``rank`` dims (leading
-        ones added): what TensorRT's elementwise and select layers need of each input."""
-        if not hasattr(x, "shape") or isinstance(x, torch.Tensor):
-            staged = torch.float32 if dtype == torch.bfloat16 else dtype
-            return self.constant(torch.full((1,) * rank, x, dtype=staged), node, dtype=dtype)
+        """``x`` (ITensor, python scalar or constant ``torch.Tensor``) as an ITensor of ``dtype``
+        with ``rank`` dims (leading ones added): what TensorRT's elementwise and select layers
+        need of each input. Constants are reshaped and cast in torch and emitted once, in
+        their final shape and dtype, instead of as a constant plus shuffle and cast layers."""
+        if isinstance(x, torch.Tensor):
+            if x.dim() < rank:
+                x = x.reshape((1,) * (rank - x.dim()) + tuple(x.shape))
+            return self.constant(x, node, dtype=dtype)
+        if not hasattr(x, "shape"):
+            return self.scalar(x, dtype, rank, node)
         x = self.cast(x, dtype, node)
         if len(x.shape) < rank:
             x = self.reshape(x, (1,) * (rank - len(x.shape)) + tuple(x.shape), node)
@@ -257,6 +354,22 @@ def static(allowed: Iterable[torch.dtype] = NUMERIC, inputs: Iterable[torch.dtyp
         node, widen(allowed, settings), widen(inputs, settings))
 
 
+# -- folding constants in torch -------------------------------------------------------------
+def batch_norm_scale_shift(weight: torch.Tensor | None, bias: torch.Tensor | None,
+                           mean: torch.Tensor, var: torch.Tensor, eps: float
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel ``(scale, shift)`` of inference batch norm, ``y = x * scale + shift``,
+    in float64: a tiny or huge running variance loses nothing before the caller rounds once,
+    to the dtype it needs (shared by the batch-norm converter and the conv+bn folding pass)."""
+    scale = torch.rsqrt(var.double() + eps)
+    if weight is not None:
+        scale = scale * weight.double()
+    shift = -mean.double() * scale
+    if bias is not None:
+        shift = shift + bias.double()
+    return scale, shift
+
+
 def norm_dim(dim: int, rank: int) -> int:
     """``dim`` in ``[0, rank)`` (a scalar, rank 0, takes dims 0 and -1)."""
     return dim % max(rank, 1)
@@ -276,7 +389,9 @@ def is_tensor(x: Any) -> bool:
 
 
 def rank_of(*xs: Any) -> int:
-    return max((len(x.shape) for x in xs if is_tensor(x)), default=0)
+    """The largest rank among ``xs``' ITensors and constant torch tensors (0 for scalars)."""
+    return max((len(x.shape) for x in xs if is_tensor(x) or isinstance(x, torch.Tensor)),
+               default=0)
 
 
 def elementwise(ctx: Any, a: Any, b: Any, op: str, node: torch.fx.Node, dtype: torch.dtype,

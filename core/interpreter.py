@@ -46,22 +46,41 @@ class NetworkInterpreter:
             inputs.append(spec)
         for node in self.gm.graph.nodes:
             if node.op == "get_attr":
-                value = operator.attrgetter(node.target)(self.gm)
-                # TensorRT has no empty constants; converters that accept empty inputs skip them
-                env[node] = self.ctx.constant(value, node) if value.numel() else value
+                # A constant becomes a layer only where a converter reads it as an ITensor
+                # (see _arguments): converters that fold it in torch or take it as layer
+                # weights leave no unused constant layer behind.
+                env[node] = operator.attrgetter(node.target)(self.gm)
             elif node.op == "call_function":
                 env[node] = self._call(node, env)
             elif node.op == "output":
                 return inputs, self._mark_outputs(node, env)
         raise ConversionError("graph has no output node")
 
+    def _tensor(self, node: torch.fx.Node, env: dict) -> Any:
+        """``node``'s value as converters read it: a constant as a (shared) constant layer's
+        output, except an empty one (TensorRT has no empty constants; converters that accept
+        empty inputs skip them)."""
+        value = env[node]
+        if node.op == "get_attr" and isinstance(value, torch.Tensor) and value.numel():
+            return self.ctx.constant(value, node)
+        return value
+
+    def _arguments(self, node: torch.fx.Node, env: dict, constant_args: frozenset[int]) -> tuple:
+        """The converter's ``args`` and ``kwargs``; at ``constant_args`` positions, a constant
+        arrives as its ``torch.Tensor``."""
+        args = tuple(
+            env[a] if i in constant_args and isinstance(a, torch.fx.Node) and a.op == "get_attr"
+            else torch.fx.node.map_arg(a, lambda n: self._tensor(n, env))
+            for i, a in enumerate(node.args))
+        return args, torch.fx.node.map_arg(node.kwargs, lambda n: self._tensor(n, env))
+
     def _call(self, node: torch.fx.Node, env: dict) -> Any:
-        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
         if node.target is operator.getitem:
-            return args[0][args[1]]
+            return env[node.args[0]][node.args[1]]
         reg = self.registry.converter_for(node, self.ctx.settings)
         if reg is None:
             raise ConversionError(f"no converter accepts {describe(node)}")
+        args, kwargs = self._arguments(node, env, reg.record.constant_args)
         self.converters_used.add(reg.record.name)
         try:
             result = reg.record.convert(self.ctx, node, args, kwargs)
@@ -102,7 +121,7 @@ class NetworkInterpreter:
             value = val(result)
             spec = BoundarySpec(name=f"output_{i}", shape=tuple(value.shape), model_dtype=value.dtype,
                                 engine_dtype=self.ctx.boundary_dtype(value.dtype))
-            tensor = self.ctx.cast(env[result], spec.engine_dtype, result)
+            tensor = self.ctx.cast(self._tensor(result, env), spec.engine_dtype, result)
             if tensor.is_network_input or tensor.is_network_output:
                 tensor = self.ctx.finish(self.ctx.network.add_identity(tensor), result, suffix="output")
             tensor.name = spec.name
