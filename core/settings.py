@@ -130,6 +130,9 @@ class CompilationSettings:
     partitioner: str | None = _option(
         None, v.optional(v.instance_of(str)),
         "None (from use_fast_partitioner), 'fast', 'global' or a partitioner plugin's name")
+    progress_bar: bool = _option(True, _BOOL, "True or False")
+    """Show a progress bar for engine builds that take more than a couple of seconds, when
+    stderr is a terminal (``PLUGTRT_PROGRESS=0`` turns it off too)."""
 
     @property
     def partitioner_name(self) -> str:

@@ -2,9 +2,9 @@
 
 ``bn(conv(x, W, b))`` with a frozen kernel and frozen statistics is ``conv(x, W', b')`` with
 ``W' = W * scale`` per output channel and ``b' = b * scale + shift`` (``scale`` and ``shift``
-from :func:`plugtrt.conversion.batch_norm_scale_shift`, in float64, rounded once to the
-kernel's dtype). The engine then holds one convolution where it held a convolution and a
-scale. Folded only where the convolution's result feeds nothing but the batch norm, and
+from :func:`plugtrt.conversion.batch_norm_scale_shift`, in float64; the kernel is scaled in
+float32 and rounded once to its own dtype). The engine then holds one convolution where it
+held a convolution and a scale. Folded only where the convolution's result feeds nothing but the batch norm, and
 never for transposed convolutions (their kernel's channel dim differs); the new weights are
 fresh tensors, recomputed whenever the model's weights change (the backend re-traces then).
 """
@@ -81,8 +81,11 @@ def fold_batch_norm(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
         bias = _constant(gm, conv.args[2])
         weight, shift, mean, var = (_constant(gm, a) for a in bn.args[1:5])
         scale, shift = batch_norm_scale_shift(weight, shift, mean, var, float(bn.args[6]))
+        # the statistics are combined in float64; the kernel is scaled in float32 (a float64
+        # copy of every kernel costs more time than the one extra rounding costs accuracy)
+        work = torch.float64 if kernel.dtype == torch.float64 else torch.float32
         per_channel = (-1,) + (1,) * (kernel.dim() - 1)
-        new_kernel = (kernel.double() * scale.reshape(per_channel)).to(kernel.dtype)
+        new_kernel = (kernel.to(work) * scale.to(work).reshape(per_channel)).to(kernel.dtype)
         new_bias = (shift if bias is None else bias.double() * scale + shift).to(kernel.dtype)
         conv.args = (conv.args[0], _add_constant(gm, conv, new_kernel, conv.args[1]),
                      _add_constant(gm, conv, new_bias, conv.args[1]), *conv.args[3:])
