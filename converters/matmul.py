@@ -23,28 +23,30 @@ def _matmul(ctx, node, a, b, transpose_b: bool = False, suffix: str = ""):
     """``a @ b`` (``a @ b.mT``) for operands of rank >= 1, torch.matmul's rules."""
     dtype = out_dtype(ctx, node)
     rank = max(len(a.shape), len(b.shape))
-    a, b = (_operand(ctx, node, t, dtype, rank) for t in (a, b))
-    op_a = trt.MatrixOperation.VECTOR if len(a.shape) == 1 else trt.MatrixOperation.NONE
-    if len(b.shape) == 1:
-        op_b = trt.MatrixOperation.VECTOR
-    else:
-        op_b = trt.MatrixOperation.TRANSPOSE if transpose_b else trt.MatrixOperation.NONE
-    if len(a.shape) > 1 and len(a.shape) < rank:
-        a = ctx.reshape(a, (1,) * (rank - len(a.shape)) + tuple(a.shape), node)
-    if len(b.shape) > 1 and len(b.shape) < rank:
-        b = ctx.reshape(b, (1,) * (rank - len(b.shape)) + tuple(b.shape), node)
+    a, op_a = _operand(ctx, node, a, dtype, rank, False)
+    b, op_b = _operand(ctx, node, b, dtype, rank, transpose_b)
     layer = ctx.network.add_matrix_multiply(a, op_a, b, op_b)
     return ctx.name(layer, node, suffix or "matmul").get_output(0)
 
 
-def _operand(ctx, node, x, dtype, rank: int):
-    """``x`` in ``dtype``; a constant matrix gets its leading unit dims in torch, so that it
-    is one constant of the final shape (a vector stays a vector)."""
+def _operand(ctx, node, x, dtype, rank: int, transpose: bool):
+    """``x`` in ``dtype`` with ``rank`` dims (a vector stays a vector), and its matrix operation.
+
+    A constant gets its leading unit dims in torch (one constant of the final shape), and a
+    transposed view of a weight (``t(weight)`` folded at lowering) is handed over as stored,
+    with TensorRT's transpose flag, instead of as a transposed copy."""
+    if len(x.shape) == 1:
+        x = ctx.constant(x, node, dtype=dtype) if isinstance(x, torch.Tensor) else \
+            ctx.cast(x, dtype, node)
+        return x, trt.MatrixOperation.VECTOR
+    lead = (1,) * (rank - len(x.shape))
     if isinstance(x, torch.Tensor):
-        if 1 < x.dim() < rank:
-            x = x.reshape((1,) * (rank - x.dim()) + tuple(x.shape))
-        return ctx.constant(x, node, dtype=dtype)
-    return ctx.cast(x, dtype, node)
+        if not x.is_contiguous() and x.mT.is_contiguous():
+            x, transpose = x.mT, not transpose
+        x = ctx.constant(x.reshape(lead + tuple(x.shape)), node, dtype=dtype)
+    else:
+        x = ctx.reshape(ctx.cast(x, dtype, node), lead + tuple(x.shape), node)
+    return x, trt.MatrixOperation.TRANSPOSE if transpose else trt.MatrixOperation.NONE
 
 
 def _mm(ctx, node, args, kwargs):
