@@ -13,7 +13,19 @@ The contract of ``ConverterSpec.convert(ctx, node, args, kwargs)``:
   (:meth:`ConversionContext.engine_dtype`: floats in ``settings.precision``, int64 as int32
   under ``truncate_long_and_double``); a raw, empty ``torch.Tensor`` for an empty constant
   (TensorRT has no empty weights, so a converter that accepts empty inputs must skip them);
-  python scalars, lists, dtypes and ``None`` as the node has them.
+  python scalars, lists, dtypes and ``None`` as the node has them. At the positions listed in
+  the record's ``constant_args``, a constant (frozen weight or folded value) arrives as its
+  ``torch.Tensor`` instead, in the model's dtype: the converter folds it in torch or hands it
+  to TensorRT as layer weights (:meth:`ConversionContext.weights`), and no constant layer is
+  added for it unless the converter asks (:meth:`ConversionContext.constant`,
+  :meth:`~ConversionContext.operand`).
+
+Lean networks: everything that depends only on constants is computed in torch and emitted as
+one constant of its final shape and dtype (:meth:`ConversionContext.operand`); a constant or
+scalar that several layers read is one layer (:meth:`ConversionContext.constant` caches by
+storage, shape, strides and dtype); :meth:`~ConversionContext.reshape`,
+:meth:`~ConversionContext.cast` and :meth:`~ConversionContext.shuffle` add no layer when
+nothing changes, and ``shuffle`` extends the previous shuffle where only this node reads it.
 - It returns one ``ITensor`` for a tensor result, or a tuple of ``ITensor`` (``None`` for an
   element nobody reads) for a tuple result. Each tensor must have the shape recorded in
   ``node.meta["val"]`` and its engine dtype; the interpreter checks both and raises a

@@ -50,11 +50,11 @@ CASES = {
     "linear_with_bias": (lambda: nn.Linear(16, 8), (4, 16), 4),
     # one normalization layer and its two affine constants
     "layer_norm": (lambda: nn.LayerNorm(16), (2, 5, 16), 3),
-    # 2-d linears with reshapes around them (qkv: 1 + 4 + 1, out: 1 + 4 + 1), 3 split slices,
-    # one shuffle per head reshape + transpose (3), 2-d <-> 3-d reshapes around the two
-    # batched matmuls (5), the scale (constant + divide), softmax, residual add, and the
-    # layer norm (3): 33, none of them a do-nothing layer or a transformed constant
-    "attention_block": (Attention, (2, 8, 32), 33),
+    # two linears as batched matmuls (constant, matmul, bias constant, add: 8), 3 split
+    # slices, one shuffle per head reshape + transpose (3) and one to merge the heads, the
+    # two attention matmuls, the scale (constant + divide), softmax, residual add, and the
+    # layer norm (3): 24, none of them a do-nothing layer or a transformed constant
+    "attention_block": (Attention, (2, 8, 32), 24),
 }
 
 
