@@ -41,6 +41,7 @@ the user's code.
 """
 from __future__ import annotations
 
+import collections
 import operator
 import os
 import re
@@ -105,6 +106,9 @@ class ConversionContext:
         self._keep_alive: list[Any] = []  # trt.Weights does not copy
         self._constants: dict[tuple, Any] = {}  # one constant layer per value, shape and dtype
         self._shuffles: dict[str, list] = {}  # output name -> [layer, perm, shape, perm2]
+        self.layers_saved: collections.Counter[str] = collections.Counter()
+        """Layers not added, by reason (``shared constant``, ``merged shuffle``, ``no-op``):
+        what the interpreter's debug line reports beside the layer count."""
         self._layer_count = 0
 
     # -- naming ----------------------------------------------------------------
@@ -169,7 +173,9 @@ class ConversionContext:
         target = dtype or self.engine_dtype(tensor.dtype)
         key = (tensor.device, tensor.data_ptr(), tensor.dtype, tuple(tensor.shape),
                tensor.stride(), target)
-        if key not in self._constants:
+        if key in self._constants:
+            self.layers_saved["shared constant"] += 1
+        else:
             self._constants[key] = self._new_constant(tensor, target, node)
         return self._constants[key][0]
 
@@ -201,7 +207,9 @@ class ConversionContext:
         """The python scalar ``value`` as a constant of ``dtype`` and ``rank`` unit dims, one
         per distinct (value, dtype, rank) in the network."""
         key = ("scalar", type(value), value, dtype, rank)
-        if key not in self._constants:
+        if key in self._constants:
+            self.layers_saved["shared constant"] += 1
+        else:
             staged = torch.float32 if dtype == torch.bfloat16 else dtype
             tensor = torch.full((1,) * rank, value, dtype=staged)
             self._constants[key] = self._new_constant(tensor, dtype, node)
@@ -211,6 +219,7 @@ class ConversionContext:
     def reshape(self, tensor: Any, shape: Sequence[int], node: torch.fx.Node | None = None) -> Any:
         """``tensor`` reshaped (no layer when it has that shape already)."""
         if tuple(tensor.shape) == tuple(shape):
+            self.layers_saved["no-op"] += 1
             return tensor
         layer = self.network.add_shuffle(tensor)
         layer.reshape_dims = tuple(shape)
@@ -228,10 +237,12 @@ class ConversionContext:
         if shape is not None and tuple(shape) == tuple(x.shape) and perm is None:
             shape = None
         if perm is None and shape is None:
+            self.layers_saved["no-op"] += 1
             return x
         merged = self._shuffles.get(x.name) if isinstance(source, torch.fx.Node) and \
             len(source.users) == 1 and not x.is_network_output else None
         if merged is not None and self._extend_shuffle(merged, perm, shape):
+            self.layers_saved["merged shuffle"] += 1
             return x
         layer = self.network.add_shuffle(x)
         if perm is not None:

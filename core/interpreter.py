@@ -7,6 +7,7 @@ naming the converter instead of building an engine that computes the wrong shape
 """
 from __future__ import annotations
 
+import logging
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,8 @@ from plugtrt.conversion import ConversionContext, describe, val
 from plugtrt.engine import BoundarySpec
 from plugtrt.errors import ConversionError
 from plugtrt.trt_adapter import to_trt_dtype
+
+logger = logging.getLogger("plugtrt")
 
 
 class NetworkInterpreter:
@@ -53,7 +56,11 @@ class NetworkInterpreter:
             elif node.op == "call_function":
                 env[node] = self._call(node, env)
             elif node.op == "output":
-                return inputs, self._mark_outputs(node, env)
+                outputs = self._mark_outputs(node, env)
+                saved = ", ".join(f"{n} {why}" for why, n in self.ctx.layers_saved.most_common())
+                logger.debug("converted %d nodes into %d layers (not added: %s)",
+                             len(self.gm.graph.nodes), self.ctx.network.num_layers, saved or "none")
+                return inputs, outputs
         raise ConversionError("graph has no output node")
 
     def _tensor(self, node: torch.fx.Node, env: dict) -> Any:
