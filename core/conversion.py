@@ -105,7 +105,8 @@ class ConversionContext:
         self.float_dtype: torch.dtype = settings.precision
         self._keep_alive: list[Any] = []  # trt.Weights does not copy
         self._constants: dict[tuple, Any] = {}  # one constant layer per value, shape and dtype
-        self._shuffles: dict[str, list] = {}  # output name -> [layer, perm, shape, perm2]
+        # shuffle output name -> [layer, first transpose, reshape, second transpose, FX node]
+        self._shuffles: dict[str, list] = {}
         self.layers_saved: collections.Counter[str] = collections.Counter()
         """Layers not added, by reason (``shared constant``, ``merged shuffle``, ``no-op``):
         what the interpreter's debug line reports beside the layer count."""
@@ -228,9 +229,11 @@ class ConversionContext:
     def shuffle(self, x: Any, node: torch.fx.Node, source: Any = None, *,
                 shape: Sequence[int] | None = None, perm: Sequence[int] | None = None) -> Any:
         """``x`` permuted by ``perm``, then reshaped to ``shape``: the layer of view, permute and
-        the like. Adds no layer when nothing changes, and none when ``x`` is the result of
-        another such shuffle made for ``source``, an FX node that only ``node`` reads: that
-        layer is extended instead (``view(permute(view(x)))`` is one shuffle, not three)."""
+        the like, for ``node``. Adds no layer when nothing changes. ``source`` is the FX node
+        whose value ``x`` is: when ``x`` is the output of another shuffle made here, and no
+        node but ``node`` reads it (``source`` and the nodes passing it along unchanged, such as
+        a ``clone``, have one user each), that layer is extended instead of adding one
+        (``permute(view(x))`` is one shuffle, not two)."""
         rank = len(x.shape)
         if perm is not None and tuple(perm) == tuple(range(rank)):
             perm = None
@@ -239,9 +242,11 @@ class ConversionContext:
         if perm is None and shape is None:
             self.layers_saved["no-op"] += 1
             return x
-        merged = self._shuffles.get(x.name) if isinstance(source, torch.fx.Node) and \
-            len(source.users) == 1 and not x.is_network_output else None
-        if merged is not None and self._extend_shuffle(merged, perm, shape):
+        merged = self._shuffles.get(x.name)
+        if (merged is not None and not x.is_network_output
+                and self._only_reader(source, merged[4], node)
+                and self._extend_shuffle(merged, perm, shape)):
+            merged[4] = node
             self.layers_saved["merged shuffle"] += 1
             return x
         layer = self.network.add_shuffle(x)
@@ -251,15 +256,27 @@ class ConversionContext:
             layer.reshape_dims = tuple(shape)
         out = self.finish(layer, node)
         self._shuffles[out.name] = [layer, tuple(perm) if perm is not None else None,
-                                    tuple(shape) if shape is not None else None, None]
+                                    tuple(shape) if shape is not None else None, None, node]
         return out
+
+    @staticmethod
+    def _only_reader(source: Any, producer: torch.fx.Node, node: torch.fx.Node) -> bool:
+        """``node`` is the one reader of ``producer``'s value, which reaches it as ``source``
+        through nodes that pass their first argument on unchanged."""
+        for _ in range(8):  # a short chain of clones / no-op casts; longer ones are not merged
+            if not isinstance(source, torch.fx.Node) or len(source.users) != 1:
+                return False
+            if source is producer:
+                return True
+            source = source.args[0] if source.args else None
+        return False
 
     @staticmethod
     def _extend_shuffle(merged: list, perm: Sequence[int] | None,
                         shape: Sequence[int] | None) -> bool:
         """Fold ``perm`` then ``shape`` into an existing shuffle (first transpose, reshape,
         second transpose) when its form allows; False, changing nothing, when it does not."""
-        layer, first, dims, second = merged
+        layer, first, dims, second, _ = merged
         if perm is not None:
             if dims is None and second is None:  # transpose of a transpose: compose them
                 first = tuple(first[i] for i in perm) if first is not None else tuple(perm)
@@ -277,7 +294,7 @@ class ConversionContext:
             layer.reshape_dims = dims
         if second is not None:
             layer.second_transpose = second
-        merged[1:] = [first, dims, second]
+        merged[1:4] = [first, dims, second]
         return True
 
     def operand(self, x: Any, dtype: torch.dtype, rank: int, node: torch.fx.Node | None = None) -> Any:

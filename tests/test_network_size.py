@@ -42,6 +42,20 @@ class Attention(nn.Module):
         return self.norm(x + self.out(context))
 
 
+class SharedWeight(nn.Module):
+    """One weight read by two layers, and view/permute/view chains."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(16))
+
+    def forward(self, x):
+        y = x * self.w + x / self.w  # mul, div and add, around one weight constant
+        a = y.view(2, 4, 4, 4).permute(0, 2, 1, 3)  # one shuffle: reshape, then transpose
+        b = y.permute(0, 2, 1).reshape(2, 64)  # one shuffle: transpose, then reshape
+        return a, b
+
+
 # model, input, most layers: the first converting layer of each kind, and what it needs
 CASES = {
     # one convolution (batch norm folded into its weights) and one activation
@@ -50,6 +64,8 @@ CASES = {
     "linear_with_bias": (lambda: nn.Linear(16, 8), (4, 16), 4),
     # one normalization layer and its two affine constants
     "layer_norm": (lambda: nn.LayerNorm(16), (2, 5, 16), 3),
+    # the weight once (1), mul, div, add (3), one shuffle per view/permute chain (2)
+    "shared_weight_and_shuffles": (SharedWeight, (2, 4, 16), 6),
     # two linears as batched matmuls (constant, matmul, bias constant, add: 8), 3 split
     # slices, one shuffle per head reshape + transpose (3) and one to merge the heads, the
     # two attention matmuls, the scale (constant + divide), softmax, residual add, and the
@@ -66,3 +82,13 @@ def test_network_stays_small(name):
     (engine,) = run.reports[0].engines
     assert engine.layers <= most, (
         f"{name}: {engine.layers} layers, at most {most} expected: {engine.layer_types}")
+
+
+def test_shuffle_read_by_another_node_is_not_extended():
+    """Merging a reshape into the permute before it would change what ``b`` reads."""
+    def f(x):
+        p = (x * 2).permute(0, 2, 1)
+        return p.clone().reshape(2, 64), p + 1
+
+    run = assert_converts(f, [torch.randn(2, 4, 16)])
+    assert run.reports[0].engines[0].layer_types["SHUFFLE"] == 2
