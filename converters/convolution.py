@@ -1,9 +1,9 @@
 """Built-in converter for ``aten.convolution`` (1d/2d/3d, grouped, dilated, transposed).
 
-The kernel and bias are given to TensorRT as tensor inputs 1 and 2 of the (de)convolution
-layer, with empty ``Weights``: the frozen parameters are already network constants (their
-``get_attr`` became a constant layer), so they stay constants TensorRT can fold. TensorRT
-convolves 2 or 3 spatial dims; a 1d convolution runs as 2d with a unit height.
+A frozen kernel and bias (constants, the usual case) become the layer's own ``Weights``: one
+layer, no constant layers beside it. Computed ones (or bfloat16, which ``Weights`` cannot hold)
+are given as tensor inputs 1 and 2 instead. TensorRT convolves 2 or 3 spatial dims; a 1d
+convolution runs as 2d with a unit height.
 """
 from __future__ import annotations
 
@@ -39,29 +39,41 @@ def _convolution(ctx, node, args, kwargs):
     nd = len(kernel_shape) - 2
     stride, padding, dilation = (_expand(v, nd) for v in (stride, padding, dilation))
     output_padding = _expand(output_padding, nd)
-    x, weight = ctx.cast(x, dtype, node), ctx.cast(weight, dtype, node)
+    x = ctx.cast(x, dtype, node)
     if nd == 1:  # as 2d, height 1
         sizes = val(node.args[0]).shape
         x = ctx.reshape(x, (*sizes[:-1], 1, sizes[-1]), node)
-        weight = ctx.reshape(weight, (*kernel_shape[:2], 1, kernel_shape[2]), node)
         stride, padding, dilation = (1, *stride), (0, *padding), (1, *dilation)
         output_padding = (0, *output_padding)
-    window = tuple(weight.shape)[2:]
-    empty = trt.Weights()
+    window = (1, kernel_shape[2]) if nd == 1 else kernel_shape[2:]
+    as_weights = dtype != torch.bfloat16
+    kernel, bias_weights = trt.Weights(), trt.Weights()  # empty: given as inputs below
+    if isinstance(weight, torch.Tensor) and as_weights:
+        kernel, weight = ctx.weights(weight, dtype), None
+    if isinstance(bias, torch.Tensor) and as_weights:
+        bias_weights, bias = ctx.weights(bias, dtype), None
     if transposed:
         maps = kernel_shape[1] * groups
-        layer = ctx.network.add_deconvolution_nd(x, maps, trt.Dims(window), empty, empty)
+        layer = ctx.network.add_deconvolution_nd(x, maps, trt.Dims(window), kernel, bias_weights)
         layer.pre_padding = trt.Dims(padding)
         layer.post_padding = trt.Dims(tuple(p - o for p, o in zip(padding, output_padding)))
     else:
         maps = kernel_shape[0]
-        layer = ctx.network.add_convolution_nd(x, maps, trt.Dims(window), empty, empty)
+        layer = ctx.network.add_convolution_nd(x, maps, trt.Dims(window), kernel, bias_weights)
         layer.padding_nd = trt.Dims(padding)
     layer.stride_nd = trt.Dims(stride)
     layer.dilation_nd = trt.Dims(dilation)
     layer.num_groups = groups
-    layer.set_input(1, weight)
+    if weight is not None:
+        if isinstance(weight, torch.Tensor):  # a bfloat16 constant
+            weight = ctx.constant(weight, node, dtype=dtype)
+        weight = ctx.cast(weight, dtype, node)
+        if nd == 1:
+            weight = ctx.reshape(weight, (*kernel_shape[:2], 1, kernel_shape[2]), node)
+        layer.set_input(1, weight)
     if bias is not None:
+        if isinstance(bias, torch.Tensor):
+            bias = ctx.constant(bias, node, dtype=dtype)
         layer.set_input(2, ctx.cast(bias, dtype, node))
     out = ctx.finish(layer, node)
     if nd == 1:
@@ -96,5 +108,5 @@ def _supported(node: torch.fx.Node, settings) -> bool:
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.convolution", target=aten.convolution.default,
-                        convert=_convolution, is_supported=_supported,
+                        convert=_convolution, is_supported=_supported, constant_args={1, 2},
                         supports_dynamic_shapes=True)

@@ -31,6 +31,7 @@ from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
 
 _IN = NUMERIC | {torch.bool}
+_OPERANDS = frozenset({0, 1})  # constant operands arrive as torch tensors: operand() shapes them
 
 
 def _has_tensor_input(node: torch.fx.Node, settings: Any) -> bool:
@@ -193,9 +194,7 @@ def _to_copy(ctx, node, args, kwargs):
         zero = ctx.operand(0, ctx.dtype(x), len(x.shape), node)
         return unary(ctx, ctx.finish(ctx.network.add_elementwise(
             x, zero, trt.ElementWiseOperation.EQUAL), node), "NOT", node, suffix="nonzero")
-    if ctx.dtype(x) == dtype:
-        return ctx.finish(ctx.network.add_identity(x), node)
-    return ctx.cast(x, dtype, node)
+    return ctx.cast(x, dtype, node)  # no layer when the dtype stays
 
 
 def _to_copy_supported(node, settings) -> bool:
@@ -247,18 +246,21 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
         for target in targets:
             yield ConverterSpec(name=_spec_name(name, target), target=target,
                                 convert=_binary(op, alpha), is_supported=ok,
-                        supports_dynamic_shapes=True)
+                                constant_args=_OPERANDS,
+                            supports_dynamic_shapes=True)
     for target in (aten.div.Tensor_mode, aten.div.Scalar_mode):
         yield ConverterSpec(name=_spec_name("div", target), target=target,
                             convert=_div_mode, is_supported=_div_mode_supported,
-                        supports_dynamic_shapes=True)
+                            constant_args=_OPERANDS,
+                            supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.floor_divide", target=aten.floor_divide.default,
-                        convert=_floor_divide, is_supported=_ARITH_OK,
-                        supports_dynamic_shapes=True)
+                        convert=_floor_divide, is_supported=_ARITH_OK, constant_args=_OPERANDS,
+                            supports_dynamic_shapes=True)
     for target in _POW:
         yield ConverterSpec(name=_spec_name("pow", target), target=target,
                             convert=_binary("POW"), is_supported=_FLOAT_OK,
-                        supports_dynamic_shapes=True)
+                            constant_args=_OPERANDS,
+                            supports_dynamic_shapes=True)
     for name, target, ops in _UNARY:
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_unary(ops),
                             is_supported=_FLOAT_OK,
@@ -274,10 +276,11 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
             target = getattr(getattr(aten, name), overload)
             yield ConverterSpec(name=f"builtin.{name}.{overload.lower()}", target=target,
                                 convert=_compare(name), is_supported=_COMPARE_OK,
-                        supports_dynamic_shapes=True)
+                                constant_args=_OPERANDS,
+                            supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.where", target=aten.where.self, convert=_where,
-                        is_supported=_where_supported,
-                        supports_dynamic_shapes=True)
+                        is_supported=_where_supported, constant_args={0, 1, 2},
+                            supports_dynamic_shapes=True)
     for target in (aten.masked_fill.Scalar, aten.masked_fill.Tensor):
         yield ConverterSpec(name=f"builtin.masked_fill.{target._overloadname.lower()}", target=target,
                             convert=_masked_fill, is_supported=_masked_fill_supported,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import torch
+
 from plugtrt.conversion import FLOATS, aten, all_of, elementwise, get, lift_rank, out_dtype, \
     typed, val
 from plugtrt.hookspecs import hookimpl
@@ -20,19 +22,31 @@ _FLOAT_OK = typed(FLOATS)
 def _matmul(ctx, node, a, b, transpose_b: bool = False, suffix: str = ""):
     """``a @ b`` (``a @ b.mT``) for operands of rank >= 1, torch.matmul's rules."""
     dtype = out_dtype(ctx, node)
-    a, b = ctx.cast(a, dtype, node), ctx.cast(b, dtype, node)
-    op_a = trt.MatrixOperation.VECTOR if len(a.shape) == 1 else trt.MatrixOperation.NONE
-    if len(b.shape) == 1:
-        op_b = trt.MatrixOperation.VECTOR
-    else:
-        op_b = trt.MatrixOperation.TRANSPOSE if transpose_b else trt.MatrixOperation.NONE
     rank = max(len(a.shape), len(b.shape))
-    if len(a.shape) > 1 and len(a.shape) < rank:
-        a = lift_rank(ctx, a, rank, node)
-    if len(b.shape) > 1 and len(b.shape) < rank:
-        b = lift_rank(ctx, b, rank, node)
+    a, op_a = _operand(ctx, node, a, dtype, rank, False)
+    b, op_b = _operand(ctx, node, b, dtype, rank, transpose_b)
     layer = ctx.network.add_matrix_multiply(a, op_a, b, op_b)
     return ctx.name(layer, node, suffix or "matmul").get_output(0)
+
+
+def _operand(ctx, node, x, dtype, rank: int, transpose: bool):
+    """``x`` in ``dtype`` with ``rank`` dims (a vector stays a vector), and its matrix operation.
+
+    A constant gets its leading unit dims in torch (one constant of the final shape), and a
+    transposed view of a weight (``t(weight)`` folded at lowering) is handed over as stored,
+    with TensorRT's transpose flag, instead of as a transposed copy."""
+    if len(x.shape) == 1:
+        x = ctx.constant(x, node, dtype=dtype) if isinstance(x, torch.Tensor) else \
+            ctx.cast(x, dtype, node)
+        return x, trt.MatrixOperation.VECTOR
+    lead = (1,) * (rank - len(x.shape))
+    if isinstance(x, torch.Tensor):
+        if not x.is_contiguous() and x.mT.is_contiguous():
+            x, transpose = x.mT, not transpose
+        x = ctx.constant(x.reshape(lead + tuple(x.shape)), node, dtype=dtype)
+    else:
+        x = lift_rank(ctx, ctx.cast(x, dtype, node), rank, node)
+    return x, trt.MatrixOperation.TRANSPOSE if transpose else trt.MatrixOperation.NONE
 
 
 def _mm(ctx, node, args, kwargs):
@@ -77,20 +91,21 @@ def _matmul_ranks(node, settings) -> bool:
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.mm", target=aten.mm.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((2, 2))),
+                        is_supported=all_of(_FLOAT_OK, _ranks((2, 2))), constant_args={0, 1},
                         supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.bmm", target=aten.bmm.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((3, 3))),
+                        is_supported=all_of(_FLOAT_OK, _ranks((3, 3))), constant_args={0, 1},
                         supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.mv", target=aten.mv.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _ranks((2, 1))),
+                        is_supported=all_of(_FLOAT_OK, _ranks((2, 1))), constant_args={0, 1},
                         supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.matmul", target=aten.matmul.default, convert=_mm,
-                        is_supported=all_of(_FLOAT_OK, _matmul_ranks),
+                        is_supported=all_of(_FLOAT_OK, _matmul_ranks), constant_args={0, 1},
                         supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.addmm", target=aten.addmm.default, convert=_addmm,
                         is_supported=all_of(_FLOAT_OK, _ranks((1, 2, 2), (2, 2, 2), (0, 2, 2))),
+                        constant_args={0, 1, 2},
                         supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.linear", target=aten.linear.default, convert=_linear,
-                        is_supported=all_of(_FLOAT_OK, _matmul_ranks),
+                        is_supported=all_of(_FLOAT_OK, _matmul_ranks), constant_args={0, 1, 2},
                         supports_dynamic_shapes=True)

@@ -3,7 +3,7 @@ permutes and transposes, (un)squeeze, expand, cat, slice, select, split and clon
 
 Each converter takes the result's shape from the node's fake value rather than re-deriving
 torch's rules (``-1`` in a view, squeeze of non-unit dims, ...). Where a size is symbolic, the
-same sizes reach the layers as shape tensors (``reshape_to``, ``slice_to``), so one engine
+same sizes reach the layers as shape tensors (``ctx.shuffle``, ``slice_to``), so one engine
 serves every size of a dynamic dim.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from plugtrt.conversion import (
     lift_rank,
     norm_dim,
     out_dtype,
-    reshape_to,
+    same_shape,
     slice_to,
     typed,
     val,
@@ -34,15 +34,14 @@ _ANY = NUMERIC | {torch.bool, torch.int8, torch.uint8}
 _OK = typed(_ANY)
 
 
-def _shuffle(ctx, node, x, perm):
-    layer = ctx.network.add_shuffle(x)
-    layer.first_transpose = tuple(perm)
-    return ctx.finish(layer, node)
+def _shuffle(ctx, node, x, *, shape=None, perm=None):
+    """One shuffle, merged into the previous one where that only fed this node."""
+    return ctx.shuffle(x, node, node.args[0], shape=shape, perm=perm)
 
 
 def _reshape(ctx, node, args, kwargs):
     """view, _unsafe_view, reshape, flatten, (un)squeeze: the result's shape, from the node."""
-    return reshape_to(ctx, args[0], val(node).shape, node)
+    return _shuffle(ctx, node, args[0], shape=tuple(val(node).shape))
 
 
 def _permute(ctx, node, args, kwargs):
@@ -67,6 +66,8 @@ def _expand(ctx, node, args, kwargs):
     """Broadcast dims of size 1 by a zero-stride slice (after adding leading unit dims)."""
     out = tuple(val(node).shape)
     source = tuple(val(node.args[0]).shape)
+    if same_shape(source, out):
+        return args[0]
     source = (1,) * (len(out) - len(source)) + source
     x = lift_rank(ctx, args[0], len(out), node)
     stride = tuple(0 if _is_one(s) and not _is_one(o) else 1 for s, o in zip(source, out))
@@ -113,6 +114,8 @@ def _slice(ctx, node, args, kwargs):
         begin, _, _ = slice(start, end, step).indices(source[dim])
     else:  # validated: a start of None, a symbolic size, or an int >= 0 (no clamping needed)
         begin = start or 0
+    if same_shape(val(node).shape, source):
+        return args[0]  # the whole dim: nothing to cut
     starts, strides = [0] * rank, [1] * rank
     starts[dim], strides[dim] = begin, step
     return slice_to(ctx, args[0], starts, val(node).shape, strides, node)
@@ -140,7 +143,7 @@ def _select(ctx, node, args, kwargs):
     starts, shape = [0] * rank, list(source)
     starts[dim], shape[dim] = index, 1
     picked = slice_to(ctx, args[0], starts, shape, [1] * rank, node)
-    return reshape_to(ctx, picked, val(node).shape, node)
+    return ctx.shuffle(picked, node, shape=tuple(val(node).shape))
 
 
 def _select_supported(node, settings) -> bool:
@@ -168,7 +171,7 @@ def _split_supported(node, settings) -> bool:
 
 
 def _clone(ctx, node, args, kwargs):
-    return ctx.finish(ctx.network.add_identity(args[0]), node)
+    return args[0]  # values are immutable inside an engine: a copy is the tensor itself
 
 
 def _clone_supported(node, settings) -> bool:

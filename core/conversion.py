@@ -13,7 +13,19 @@ The contract of ``ConverterSpec.convert(ctx, node, args, kwargs)``:
   (:meth:`ConversionContext.engine_dtype`: floats in ``settings.precision``, int64 as int32
   under ``truncate_long_and_double``); a raw, empty ``torch.Tensor`` for an empty constant
   (TensorRT has no empty weights, so a converter that accepts empty inputs must skip them);
-  python scalars, lists, dtypes and ``None`` as the node has them.
+  python scalars, lists, dtypes and ``None`` as the node has them. At the positions listed in
+  the record's ``constant_args``, a constant (frozen weight or folded value) arrives as its
+  ``torch.Tensor`` instead, in the model's dtype: the converter folds it in torch or hands it
+  to TensorRT as layer weights (:meth:`ConversionContext.weights`), and no constant layer is
+  added for it unless the converter asks (:meth:`ConversionContext.constant`,
+  :meth:`~ConversionContext.operand`).
+
+Lean networks: everything that depends only on constants is computed in torch and emitted as
+one constant of its final shape and dtype (:meth:`ConversionContext.operand`); a constant or
+scalar that several layers read is one layer (:meth:`ConversionContext.constant` caches by
+storage, shape, strides and dtype); :meth:`~ConversionContext.reshape`,
+:meth:`~ConversionContext.cast` and :meth:`~ConversionContext.shuffle` add no layer when
+nothing changes, and ``shuffle`` extends the previous shuffle where only this node reads it.
 - It returns one ``ITensor`` for a tensor result, or a tuple of ``ITensor`` (``None`` for an
   element nobody reads) for a tuple result. Each tensor must have the shape recorded in
   ``node.meta["val"]`` and its engine dtype; the interpreter checks both and raises a
@@ -29,6 +41,7 @@ the user's code.
 """
 from __future__ import annotations
 
+import collections
 import operator
 import os
 import re
@@ -109,7 +122,13 @@ class ConversionContext:
         self.network = network
         self.settings = settings
         self.float_dtype: torch.dtype | None = default_float_dtype(settings)
-        self._keep_alive: list[np.ndarray] = []  # trt.Weights does not copy
+        self._keep_alive: list[Any] = []  # trt.Weights does not copy
+        self._constants: dict[tuple, Any] = {}  # one constant layer per value, shape and dtype
+        # shuffle output name -> [layer, first transpose, reshape, second transpose, FX node]
+        self._shuffles: dict[str, list] = {}
+        self.layers_saved: collections.Counter[str] = collections.Counter()
+        """Layers not added, by reason (``shared constant``, ``merged shuffle``, ``no-op``):
+        what the interpreter's debug line reports beside the layer count."""
         self._layer_count = 0
         self.symbols: dict[Any, Any] = {}
         """Symbolic size (sympy) -> its one-element int64 shape tensor (see :mod:`plugtrt.shapes`)."""
@@ -169,9 +188,23 @@ class ConversionContext:
                  dtype: torch.dtype | None = None) -> Any:
         """A constant layer holding ``value`` (tensor, array or scalar), as ``dtype`` or its
         engine dtype; bfloat16 goes through a float32 constant and a cast (numpy has no bf16).
+
+        The same tensor (same storage, shape and strides) asked for twice in one dtype gives the
+        same constant layer, so a weight or scalar that several layers read is emitted once.
         Finite values beyond a half or bfloat16 range are clamped to its finite limits."""
         tensor = torch.as_tensor(value).detach()
         target = dtype or self.engine_dtype(tensor.dtype)
+        key = (tensor.device, tensor.data_ptr(), tensor.dtype, tuple(tensor.shape),
+               tensor.stride(), target)
+        if key in self._constants:
+            self.layers_saved["shared constant"] += 1
+        else:
+            self._constants[key] = self._new_constant(tensor, target, node)
+        return self._constants[key][0]
+
+    def _new_constant(self, tensor: torch.Tensor, target: torch.dtype,
+                      node: torch.fx.Node | None) -> tuple[Any, torch.Tensor]:
+        source = tensor
         if target in (torch.float16, torch.bfloat16) and tensor.is_floating_point():
             # a finite constant past the reduced type's range (a mask of finfo(float32).min) stays
             # finite at its limit, as a model written in that dtype would have it, not inf
@@ -184,19 +217,132 @@ class ConversionContext:
         self._keep_alive.append(array)
         layer = self.network.add_constant(tuple(array.shape), trt.Weights(array))
         out = self.name(layer, node, "const").get_output(0)
-        return self.cast(out, target, node)
+        # the source tensor stays referenced, so its address cannot be reused by another key
+        return self.cast(out, target, node), source
+
+    def weights(self, value: torch.Tensor, dtype: torch.dtype) -> Any:
+        """``value`` as ``trt.Weights`` of ``dtype`` (float32, float16 or an integer type; numpy
+        has no bfloat16) for a layer's own parameters (convolution kernels, scale
+        coefficients), kept alive until the build."""
+        if dtype == torch.bfloat16:
+            raise ConversionError("layer weights cannot be bfloat16 (numpy has none); pass the "
+                                  "value as a constant input (ctx.constant) instead")
+        array = np.ascontiguousarray(value.detach().to(device="cpu", dtype=dtype).numpy())
+        self._keep_alive.append(array)
+        return trt.Weights(array)
+
+    def scalar(self, value: Any, dtype: torch.dtype, rank: int,
+               node: torch.fx.Node | None = None) -> Any:
+        """The python scalar ``value`` as a constant of ``dtype`` and ``rank`` unit dims, one
+        per distinct (value, dtype, rank) in the network."""
+        key = ("scalar", type(value), value, dtype, rank)
+        if key in self._constants:
+            self.layers_saved["shared constant"] += 1
+        else:
+            staged = torch.float32 if dtype == torch.bfloat16 else dtype
+            tensor = torch.full((1,) * rank, value, dtype=staged)
+            self._constants[key] = self._new_constant(tensor, dtype, node)
+        return self._constants[key][0]
 
     # -- shapes ----------------------------------------------------------------
     def reshape(self, tensor: Any, shape: Sequence[Any], node: torch.fx.Node | None = None) -> Any:
-        """``tensor`` reshaped to ``shape`` (sizes may be ``SymInt``s: see :func:`reshape_to`)."""
-        return reshape_to(self, tensor, shape, node)
+        """``tensor`` reshaped (no layer when it has that shape already); sizes may be
+        ``SymInt``s (see :func:`reshape_to`)."""
+        if is_dynamic(shape):
+            return reshape_to(self, tensor, shape, node)
+        if tuple(tensor.shape) == tuple(shape):
+            self.layers_saved["no-op"] += 1
+            return tensor
+        layer = self.network.add_shuffle(tensor)
+        layer.reshape_dims = tuple(shape)
+        return self.name(layer, node, "reshape").get_output(0)
+
+    def shuffle(self, x: Any, node: torch.fx.Node, source: Any = None, *,
+                shape: Sequence[Any] | None = None, perm: Sequence[int] | None = None) -> Any:
+        """``x`` permuted by ``perm``, then reshaped to ``shape``: the layer of view, permute and
+        the like, for ``node``. Adds no layer when nothing changes. ``source`` is the FX node
+        whose value ``x`` is: when ``x`` is the output of another shuffle made here, and no
+        node but ``node`` reads it (``source`` and the nodes passing it along unchanged, such as
+        a ``clone``, have one user each), that layer is extended instead of adding one
+        (``permute(view(x))`` is one shuffle, not two)."""
+        if shape is not None and is_dynamic(shape):  # symbolic sizes: a shape tensor, not merged
+            if perm is not None:
+                x = self.shuffle(x, node, source, perm=perm)
+            return reshape_to(self, x, shape, node)
+        rank = len(x.shape)
+        if perm is not None and tuple(perm) == tuple(range(rank)):
+            perm = None
+        if shape is not None and tuple(shape) == tuple(x.shape) and perm is None:
+            shape = None
+        if perm is None and shape is None:
+            self.layers_saved["no-op"] += 1
+            return x
+        merged = self._shuffles.get(x.name)
+        if (merged is not None and not x.is_network_output
+                and self._only_reader(source, merged[4], node)
+                and self._extend_shuffle(merged, perm, shape)):
+            merged[4] = node
+            self.layers_saved["merged shuffle"] += 1
+            return x
+        layer = self.network.add_shuffle(x)
+        if perm is not None:
+            layer.first_transpose = tuple(perm)
+        if shape is not None:
+            layer.reshape_dims = tuple(shape)
+        out = self.finish(layer, node)
+        self._shuffles[out.name] = [layer, tuple(perm) if perm is not None else None,
+                                    tuple(shape) if shape is not None else None, None, node]
+        return out
+
+    @staticmethod
+    def _only_reader(source: Any, producer: torch.fx.Node, node: torch.fx.Node) -> bool:
+        """``node`` is the one reader of ``producer``'s value, which reaches it as ``source``
+        through nodes that pass their first argument on unchanged."""
+        for _ in range(8):  # a short chain of clones / no-op casts; longer ones are not merged
+            if not isinstance(source, torch.fx.Node) or len(source.users) != 1:
+                return False
+            if source is producer:
+                return True
+            source = source.args[0] if source.args else None
+        return False
+
+    @staticmethod
+    def _extend_shuffle(merged: list, perm: Sequence[int] | None,
+                        shape: Sequence[int] | None) -> bool:
+        """Fold ``perm`` then ``shape`` into an existing shuffle (first transpose, reshape,
+        second transpose) when its form allows; False, changing nothing, when it does not."""
+        layer, first, dims, second, _ = merged
+        if perm is not None:
+            if dims is None and second is None:  # transpose of a transpose: compose them
+                first = tuple(first[i] for i in perm) if first is not None else tuple(perm)
+            elif second is None:  # transpose after a reshape: the second transpose
+                second = tuple(perm)
+            else:
+                second = tuple(second[i] for i in perm)
+        if shape is not None:
+            if second is not None:
+                return False  # a reshape after the second transpose needs a layer of its own
+            dims = tuple(shape)  # a reshape of a reshape is one reshape
+        if first is not None:
+            layer.first_transpose = first
+        if dims is not None:
+            layer.reshape_dims = dims
+        if second is not None:
+            layer.second_transpose = second
+        merged[1:4] = [first, dims, second]
+        return True
 
     def operand(self, x: Any, dtype: torch.dtype, rank: int, node: torch.fx.Node | None = None) -> Any:
-        """``x`` (ITensor or python scalar) as an ITensor of ``dtype`` with ``rank`` dims (leading
-        ones added): what TensorRT's elementwise and select layers need of each input."""
-        if not hasattr(x, "shape") or isinstance(x, torch.Tensor):
-            staged = torch.float32 if dtype == torch.bfloat16 else dtype
-            return self.constant(torch.full((1,) * rank, x, dtype=staged), node, dtype=dtype)
+        """``x`` (ITensor, python scalar or constant ``torch.Tensor``) as an ITensor of ``dtype``
+        with ``rank`` dims (leading ones added): what TensorRT's elementwise and select layers
+        need of each input. Constants are reshaped and cast in torch and emitted once, in
+        their final shape and dtype, instead of as a constant plus shuffle and cast layers."""
+        if isinstance(x, torch.Tensor):
+            if x.dim() < rank:
+                x = x.reshape((1,) * (rank - x.dim()) + tuple(x.shape))
+            return self.constant(x, node, dtype=dtype)
+        if not hasattr(x, "shape"):
+            return self.scalar(x, dtype, rank, node)
         return lift_rank(self, self.cast(x, dtype, node), rank, node)
 
 
@@ -303,6 +449,22 @@ def nonempty(node: torch.fx.Node) -> bool:
     return bool(tensors) and all(is_dynamic(t.shape) or t.numel() > 0 for t in tensors)
 
 
+# -- folding constants in torch -------------------------------------------------------------
+def batch_norm_scale_shift(weight: torch.Tensor | None, bias: torch.Tensor | None,
+                           mean: torch.Tensor, var: torch.Tensor, eps: float
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel ``(scale, shift)`` of inference batch norm, ``y = x * scale + shift``,
+    in float64: a tiny or huge running variance loses nothing before the caller rounds once,
+    to the dtype it needs (shared by the batch-norm converter and the conv+bn folding pass)."""
+    scale = torch.rsqrt(var.double() + eps)
+    if weight is not None:
+        scale = scale * weight.double()
+    shift = -mean.double() * scale
+    if bias is not None:
+        shift = shift + bias.double()
+    return scale, shift
+
+
 def norm_dim(dim: int, rank: int) -> int:
     """``dim`` in ``[0, rank)`` (a scalar, rank 0, takes dims 0 and -1)."""
     return dim % max(rank, 1)
@@ -322,7 +484,9 @@ def is_tensor(x: Any) -> bool:
 
 
 def rank_of(*xs: Any) -> int:
-    return max((len(x.shape) for x in xs if is_tensor(x)), default=0)
+    """The largest rank among ``xs``' ITensors and constant torch tensors (0 for scalars)."""
+    return max((len(x.shape) for x in xs if is_tensor(x) or isinstance(x, torch.Tensor)),
+               default=0)
 
 
 def elementwise(ctx: Any, a: Any, b: Any, op: str, node: torch.fx.Node, dtype: torch.dtype,

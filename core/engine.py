@@ -122,9 +122,13 @@ def build(name: str, builder: Any, network: Any, settings: Any,
           inputs: tuple[BoundarySpec, ...], outputs: tuple[BoundarySpec, ...]) -> EngineArtifact:
     """Build the engine of ``network``; raises :class:`EngineBuildError` with TensorRT's errors."""
     from plugtrt.network_snapshot import snapshot_network
+    from plugtrt.progress import monitor
 
     config = builder_config(builder, settings)
     _add_profile(builder, config, inputs)
+    progress = monitor(name, settings)
+    if progress is not None:
+        config.progress_monitor = progress  # a bar on the terminal once a build runs > 2 s
     log = tensorrt_logger()
     log.errors.clear()
     start = time.perf_counter()

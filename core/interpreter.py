@@ -7,6 +7,7 @@ naming the converter instead of building an engine that computes the wrong shape
 """
 from __future__ import annotations
 
+import logging
 import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,6 +22,8 @@ from plugtrt.precision import float32_nodes
 from plugtrt.shapes import bind_input, is_dynamic, is_size_node, size_tensor, static_dims
 from plugtrt.shapes import bounds as shape_bounds
 from plugtrt.trt_adapter import to_trt_dtype
+
+logger = logging.getLogger("plugtrt")
 
 
 class NetworkInterpreter:
@@ -62,13 +65,18 @@ class NetworkInterpreter:
                 env[node] = size_tensor(self.ctx, value, node) if isinstance(value, torch.SymInt) else value
         for node in self.gm.graph.nodes:
             if node.op == "get_attr":
-                value = operator.attrgetter(node.target)(self.gm)
-                # TensorRT has no empty constants; converters that accept empty inputs skip them
-                env[node] = self.ctx.constant(value, node) if value.numel() else value
+                # A constant becomes a layer only where a converter reads it as an ITensor
+                # (see _arguments): converters that fold it in torch or take it as layer
+                # weights leave no unused constant layer behind.
+                env[node] = operator.attrgetter(node.target)(self.gm)
             elif node.op == "call_function":
                 env[node] = self._call(node, env)
             elif node.op == "output":
-                return inputs, self._mark_outputs(node, env)
+                outputs = self._mark_outputs(node, env)
+                saved = ", ".join(f"{n} {why}" for why, n in self.ctx.layers_saved.most_common())
+                logger.debug("converted %d nodes into %d layers (not added: %s)",
+                             len(self.gm.graph.nodes), self.ctx.network.num_layers, saved or "none")
+                return inputs, outputs
         raise ConversionError("graph has no output node")
 
     def _input_spec(self, name: str, value: torch.Tensor,
@@ -91,23 +99,36 @@ class NetworkInterpreter:
         finally:
             self.ctx.float_dtype = default
 
-    def _operand(self, source: torch.fx.Node, env: dict) -> Any:
-        """``source``'s value as this node's converter receives it: in its engine dtype under the
-        node's precision (a cast where a float32 region meets a reduced-precision one)."""
-        value, fake = env[source], val(source)
+    def _tensor(self, node: torch.fx.Node, env: dict) -> Any:
+        """``node``'s value as converters read it: a constant as a (shared) constant layer's
+        output, except an empty one (TensorRT has no empty constants; converters that accept
+        empty inputs skip them); an ITensor in its engine dtype under the converting node's
+        precision (a cast where a float32 region meets a reduced-precision one)."""
+        value, fake = env[node], val(node)
+        if node.op == "get_attr" and isinstance(value, torch.Tensor) and value.numel():
+            return self.ctx.constant(value, node)
         if hasattr(value, "dtype") and not isinstance(value, torch.Tensor) and isinstance(fake, torch.Tensor):
-            return self.ctx.cast(value, self.ctx.engine_dtype(fake.dtype), source)
+            return self.ctx.cast(value, self.ctx.engine_dtype(fake.dtype), node)
         return value
+
+    def _arguments(self, node: torch.fx.Node, env: dict, constant_args: frozenset[int]) -> tuple:
+        """The converter's ``args`` and ``kwargs``; at ``constant_args`` positions, a constant
+        arrives as its ``torch.Tensor``."""
+        args = tuple(
+            env[a] if i in constant_args and isinstance(a, torch.fx.Node) and a.op == "get_attr"
+            else torch.fx.node.map_arg(a, lambda n: self._tensor(n, env))
+            for i, a in enumerate(node.args))
+        return args, torch.fx.node.map_arg(node.kwargs, lambda n: self._tensor(n, env))
 
     def _convert(self, node: torch.fx.Node, env: dict) -> Any:
         if node.target is operator.getitem:
             return env[node.args[0]][node.args[1]]
         if is_size_node(node):
             return size_tensor(self.ctx, val(node), node)
-        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: self._operand(n, env))
         reg = self.registry.converter_for(node, self.ctx.settings)
         if reg is None:
             raise ConversionError(f"no converter accepts {describe(node)}")
+        args, kwargs = self._arguments(node, env, reg.record.constant_args)
         self.converters_used.add(reg.record.name)
         try:
             result = reg.record.convert(self.ctx, node, args, kwargs)
@@ -150,7 +171,7 @@ class NetworkInterpreter:
             value = val(result)
             spec = BoundarySpec(name=f"output_{i}", shape=static_dims(value.shape), model_dtype=value.dtype,
                                 engine_dtype=self.ctx.boundary_dtype(value.dtype))
-            tensor = self.ctx.cast(env[result], spec.engine_dtype, result)
+            tensor = self.ctx.cast(self._tensor(result, env), spec.engine_dtype, result)
             if tensor.is_network_input or tensor.is_network_output:
                 tensor = self.ctx.finish(self.ctx.network.add_identity(tensor), result, suffix="output")
             tensor.name = spec.name

@@ -78,6 +78,13 @@ class ConverterSpec:
     """``is_supported(node, settings) -> bool``; pure, reads only the node and its meta."""
     priority: int = attrs.field(default=0, validator=[v.instance_of(int), v.ge(-100), v.le(100)])
     supports_dynamic_shapes: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    constant_args: frozenset[int] = attrs.field(
+        default=frozenset(), converter=frozenset,
+        validator=v.deep_iterable(v.and_(v.instance_of(int), v.ge(0))))
+    """Positions of arguments the converter takes as ``torch.Tensor`` when the node reads a
+    constant (a frozen weight or a folded value) there, instead of a constant layer's output:
+    it can then fold them in torch (batch norm statistics) or hand them to TensorRT as layer
+    weights (convolution kernels), and no constant layer is added for them."""
 
 
 @attrs.frozen(kw_only=True)

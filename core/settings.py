@@ -166,6 +166,9 @@ class CompilationSettings:
                                      "the cache's size cap in bytes, an int >= 1")
     engine_cache_store: str = _option("local", v.instance_of(str),
                                       "'local' (a directory) or an engine store plugin's name")
+    progress_bar: bool = _option(True, _BOOL, "True or False")
+    """Show a progress bar for engine builds that take more than a couple of seconds, when
+    stderr is a terminal (``PLUGTRT_PROGRESS=0`` turns it off too)."""
 
     @property
     def partitioner_name(self) -> str:

@@ -147,11 +147,10 @@ def reshape_to(ctx: Any, x: Any, shape: Sequence[Any], node: torch.fx.Node | Non
                suffix: str = "reshape") -> Any:
     """``x`` reshaped to ``shape`` (ints or ``SymInt``s, typically ``val(node).shape``): a shuffle
     with static dims, or one fed the shape as a tensor when a size is symbolic."""
+    if not is_dynamic(shape):
+        return ctx.reshape(x, tuple(int(d) for d in shape), node)
     layer = ctx.network.add_shuffle(x)
-    if is_dynamic(shape):
-        layer.set_input(1, shape_tensor(ctx, shape, node))
-    else:
-        layer.reshape_dims = tuple(int(d) for d in shape)
+    layer.set_input(1, shape_tensor(ctx, shape, node))
     return ctx.name(layer, node, suffix).get_output(0)
 
 

@@ -2,11 +2,15 @@
 
 ``torch.arange``, ``torch.ones(...).tril()`` and the like (causal masks, position ids)
 build the same tensor on every call. Folded into constants, they become part of the
-engine instead of PyTorch blocks between engines. Frozen weights are not folded into
-new tensors: TensorRT folds what it can itself, and the weights stay shared with the model.
+engine instead of PyTorch blocks between engines. What depends only on frozen weights
+(``t(weight)`` before ``addmm``, a weight's reshape, cast or scaling) is folded too, so the
+network holds one constant of the final shape and dtype instead of a constant and the layers
+that transform it; the folded tensors are recomputed whenever the model's weights change
+(the backend re-traces then). A bare weight stays shared with the model.
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 
 import torch
@@ -34,11 +38,13 @@ def _foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
 def fold_constants(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
     """Replace every maximal input-free subgraph whose result a non-constant node reads by a
     ``get_attr`` of its value."""
+    weights = {n for n in gm.graph.nodes if n.op == "get_attr"}
     constant: set[torch.fx.Node] = set()
     for node in gm.graph.nodes:
-        if _foldable(node, constant):
+        if _foldable(node, constant | weights):
             constant.add(node)
-    env: dict[torch.fx.Node, object] = {}
+    env: dict[torch.fx.Node, object] = {
+        n: operator.attrgetter(n.target)(gm) for n in weights}
     for node in gm.graph.nodes:
         if node not in constant:
             continue

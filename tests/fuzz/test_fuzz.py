@@ -85,13 +85,11 @@ def test_out_of_range_programs_are_recognised():
     assert not reference(module, program.make_inputs(), torch.float16).problems
 
 
-@pytest.mark.xfail(strict=True, reason="found by the fuzzer: the layer and batch norm converters decline "
-                   "float64 even under truncate_long_and_double, so they run in PyTorch (a coverage gap, "
-                   "not a wrong answer); converters/normalization.py is being rewritten on another branch")
 @pytest.mark.parametrize("module, shape", [(torch.nn.LayerNorm(3, dtype=torch.float64), (2, 3)),
                                            (torch.nn.BatchNorm2d(3, dtype=torch.float64), (2, 3, 4, 4))],
                          ids=["layer_norm", "batch_norm"])
 def test_float64_norms_convert_under_truncate_long_and_double(module, shape):
+    """Found by the fuzzer: the norm converters declined float64 even under truncation."""
     run = run_through_backend(module, [torch.randn(shape, dtype=torch.float64)],
                               {"truncate_long_and_double": True})
     assert run.pytorch_ops == [], f"left in PyTorch: {run.pytorch_ops}"
