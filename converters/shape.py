@@ -46,7 +46,7 @@ def _reshape(ctx, node, args, kwargs):
 
 def _permute(ctx, node, args, kwargs):
     rank = len(args[0].shape)
-    return _shuffle(ctx, node, args[0], [norm_dim(d, rank) for d in args[1]])
+    return _shuffle(ctx, node, args[0], perm=[norm_dim(d, rank) for d in args[1]])
 
 
 def _transpose(ctx, node, args, kwargs):
@@ -55,11 +55,11 @@ def _transpose(ctx, node, args, kwargs):
     if rank:
         a, b = norm_dim(args[1], rank), norm_dim(args[2], rank)
         perm[a], perm[b] = perm[b], perm[a]
-    return _shuffle(ctx, node, args[0], perm)
+    return _shuffle(ctx, node, args[0], perm=perm)
 
 
 def _t(ctx, node, args, kwargs):
-    return _shuffle(ctx, node, args[0], tuple(reversed(range(len(args[0].shape)))))
+    return _shuffle(ctx, node, args[0], perm=tuple(reversed(range(len(args[0].shape)))))
 
 
 def _expand(ctx, node, args, kwargs):

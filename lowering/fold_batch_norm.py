@@ -65,13 +65,15 @@ def _foldable(gm: torch.fx.GraphModule, bn: torch.fx.Node) -> bool:
 
 def _add_constant(gm: torch.fx.GraphModule, before: torch.fx.Node, tensor: torch.Tensor,
                   like: torch.fx.Node) -> torch.fx.Node:
-    """A ``get_attr`` of ``tensor``, with a fake value from ``like``'s fake mode."""
+    """A ``get_attr`` of ``tensor``, with a fake value from ``like``'s fake mode (static: in a
+    dynamic graph's mode a new tensor would otherwise get symbolic sizes)."""
     name = f"{_PREFIX}{sum(1 for n in gm.graph.nodes if n.op == 'get_attr')}"
     gm.register_buffer(name, tensor, persistent=False)
     with gm.graph.inserting_before(before):
         attr = gm.graph.get_attr(name)
     fake = like.meta.get("val")
-    attr.meta["val"] = fake.fake_mode.from_tensor(tensor) if hasattr(fake, "fake_mode") else tensor
+    attr.meta["val"] = fake.fake_mode.from_tensor(tensor, static_shapes=True) \
+        if hasattr(fake, "fake_mode") else tensor
     return attr
 
 
