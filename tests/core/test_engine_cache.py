@@ -52,12 +52,14 @@ def _entries(cache: Path) -> list[Path]:
 
 def test_second_compile_loads_the_engine_and_matches_eager(engine_cache_dir):
     x = torch.randn(3, 8)
-    assert _compile(_mlp(), x)[1] == [False]
+    built, cached = _compile(_mlp(), x)
+    assert cached == [False]
     assert len(_entries(engine_cache_dir)) == 1
     run, cached = _compile(_mlp(), x)
     assert cached == [True]
     assert "convert" not in run.reports[0].stage_seconds and "build" not in run.reports[0].stage_seconds
-    assert run.reports[0].engines[0].converters == ("builtin.addmm", "builtin.relu", "builtin.t")
+    converters = run.reports[0].engines[0].converters  # as the build recorded them
+    assert converters == built.reports[0].engines[0].converters and "builtin.addmm" in converters
 
 
 _SCRIPT = textwrap.dedent("""
