@@ -71,3 +71,13 @@ def test_float32_model_under_half_still_runs_matmuls_in_half():
     run = run_through_backend(torch.nn.Linear(8, 8), [torch.randn(2, 8)], {"precision": torch.float16})
     (engine,) = run.reports[0].engines
     assert run.outputs.dtype == torch.float32 and engine.layer_types.get("CAST", 0) >= 1
+
+
+def test_half_model_layer_norm_under_bfloat16_precision_builds():
+    """Found by the fuzzer (before layer norm became TensorRT's normalization layer): a float16
+    LayerNorm over one element, compiled with precision=bfloat16, failed to convert with
+    "value cannot be converted to type c10::Half without overflow"."""
+    norm = torch.nn.LayerNorm(1, dtype=torch.float16).eval()
+    run = assert_converts(lambda x: norm(x), [torch.tensor([1.25], dtype=torch.float16)],
+                          {"precision": torch.bfloat16})
+    assert run.outputs.dtype == torch.float16
