@@ -232,6 +232,22 @@ def _int_div(draw, vals):
     return {"mode": repr(draw(st.sampled_from(["trunc", "floor"])))}
 
 
+def _groups(draw, vals):
+    channels = vals[0].shape[1]
+    return {"groups": draw(st.sampled_from([g for g in range(1, channels + 1) if channels % g == 0])),
+            "scale": _scale(draw)}
+
+
+def _embedding(draw, vals):
+    return {"rows": draw(st.integers(1, 6)), "width": draw(st.integers(1, 5)), "scale": _scale(draw)}
+
+
+def _index_select(draw, vals):
+    shape = vals[0].shape
+    dim = draw(st.integers(0, len(shape) - 1))
+    return {"dim": dim, "last": shape[dim] - 1}
+
+
 def _pow(draw, vals):
     return {"exponent": draw(st.sampled_from([2, 3]))}
 
@@ -325,6 +341,12 @@ OPS: dict[str, Op] = {op.name: op for op in [
            accepts=_has_rank(1), args=_dims, preserves_exact=True),
     _unary("log_softmax", "torch.log_softmax({0}, dim={dim})", ("aten._log_softmax", "aten.log_softmax"),
            accepts=_has_rank(1, accepts=is_float), args=_dim),
+    # correction=0: a variance over one element is 0, not a NaN. var, std and group norm convert
+    # only through enable_experimental_decompositions: "converted" is False, the settings decide.
+    _unary("var", "{0}.var(dim={dims}, correction=0, keepdim={keepdim})", ("aten.var",),
+           accepts=_has_rank(1, accepts=is_float), args=_dims, converted=False),
+    _unary("std", "{0}.std(dim={dims}, correction=0, keepdim={keepdim})", ("aten.std", "aten.var"),
+           accepts=_has_rank(1, accepts=is_float), args=_dims, converted=False),
     _unary("softmax", "torch.softmax({0}, dim={dim})", ("aten._softmax", "aten.softmax"),
            accepts=_has_rank(1, accepts=is_float), args=_dim),
     # -- matmul and layers with weights ----------------------------------------------------
@@ -346,6 +368,17 @@ OPS: dict[str, Op] = {op.name: op for op in [
     _unary("batch_norm", "{layer}({0})", ("aten._native_batch_norm_legit_no_training",),
            accepts=lambda v: len(v.shape) == 4 and is_float(v), args=_norm,
            module=lambda vals, a: f"torch.nn.BatchNorm2d({vals[0].shape[1]}, dtype={vals[0].dtype})"),
+    _unary("group_norm", "{layer}({0})", ("aten.native_group_norm",),
+           accepts=lambda v: len(v.shape) == 4 and is_float(v), args=_groups, converted=False,
+           module=lambda vals, a: f"torch.nn.GroupNorm({a['groups']}, {vals[0].shape[1]}, dtype={vals[0].dtype})"),
+    # Indices clamped into range: an out-of-range index is an error in eager, not a result.
+    _unary("embedding", "{layer}({0}.clamp(0, {rows} - 1))", ("aten.embedding", "aten.clamp"),
+           accepts=lambda v: v.dtype in INTS, args=_embedding,
+           module=lambda vals, a: f"torch.nn.Embedding({a['rows']}, {a['width']})"),
+    _unary("attention", "F.scaled_dot_product_attention({0}, {0}, {0}, is_causal={causal})",
+           ("aten._scaled_dot_product_flash_attention_for_cpu", "aten.bmm", "aten._softmax"),
+           accepts=_has_rank(2, 4, accepts=is_float),
+           args=lambda draw, vals: {"causal": draw(st.booleans())}),
     _unary("max_pool2d", "F.max_pool2d({0}, {kernel}, stride={stride}, padding={padding})",
            ("aten.max_pool2d", "aten.max_pool2d_with_indices"),
            accepts=lambda v: len(v.shape) == 4 and is_float(v), args=_pool, preserves_exact=True),
@@ -376,6 +409,9 @@ OPS: dict[str, Op] = {op.name: op for op in [
            args=_dim, preserves_exact=True),
     _unary("chunk", "{0}.chunk({n}, {dim})[{k}]", ("aten.split", "aten.split_with_sizes"),
            accepts=_has_rank(1, accepts=lambda v: True), args=_chunk, preserves_exact=True),
+    Op(name="index_select", template="{0}.index_select({dim}, {1}.flatten().clamp(0, {last}))", arity=2,
+       aten=("aten.index_select", "aten.clamp", "aten.view"), first=_has_rank(1, accepts=lambda v: True),
+       second=lambda a, b: b.dtype in INTS, args=_index_select, preserves_exact=True),
     Op(name="cat", template="torch.cat([{0}, {1}], dim={dim})", arity=2, aten=("aten.cat",),
        first=_has_rank(1, accepts=lambda v: True), second=_same_rank_cat, args=_cat_args,
        preserves_exact=True),
@@ -404,11 +440,11 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "compare_select": ("lt", "gt", "le", "ge", "eq", "ne", "where", "where_scalar", "masked_fill"),
     "activation": ("relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu", "hardtanh", "floor", "exp",
                    "log", "sqrt", "pow"),
-    "reduction": ("sum", "mean", "amax", "amin", "softmax", "log_softmax"),
-    "layer": ("matmul", "linear", "conv2d", "layer_norm", "batch_norm", "max_pool2d", "avg_pool2d",
-              "adaptive_avg_pool2d"),
+    "reduction": ("sum", "mean", "amax", "amin", "var", "std", "softmax", "log_softmax"),
+    "dense": ("matmul", "linear", "layer_norm", "embedding", "attention"),
+    "image": ("conv2d", "batch_norm", "group_norm", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"),
     "shape": ("reshape", "permute", "transpose", "unsqueeze", "slice", "expand", "select", "squeeze",
-              "chunk", "cat"),
+              "chunk", "index_select", "cat"),
     "unconverted": ("cumsum", "sort", "flip", "erfinv", "graph_break"),
 }
 assert sorted(n for names in FAMILIES.values() for n in names) == sorted(OPS), "every op in one family"

@@ -96,6 +96,17 @@ class Program:
         return dict(self.options)
 
     @property
+    def live_steps(self) -> list[Step]:
+        """The steps the outputs depend on (the rest is dead code, which tracing drops)."""
+        n, live, todo = len(self.inputs), set(), list(self.outputs)
+        while todo:
+            i = todo.pop()
+            if i >= n and i not in live:
+                live.add(i)
+                todo.extend(self.steps[i - n].reads)
+        return [self.steps[i - n] for i in sorted(live)]
+
+    @property
     def all_converted(self) -> bool:
         return all(OPS[s.op].converted for s in self.steps)
 
@@ -260,6 +271,7 @@ def _options(draw, steps: list[Step]) -> tuple[tuple[str, Any], ...]:
         "min_block_size": draw(st.sampled_from([1, 1, 2, 3])),
         "partitioner": draw(st.sampled_from(["fast", "global"])),
         "truncate_long_and_double": draw(st.booleans()),
+        "enable_experimental_decompositions": draw(st.booleans()),
     }
     if executed:
         options["torch_executed_ops"] = sorted(executed)
