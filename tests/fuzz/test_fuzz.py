@@ -104,11 +104,10 @@ def test_an_explicit_float16_round_trip_rounds_at_float32_precision():
     torch.testing.assert_close(run.outputs, run.expected, rtol=0, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason="found by the fuzzer: through enable_experimental_decompositions, "
-                   "group norm's variance is a sum of squares computed at the engine's float16 (the "
-                   "decomposition's upcast to float32 becomes the precision too), which overflows for "
-                   "activations of a few hundred: the output is the bias")
 def test_float16_group_norm_statistics_do_not_overflow():
+    """Found by the fuzzer: through enable_experimental_decompositions, group norm's variance
+    (a sum of squares) was computed at float16 and overflowed for activations of a few
+    hundred; plugtrt.precision keeps sums of squares in float32."""
     module = torch.nn.GroupNorm(1, 4)
     x = torch.randn(1, 4, 2, 2, generator=torch.Generator().manual_seed(0)) * 300
     run = run_through_backend(module, [x], {"precision": torch.float16,
