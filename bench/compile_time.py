@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(RESULTS.parents[1]))  # the test models live in tests/models.py
 MODELS = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16", "swin_t",
           "convnext_tiny", "bert_2l", "gpt2_2l")
 # CompileReport.stage_seconds keys, in pipeline order, and the column each becomes.
@@ -45,13 +46,7 @@ def build_model(name: str):
     if name in ("bert_2l", "gpt2_2l"):
         import transformers
 
-        class LastHiddenState(torch.nn.Module):
-            def __init__(self, model):
-                super().__init__()
-                self.model = model
-
-            def forward(self, ids):
-                return self.model(ids).last_hidden_state
+        from tests.models import LastHiddenState
 
         if name == "bert_2l":
             model = transformers.BertModel(transformers.BertConfig(num_hidden_layers=2))

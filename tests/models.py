@@ -24,3 +24,14 @@ class SeedModel(nn.Module):
         x_y = torch.relu(x * y + x)
         diff = x_y - z
         return torch.sigmoid(diff) * x, torch.tanh(z + x_y).mean(dim=-1)
+
+
+class LastHiddenState(nn.Module):
+    """A Hugging Face model returns a ModelOutput; tests and benchmarks compare its main tensor."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model(ids).last_hidden_state

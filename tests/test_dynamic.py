@@ -16,6 +16,8 @@ from plugtrt.backend import compile_graph
 from plugtrt.settings import CompilationSettings
 from plugtrt.testing import plugin_registry
 
+from .models import LastHiddenState
+
 
 @attrs.define
 class Compiled:
@@ -120,15 +122,6 @@ def test_cnn_with_dynamic_batch_is_one_engine():
     assert result.builds == [1]
     (report,) = result.reports
     assert len(report.engines) == 1 and report.pytorch_ops == []
-
-
-class LastHiddenState(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, ids):
-        return self.model(ids).last_hidden_state
 
 
 def test_bert_with_dynamic_batch_and_sequence_compiles_once():

@@ -8,16 +8,7 @@ import transformers
 
 from plugtrt.testing import assert_close_to_eager, assert_converts, run_through_backend
 
-
-class LastHiddenState(torch.nn.Module):
-    """Hugging Face models return a ModelOutput; the tests compare its main tensor."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.model(ids).last_hidden_state
+from .models import LastHiddenState
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "squeezenet1_1"])
