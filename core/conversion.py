@@ -205,11 +205,14 @@ class ConversionContext:
     def _new_constant(self, tensor: torch.Tensor, target: torch.dtype,
                       node: torch.fx.Node | None) -> tuple[Any, torch.Tensor]:
         source = tensor
-        if target in (torch.float16, torch.bfloat16) and tensor.is_floating_point():
+        if (target in (torch.float16, torch.bfloat16) and tensor.is_floating_point()
+                and torch.finfo(tensor.dtype).max > torch.finfo(target).max):
             # a finite constant past the reduced type's range (a mask of finfo(float32).min) stays
-            # finite at its limit, as a model written in that dtype would have it, not inf
+            # finite at its limit, as a model written in that dtype would have it, not inf;
+            # clamped in float32, where both types' limits are exact
             limit = torch.finfo(target)
-            tensor = torch.where(tensor.isinf(), tensor, tensor.clamp(limit.min, limit.max))
+            wide = tensor.float()
+            tensor = torch.where(wide.isinf(), wide, wide.clamp(limit.min, limit.max))
         staged = torch.float32 if target == torch.bfloat16 else target
         # np.ascontiguousarray makes a 0-d array 1-d: reshape back, or a scalar gets rank 1
         array = np.ascontiguousarray(tensor.to(device="cpu", dtype=staged).numpy()).reshape(

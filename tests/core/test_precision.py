@@ -81,3 +81,12 @@ def test_half_model_layer_norm_under_bfloat16_precision_builds():
     run = assert_converts(lambda x: norm(x), [torch.tensor([1.25], dtype=torch.float16)],
                           {"precision": torch.bfloat16})
     assert run.outputs.dtype == torch.float16
+
+
+@pytest.mark.parametrize("model_dtype, precision", [(torch.float16, torch.bfloat16),
+                                                    (torch.bfloat16, torch.float16)])
+def test_weights_of_one_reduced_type_under_the_other_precision(model_dtype, precision):
+    """Found by the fuzzer: clamping a float16 weight to bfloat16's range raised "value cannot be
+    converted to type c10::Half without overflow" (bfloat16's limit is no float16)."""
+    linear = torch.nn.Linear(3, 2, bias=False).to(model_dtype).eval()
+    assert_converts(linear, [torch.randn(4, 3).to(model_dtype)], {"precision": precision})
