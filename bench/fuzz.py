@@ -83,8 +83,10 @@ def run_batch(tally: Tally, batch_seed: int, size: int, max_steps: int) -> None:
     try:
         prop()
     except Exception as exc:  # a wrong answer (AssertionError) or a crash: both are findings
-        tally.failures.append({"seed": batch_seed, "type": type(exc).__name__, "message": str(exc)})
-        print(f"\n=== FAILURE (batch seed {batch_seed}) ===\n{exc}\n", flush=True)
+        # Hypothesis raises an ExceptionGroup when it found several distinct failures.
+        for found in getattr(exc, "exceptions", [exc]):
+            tally.failures.append({"seed": batch_seed, "type": type(found).__name__, "message": str(found)})
+            print(f"\n=== FAILURE (batch seed {batch_seed}) ===\n{found}\n", flush=True)
 
 
 def _interrupt(signum, frame):

@@ -17,7 +17,8 @@ should honour it is an open question, held as a strict xfail in ``test_fuzz.py``
 Examples are rejected (the caller's ``hypothesis.assume``), never compared, only where eager
 itself leaves the range where the comparison means anything: a float result beyond half its dtype's largest
 finite value (float16: past 32768, where the engine's differently ordered arithmetic may reach
-inf while eager does not; intermediates of fused ops count too), a non-finite value, or an integer beyond 2**30 (int32 wraps; with
+inf while eager does not; intermediates of fused ops count too), attention whose scores are
+too large for the precision to keep softmax's weights, a non-finite value, or an integer beyond 2**30 (int32 wraps; with
 ``truncate_long_and_double`` int64 runs as int32).
 """
 from __future__ import annotations
@@ -86,8 +87,26 @@ class _Rounding(TorchFunctionMode):
         hidden = _hidden_intermediate(func, args, kwargs)
         if hidden is not None:
             self._visit(func, hidden)
+        if func is torch.nn.functional.scaled_dot_product_attention and self.dtype is not None:
+            return self._math_attention(*args, **kwargs)
         out = func(*args, **kwargs)
         return pytree.tree_map_only(torch.Tensor, lambda t: self._visit(func, t), out)
+
+    def _math_attention(self, q, k, v, is_causal=False, scale=None):
+        """Attention as plugtrt computes it (decomposed; the scores and the weighted sum rounded
+        to the precision, the softmax in float32), not as eager's fused kernel, which keeps
+        the scores in float32: at bfloat16, scores in the thousands round by several units."""
+        scores = (q @ k.transpose(-2, -1)).to(self.dtype) * (scale or q.shape[-1] ** -0.5)
+        # softmax turns an absolute error in a score into a relative one in its weights: where
+        # rounding the scores to the precision moves them by more than 0.1, the weights (and the
+        # answer) depend on how the rounding fell, so there is nothing to compare.
+        if scores.abs().max() * torch.finfo(self.dtype).eps > 0.1:
+            self.out_of_range.append(f"attention scores up to {scores.abs().max()} in {self.dtype}")
+        if is_causal:
+            keep = torch.ones(scores.shape[-2:], dtype=torch.bool).tril()
+            scores = scores.masked_fill(~keep, float("-inf"))
+        weights = torch.softmax(scores.float(), dim=-1).to(self.dtype)
+        return self._visit(torch.nn.functional.scaled_dot_product_attention, (weights @ v).to(self.dtype))
 
     def _visit(self, func: Callable, t: torch.Tensor) -> torch.Tensor:
         if t.dtype.is_floating_point:
