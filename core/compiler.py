@@ -25,6 +25,7 @@ from plugtrt.engine_cache import open_cache
 from plugtrt.engine_key import engine_key
 from plugtrt.errors import ConversionError, PlugtrtError
 from plugtrt.interpreter import NetworkInterpreter
+from plugtrt.precision import mark_float32
 from plugtrt.report import CompileReport, EngineReport
 from plugtrt.runtimes_select import select_runtime
 from plugtrt.support import SupportCheck, coverage, format_coverage
@@ -71,6 +72,7 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any, report:
     """
     with _Timer(report, "lower"):
         gm = decompose_declined(lower(gm, registry, settings), registry, settings)
+        mark_float32(gm, settings.precision)
     logger.debug("lowered graph of %s:\n%s", report.graph, gm.code)
     check = SupportCheck(registry, settings)
     with _Timer(report, "support"):

@@ -124,6 +124,7 @@ class ConversionContext:
         self.float_dtype: torch.dtype | None = default_float_dtype(settings)
         self._keep_alive: list[Any] = []  # trt.Weights does not copy
         self._constants: dict[tuple, Any] = {}  # one constant layer per value, shape and dtype
+        self._casts: dict[tuple, Any] = {}  # (tensor name, dtype) -> the cast's output
         # shuffle output name -> [layer, first transpose, reshape, second transpose, FX node]
         self._shuffles: dict[str, list] = {}
         self.layers_saved: collections.Counter[str] = collections.Counter()
@@ -173,11 +174,15 @@ class ConversionContext:
         return dtype
 
     def cast(self, tensor: Any, dtype: torch.dtype, node: torch.fx.Node | None = None) -> Any:
-        """``tensor`` as ``dtype`` (no layer when it already is)."""
+        """``tensor`` as ``dtype`` (no layer when it already is; one layer per tensor and dtype,
+        however many readers ask)."""
         if self.dtype(tensor) == dtype:
             return tensor
-        layer = self.network.add_cast(tensor, to_trt_dtype(dtype))
-        return self.name(layer, node, f"cast_{str(dtype).removeprefix('torch.')}").get_output(0)
+        key = (tensor.name, dtype)
+        if key not in self._casts:
+            layer = self.network.add_cast(tensor, to_trt_dtype(dtype))
+            self._casts[key] = self.name(layer, node, f"cast_{str(dtype).removeprefix('torch.')}").get_output(0)
+        return self._casts[key]
 
     def upcast(self, tensor: Any, node: torch.fx.Node | None = None) -> Any:
         """float32 view of a reduced-precision float tensor, for reductions and normalisations."""

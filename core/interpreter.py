@@ -58,7 +58,7 @@ class NetworkInterpreter:
                 spec = self._input_spec(f"input_{len(inputs)}", value, bounds)
                 tensor = self.ctx.network.add_input(spec.name, to_trt_dtype(spec.engine_dtype), spec.shape)
                 bind_input(self.ctx, tensor, value, node)
-                env[node] = self.ctx.cast(tensor, self.ctx.engine_dtype(value.dtype), node)
+                env[node] = tensor  # each reader casts it to its own precision (see _tensor)
                 inputs.append(spec)
         for node, value in values.items():
             if not isinstance(value, torch.Tensor):  # a size computed in PyTorch: recomputed here
@@ -171,7 +171,14 @@ class NetworkInterpreter:
             value = val(result)
             spec = BoundarySpec(name=f"output_{i}", shape=static_dims(value.shape), model_dtype=value.dtype,
                                 engine_dtype=self.ctx.boundary_dtype(value.dtype))
-            tensor = self.ctx.cast(self._tensor(result, env), spec.engine_dtype, result)
+            # read at the precision its producer computed it in: a float32 statistic that leaves
+            # the engine must not round-trip through half on the way out
+            default = default_float_dtype(self.ctx.settings)
+            self.ctx.float_dtype = torch.float32 if result in self.float32 else default
+            try:
+                tensor = self.ctx.cast(self._tensor(result, env), spec.engine_dtype, result)
+            finally:
+                self.ctx.float_dtype = default
             if tensor.is_network_input or tensor.is_network_output:
                 tensor = self.ctx.finish(self.ctx.network.add_identity(tensor), result, suffix="output")
             tensor.name = spec.name

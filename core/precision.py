@@ -30,12 +30,17 @@ _REDUCTIONS = {aten.mean.dim, aten.mean.default, aten.sum.dim_IntList, aten.sum.
                aten._softmax.default, aten._log_softmax.default, aten._safe_softmax.default,
                aten.softmax.int, aten.log_softmax.int}
 _SQUARES = {aten.pow.Tensor_Scalar, aten.pow.Tensor_Tensor, aten.mul.Tensor}
-# Pointwise ops through which a float32 statistic flows into the values it normalises.
+# Pointwise and view ops through which a float32 statistic flows into the values it normalises.
 _EPILOGUE = {aten.add.Tensor, aten.add.Scalar, aten.sub.Tensor, aten.sub.Scalar, aten.mul.Tensor,
              aten.mul.Scalar, aten.div.Tensor, aten.div.Scalar, aten.rsqrt.default, aten.sqrt.default,
              aten.reciprocal.default, aten.exp.default, aten.log.default, aten.neg.default,
-             aten.expand.default, aten.view.default, aten.reshape.default, aten.unsqueeze.default,
-             aten.squeeze.dim, aten.clamp.default, aten.clamp_min.default, operator.getitem}
+             aten.expand.default, aten.view.default, aten._unsafe_view.default, aten.reshape.default,
+             aten.unsqueeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default,
+             aten.as_strided.default, aten.permute.default, aten.transpose.int, aten.clone.default,
+             aten.clamp.default, aten.clamp_min.default, operator.getitem}
+_TAG = "plugtrt_float32"
+"""Node meta key: set on the whole graph before partitioning, so a region that a partition
+boundary cuts (statistics computed in one engine, applied in the next) stays float32."""
 
 
 def _dtype(node: object) -> torch.dtype | None:
@@ -54,11 +59,19 @@ def _feeds_reduction(node: torch.fx.Node) -> bool:
     return any(user.target in _REDUCTIONS for user in node.users)
 
 
+def mark_float32(gm: torch.fx.GraphModule, precision: torch.dtype) -> None:
+    """Tag the nodes of the whole (lowered, unpartitioned) graph that compute in float32; the
+    blocks' nodes inherit the tag."""
+    for node in float32_nodes(gm, precision):
+        node.meta[_TAG] = True
+
+
 def float32_nodes(gm: torch.fx.GraphModule, precision: torch.dtype) -> frozenset[torch.fx.Node]:
-    """The call_function nodes of ``gm`` that compute in float32 under ``precision``."""
+    """The call_function nodes of ``gm`` that compute in float32 under ``precision``: those
+    tagged by :func:`mark_float32` on the whole graph, and those found in ``gm`` itself."""
     if precision not in _REDUCED:
         return frozenset()
-    keep: set[torch.fx.Node] = set()
+    keep: set[torch.fx.Node] = {n for n in gm.graph.nodes if n.meta.get(_TAG)}
     explicit: set[torch.fx.Node] = set()
     for node in gm.graph.nodes:
         if node.op != "call_function":

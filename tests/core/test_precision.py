@@ -90,3 +90,16 @@ def test_weights_of_one_reduced_type_under_the_other_precision(model_dtype, prec
     converted to type c10::Half without overflow" (bfloat16's limit is no float16)."""
     linear = torch.nn.Linear(3, 2, bias=False).to(model_dtype).eval()
     assert_converts(linear, [torch.randn(4, 3).to(model_dtype)], {"precision": precision})
+
+
+def test_float32_statistics_cut_by_a_partition_boundary_stay_float32():
+    """Found by the fuzzer: group norm through the experimental decompositions computes its
+    scale and shift in one engine, reshapes them in PyTorch (as_strided) and applies them in
+    the next; the shift (-mean * scale, about -3e5 here) left the first engine through float16
+    and the answer was inf. Regions are now marked on the whole graph before partitioning."""
+    norm = torch.nn.GroupNorm(1, 1).eval()
+    x = torch.tensor([1000.0, -250.0]).reshape(2, 1, 1, 1)
+    run = run_through_backend(norm, [x], {"precision": torch.float16,
+                                          "enable_experimental_decompositions": True})
+    assert run.engines == 2
+    torch.testing.assert_close(run.outputs, run.expected, rtol=1e-2, atol=1e-2)
