@@ -537,13 +537,3 @@ def reduce(ctx: Any, x: Any, op: str, dims: Iterable[int], keepdim: bool,
                                    axes_mask(dims, len(x.shape)), keepdim)
     return ctx.name(layer, node, suffix or f"reduce_{op.lower()}").get_output(0)
 
-
-def slice_(ctx: Any, x: Any, start: Sequence[int], shape: Sequence[int], stride: Sequence[int],
-           node: torch.fx.Node, suffix: str = "slice") -> Any:
-    layer = ctx.network.add_slice(x, tuple(start), tuple(shape), tuple(stride))
-    return ctx.name(layer, node, suffix).get_output(0)
-
-
-def identity(ctx: Any, x: Any, node: torch.fx.Node) -> Any:
-    """A fresh tensor equal to ``x`` (so that a converter's result is its own layer's output)."""
-    return ctx.finish(ctx.network.add_identity(x), node)

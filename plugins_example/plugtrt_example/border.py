@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import plugtrt
-from plugtrt.conversion import FLOATS, all_of, arg, slice_, static
+from plugtrt.conversion import FLOATS, all_of, arg, slice_to, static
 
 from plugtrt_example import ops  # noqa: F401  (defines the op the converter targets)
 
@@ -24,7 +24,7 @@ def convert_zero_border(ctx, node, args, kwargs):
     shape = tuple(x.shape)
     inner = tuple(shape[:-2]) + (shape[-2] - 2 * width, shape[-1] - 2 * width)
     start = (0,) * (len(shape) - 2) + (width, width)
-    interior = slice_(ctx, x, start, inner, (1,) * len(shape), node, "interior")
+    interior = slice_to(ctx, x, start, inner, (1,) * len(shape), node, "interior")
     layer = ctx.network.add_padding_nd(interior, (width, width), (width, width))
     return ctx.finish(layer, node)
 
