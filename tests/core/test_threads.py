@@ -41,13 +41,7 @@ def test_threads_after_a_weight_change_rebuild_once_and_get_right_answers():
     with torch.no_grad():
         compiled(torch.randn(2, 8))
         model[0].weight.mul_(-1)
-    inputs = [torch.randn(2, 8) for _ in range(THREADS)]
-    start = plugtrt.compile_count()
-    results = _call_together(compiled, inputs)
-    assert plugtrt.compile_count() == start + 1 and _new_engines(start) == 1
-    with torch.no_grad():
-        for x, got in zip(inputs, results):
-            torch.testing.assert_close(got, model(x))
+    _assert_threads_compile_once(compiled, model, [torch.randn(2, 8) for _ in range(THREADS)])
 
 
 def test_threads_with_a_size_beyond_a_dynamic_graph_profile_rebuild_it_once():
@@ -56,7 +50,12 @@ def test_threads_with_a_size_beyond_a_dynamic_graph_profile_rebuild_it_once():
     with torch.no_grad():
         for batch in (2, 3):  # dynamo makes the graph dynamic at the second shape
             compiled(torch.randn(batch, 8))
-    inputs = [torch.randn(40, 8) for _ in range(THREADS)]  # beyond the unbounded profile's 16
+    # beyond the unbounded profile's 16
+    _assert_threads_compile_once(compiled, model, [torch.randn(40, 8) for _ in range(THREADS)])
+
+
+def _assert_threads_compile_once(compiled, model, inputs):
+    """Called from several threads at once: one compilation, one engine, eager's answers."""
     start = plugtrt.compile_count()
     results = _call_together(compiled, inputs)
     assert plugtrt.compile_count() == start + 1 and _new_engines(start) == 1
