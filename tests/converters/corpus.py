@@ -3,7 +3,9 @@
 Each entry calls one aten overload directly (so composite ops that tracing would decompose,
 ``aten.linear`` or ``aten.reshape``, reach their converters too). ``T(shape, dtype)`` marks a
 tensor input. A test checks that the corpus uses every built-in converter, so a new
-converter must add its entry here.
+converter must add its entry: here, or in a family module ``corpus_<family>.py`` beside this
+one that defines ``CORPUS`` (and optionally ``DYNAMIC_EXTRA``) in the same form; every such
+module is appended, in name order.
 """
 from __future__ import annotations
 
@@ -137,6 +139,20 @@ DYNAMIC_EXTRA: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (lambda t: aten._adaptive_avg_pool3d.default(t, [2, 2, 1]), (x(2, 2, 4, 4, 3),)),
     (lambda t: aten.adaptive_avg_pool3d.default(t, [1, 1, 1]), (x(2, 2, 4, 4, 3),)),
 ]
+
+
+def _family_modules() -> list:
+    """The ``corpus_<family>`` modules beside this one, in name order."""
+    import importlib
+    from pathlib import Path
+
+    names = sorted(p.stem for p in Path(__file__).parent.glob("corpus_*.py"))
+    return [importlib.import_module(f"{__package__}.{name}") for name in names]
+
+
+for _family in _family_modules():
+    CORPUS += _family.CORPUS
+    DYNAMIC_EXTRA += getattr(_family, "DYNAMIC_EXTRA", [])
 DYNAMIC_CORPUS = CORPUS + DYNAMIC_EXTRA
 
 
