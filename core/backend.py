@@ -232,7 +232,8 @@ class CompiledGraph:
         key = self._key(args)
         report = CompileReport(graph=f"{self.name}.{len(self.specialisations)}",
                                input_shapes=[tuple(a.shape) for i, a in enumerate(args)
-                                             if isinstance(a, torch.Tensor) and i not in self._frozen_set])
+                                             if isinstance(a, torch.Tensor) and i not in self._frozen_set],
+                               dynamic=self.dynamic is not None)
         start = time.perf_counter()
         user = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and i not in self._frozen_set]
         try:

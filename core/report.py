@@ -37,6 +37,8 @@ class CompileReport:
     """Blocks that failed to convert or build and run in PyTorch instead, with the reason."""
     coverage: dict[str, Any] | None = None
     dry_run: bool = False
+    dynamic: bool = False
+    """The graph had symbolic sizes: its engines were built with an optimization profile."""
 
     def summary(self) -> str:
         stages = ", ".join(f"{k} {v:.2f}s" for k, v in self.stage_seconds.items())

@@ -9,7 +9,8 @@ Defaults, so that a test means the same on every machine:
 - plugins: only plugtrt's built-ins (``distributions=("plugtrt",)``), never whatever else happens
   to be installed; a package tests itself with ``distributions=("plugtrt", "my-package")``;
 - options: ``runtime="reference"`` and ``min_block_size=1``, over which ``options`` apply;
-- shapes: static (``dynamic=False``); the module is put in ``eval()`` mode and run under
+- shapes: static (``dynamic=False``) unless ``dynamic`` names input dims to mark with
+  ``torch._dynamo.mark_dynamic``; the module is put in ``eval()`` mode and run under
   ``torch.no_grad()``;
 - tolerances per dtype (:func:`tolerance`): float32 1e-4, float16 1e-2, bfloat16 5e-2, the
   coarser of the result's dtype and ``precision``.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -82,11 +83,14 @@ class BackendRun:
 def run_through_backend(module: torch.nn.Module | Any, inputs: Sequence[Any],
                         options: dict[str, Any] | None = None,
                         registry: PluginRegistry | None = None,
-                        distributions: Sequence[str] = BUILTINS) -> BackendRun:
+                        distributions: Sequence[str] = BUILTINS,
+                        dynamic: Mapping[int, Sequence[int]] | None = None) -> BackendRun:
     """Compile ``module`` with ``torch.compile(backend=plugtrt)`` (``runtime="reference"`` unless
     given) and run it once on ``inputs``, next to an eager run on a copy of the inputs.
 
-    The plugins are ``registry``'s when given, else those of ``distributions``."""
+    The plugins are ``registry``'s when given, else those of ``distributions``. ``dynamic`` maps
+    an input's position to the dims marked dynamic (``{0: [0]}``: the first input's batch), so
+    dynamo traces them as symbolic sizes and the engines get an optimization profile."""
     registry = registry or plugin_registry(distributions)
     options = {"runtime": "reference", "min_block_size": 1, **(options or {})}
     settings = CompilationSettings.from_options(options)
@@ -102,7 +106,9 @@ def run_through_backend(module: torch.nn.Module | Any, inputs: Sequence[Any],
     with torch.no_grad():
         expected = module(*copy.deepcopy(list(inputs)))
         torch._dynamo.reset()
-        compiled = torch.compile(module, backend=backend, dynamic=False)
+        for index, dims in (dynamic or {}).items():
+            torch._dynamo.mark_dynamic(inputs[index], list(dims))
+        compiled = torch.compile(module, backend=backend, dynamic=None if dynamic else False)
         outputs = compiled(*inputs)
     return BackendRun(outputs=outputs, expected=expected, reports=tuple(reports), compiled=compiled)
 
@@ -133,11 +139,16 @@ def assert_converts(module: torch.nn.Module | Any, inputs: Sequence[Any],
                     options: dict[str, Any] | None = None, *, engines: int | None = 1,
                     pytorch_ops: Sequence[str] | None = (), rtol: float | None = None,
                     atol: float | None = None, registry: PluginRegistry | None = None,
-                    distributions: Sequence[str] = BUILTINS) -> BackendRun:
+                    distributions: Sequence[str] = BUILTINS,
+                    dynamic: Mapping[int, Sequence[int]] | None = None) -> BackendRun:
     """Run ``module`` through the backend and assert it matches eager, with ``engines`` engines
-    and exactly ``pytorch_ops`` left in PyTorch (None skips either count); the plugins are
-    chosen as :func:`run_through_backend` chooses them."""
-    run = run_through_backend(module, inputs, options, registry, distributions)
+    and exactly ``pytorch_ops`` left in PyTorch (None skips either count); the plugins and
+    ``dynamic`` dims are as :func:`run_through_backend` takes them. With ``dynamic``, every graph
+    must have been compiled with symbolic sizes (dynamo did not specialise them away)."""
+    run = run_through_backend(module, inputs, options, registry, distributions, dynamic)
+    if dynamic:
+        static = [r.graph for r in run.reports if not r.dynamic]
+        assert not static, f"dims {dict(dynamic)} were marked dynamic but {static} compiled with static sizes"
     assert not run.fallbacks, "blocks fell back to PyTorch:\n" + "\n".join(run.fallbacks)
     if engines is not None:
         assert run.engines == engines, f"{run.engines} engines built, expected {engines}"
