@@ -51,12 +51,13 @@ def _configure_logging(settings: CompilationSettings) -> None:
             logger.addHandler(handler)
 
 
-def _signature(args: Sequence[Any], skip: frozenset[int]) -> tuple:
+def _signature(args: Sequence[Any], positions: Sequence[int]) -> tuple:
     """What one specialisation is compiled for: shapes, dtypes and devices (with their index:
-    an engine lives on one GPU) of the non-frozen inputs, and the values of the others."""
+    an engine lives on one GPU) of the inputs at ``positions`` (the non-frozen ones), and the
+    values of those that are not tensors."""
     return tuple(
         (tuple(a.shape), a.dtype, a.device) if isinstance(a, torch.Tensor) else ("value", a)
-        for i, a in enumerate(args) if i not in skip)
+        for a in map(args.__getitem__, positions))
 
 
 def _is_concrete(args: Sequence[Any]) -> bool:
@@ -136,6 +137,8 @@ class CompiledGraph:
         self._changes: collections.Counter[int] = collections.Counter()
         """Per frozen input, how many times it changed after compiling."""
         self._frozen_set: frozenset[int] = frozenset()
+        self._unfrozen: tuple[int, ...] = ()
+        """The other inputs' positions: a call's signature reads only these."""
         self._lock = threading.Lock()
         self._warned_aliased = False
         self.specialisations: dict[tuple, Any] = {}
@@ -174,12 +177,16 @@ class CompiledGraph:
         """Split the inputs into frozen weights, state the graph writes, and the rest."""
         self.mutated = mutated_input_indices(self._traced_gm, args)
         weights = module_weight_indices(self.gm, args) if self.settings.weights == "frozen" else ()
-        self.frozen = tuple(i for i in weights if i not in self.mutated)
-        self._frozen_set = frozenset(self.frozen)
-        self._weights = FrozenWeights(args, self.frozen)
+        self._set_frozen(tuple(i for i in weights if i not in self.mutated), args)
         if self.mutated:
             logger.debug("%s writes inputs %s: they stay engine inputs and are written back in PyTorch",
                          self.name, list(self.mutated))
+
+    def _set_frozen(self, frozen: tuple[int, ...], args: Sequence[Any]) -> None:
+        self.frozen = frozen
+        self._frozen_set = frozenset(frozen)
+        self._unfrozen = tuple(i for i in range(len(args)) if i not in self._frozen_set)
+        self._weights = FrozenWeights(args, frozen)
 
     def _rebuild_for(self, changed: Sequence[int], args: Sequence[Any]) -> None:
         """Drop the engines built with the old values of ``changed``. A weight that keeps
@@ -191,9 +198,7 @@ class CompiledGraph:
             logger.warning("plugtrt: inputs %s of %s changed %d times since compiling; they are "
                            "engine inputs from now on, not constants", restless, self.name,
                            _DEMOTE_AFTER_CHANGES)
-            self.frozen = tuple(i for i in self.frozen if i not in restless)
-            self._frozen_set = frozenset(self.frozen)
-            self._weights = FrozenWeights(args, self.frozen)
+            self._set_frozen(tuple(i for i in self.frozen if i not in restless), args)
         else:
             logger.warning("plugtrt: frozen weights %s of %s changed since their engines were "
                            "built; rebuilding them", list(changed), self.name)
@@ -210,7 +215,7 @@ class CompiledGraph:
 
     def _key(self, args: Sequence[Any]) -> tuple:
         """One specialisation per signature; a dynamic graph has one for all sizes in its profile."""
-        return ("dynamic",) if self.dynamic is not None else _signature(args, self._frozen_set)
+        return ("dynamic",) if self.dynamic is not None else _signature(args, self._unfrozen)
 
     def _check_traced_values(self, args: Sequence[Any]) -> None:
         """Drop the engines when a value baked into them no longer holds: a python scalar
