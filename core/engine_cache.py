@@ -15,16 +15,22 @@ bytes under a key:
   logged as a warning, deleted and rebuilt, never loaded;
 - a store that cannot be read or written (read-only or full directory, a failing plugin)
   degrades to building without the cache, with one warning per store location and process,
-  never a failed compile.
+  never a failed compile;
+- entries are encoded and written by one background thread, so the first call does not wait
+  for a checksum and a disk write of the engine's weights; the thread is not a daemon, so a
+  process finishes its writes before it exits, and :func:`wait_for_writes` waits for them
+  sooner (tests, and a process that forks right after compiling).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import os
 import pickle
 import struct
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -171,6 +177,21 @@ def _warn_once(location: str, action: str, exc: BaseException) -> None:
         stacklevel=4)
 
 
+_writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugtrt-engine-cache")
+_pending: list[concurrent.futures.Future] = []
+_pending_lock = threading.Lock()
+
+
+def wait_for_writes() -> None:
+    """Return once every entry this process has handed to the cache so far is written (or has
+    failed with its warning)."""
+    with _pending_lock:
+        pending = list(_pending)
+    concurrent.futures.wait(pending)
+    with _pending_lock:
+        _pending[:] = [f for f in _pending if not f.done()]
+
+
 @attrs.frozen
 class EngineCache:
     """One store, read and written as ``reuse_cached_engines`` and ``cache_built_engines`` allow."""
@@ -206,8 +227,16 @@ class EngineCache:
         return attrs.evolve(artifact, name=name, build_seconds=0.0)
 
     def save(self, key: EngineKey, artifact: EngineArtifact) -> None:
+        """Hand ``artifact`` to the background writer (the artifact is immutable)."""
+        if not self.write or self.store.location in _unwritable:
+            return
+        with _pending_lock:
+            _pending[:] = [f for f in _pending if not f.done()]
+            _pending.append(_writer.submit(self._write, key, artifact))
+
+    def _write(self, key: EngineKey, artifact: EngineArtifact) -> None:
         location = self.store.location
-        if not self.write or location in _unwritable:
+        if location in _unwritable:
             return
         try:
             self.store.put(key.digest, encode_entry(key, artifact))

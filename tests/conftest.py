@@ -46,9 +46,12 @@ def _fresh_dynamo():
 def engine_cache_dir(tmp_path_factory, monkeypatch):
     """Each test gets its own engine cache directory, so the cache stays on (and exercised)
     without touching the user's cache or leaking entries between tests."""
+    from plugtrt.engine_cache import wait_for_writes
+
     path = tmp_path_factory.mktemp("engine-cache")
     monkeypatch.setenv("PLUGTRT_CACHE_DIR", str(path))
-    return path
+    yield path
+    wait_for_writes()  # no write of this test's may land in another test's time
 
 
 @pytest.fixture

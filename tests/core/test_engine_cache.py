@@ -18,7 +18,7 @@ from torch import nn
 
 from plugtrt import EngineStoreSpec, hookimpl, trt_adapter
 from plugtrt.__main__ import main
-from plugtrt.engine_cache import default_cache_dir
+from plugtrt.engine_cache import default_cache_dir, wait_for_writes
 from plugtrt.manager import PluginRegistry, load_entry_points, new_plugin_manager
 from plugtrt.testing import assert_close_to_eager, run_through_backend
 
@@ -41,6 +41,7 @@ class Scaled(nn.Module):
 def _compile(model, x, registry=None, **options):
     """Compile and run once; returns (run, [cached flag per engine])."""
     run = run_through_backend(model, [x], options, registry)
+    wait_for_writes()  # entries are written in the background
     assert not run.fallbacks, run.fallbacks
     assert_close_to_eager(run)
     return run, [e.cached for r in run.reports for e in r.engines]
