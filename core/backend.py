@@ -31,8 +31,7 @@ from plugtrt.errors import InvalidOptionError, PlugtrtError
 from plugtrt.manager import PluginRegistry, default_registry
 from plugtrt.report import MAX_REPORTS, CompileReport, record
 from plugtrt.settings import CompilationSettings
-from plugtrt.tracing import module_weight_indices, mutated_input_indices, specialise_scalars, \
-    trace_to_aten
+from plugtrt.tracing import module_weight_indices, specialise_scalars, trace_to_aten
 from plugtrt.weights import FrozenWeights
 
 logger = logging.getLogger("plugtrt")
@@ -174,13 +173,18 @@ class CompiledGraph:
         return compiled(*args)
 
     def _classify(self, args: Sequence[Any]) -> None:
-        """Split the inputs into frozen weights, state the graph writes, and the rest."""
-        self.mutated = mutated_input_indices(self._traced_gm, args)
+        """Find the weights to freeze: the model's parameters and buffers, until tracing says
+        which of them the graph writes (:meth:`_found_writes`)."""
         weights = module_weight_indices(self.gm, args) if self.settings.weights == "frozen" else ()
         self._set_frozen(tuple(i for i in weights if i not in self.mutated), args)
-        if self.mutated:
+
+    def _found_writes(self, mutated: tuple[int, ...], args: Sequence[Any]) -> None:
+        """The inputs the graph writes are state, not weights: engine inputs, written back."""
+        if mutated != self.mutated:
+            self.mutated = mutated
+            self._set_frozen(tuple(i for i in self.frozen if i not in mutated), args)
             logger.debug("%s writes inputs %s: they stay engine inputs and are written back in PyTorch",
-                         self.name, list(self.mutated))
+                         self.name, list(mutated))
 
     def _set_frozen(self, frozen: tuple[int, ...], args: Sequence[Any]) -> None:
         self.frozen = frozen
@@ -234,13 +238,9 @@ class CompiledGraph:
             self.modules.clear()
 
     def _compile(self, args: Sequence[Any]) -> Any:
-        key = self._key(args)
         report = CompileReport(graph=f"{self.name}.{len(self.specialisations)}",
-                               input_shapes=[tuple(a.shape) for i, a in enumerate(args)
-                                             if isinstance(a, torch.Tensor) and i not in self._frozen_set],
                                dynamic=self.dynamic is not None)
         start = time.perf_counter()
-        user = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and i not in self._frozen_set]
         try:
             table = decomposition_table(self.registry, self.settings)
             bounds = None
@@ -248,8 +248,9 @@ class CompiledGraph:
                 bounds = self.dynamic.bounds_for(self.dynamic.values(args))
                 logger.debug("%s is dynamic: one profile for %s", self.name, DynamicSizes.describe(bounds))
             t0 = time.perf_counter()
-            aten = trace_to_aten(self._traced_gm, args, self.frozen, table, self.mutated,
-                                 symbolic=self.dynamic is not None)
+            aten, mutated = trace_to_aten(self._traced_gm, args, self.frozen, table,
+                                          symbolic=self.dynamic is not None)
+            self._found_writes(mutated, args)
             report.stage_seconds["trace"] = time.perf_counter() - t0
             logger.debug("aten graph of %s:\n%s", report.graph, aten.code)
             module = compile_aten(aten, self.registry, _engine_settings(self.settings, args), report, bounds)
@@ -266,6 +267,9 @@ class CompiledGraph:
             report.fallbacks.append(message)
             module = None
         report.stage_seconds["total"] = time.perf_counter() - start
+        key = self._key(args)  # after tracing: the inputs it found written are not frozen
+        user = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and i not in self._frozen_set]
+        report.input_shapes = [tuple(args[i].shape) for i in user]
         record(report)
         self.reports.append(report)
         logger.debug("%s", report.summary())

@@ -18,8 +18,11 @@ import torch
 import torch.fx
 import torch.fx.traceback as fx_traceback
 import torch.utils._pytree as pytree
+from torch._dispatch.python import enable_python_dispatcher
 from torch._functorch.aot_autograd import aot_export_joint_simple
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.func import functionalize
+from torch.fx.experimental.proxy_tensor import make_fx
 
 FROZEN_PREFIX = "_frozen_"
 
@@ -50,6 +53,79 @@ def module_weight_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
     return tuple(indices)
 
 
+def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weights: Sequence[int],
+                  decompositions: Mapping[Any, Any], *, symbolic: bool = False
+                  ) -> tuple[torch.fx.GraphModule, tuple[int, ...]]:
+    """The aten graph of ``gm`` on these inputs, specialised to their shapes, and the inputs the
+    graph writes; with ``symbolic``, traced on the fake values dynamo recorded, so sizes stay
+    symbols (``sym_size`` nodes and ``SymInt`` values in the nodes' meta) of dynamo's own shape
+    environment.
+
+    One functionalising trace (``make_fx`` over ``torch.func.functionalize``, with the python
+    dispatcher that AOT autograd also uses, so the same aten ops come out) finds the writes and
+    builds the graph at once: half the time of AOT autograd's export, which traces twice and
+    needs the writes found by a third run. Symbolic graphs still take that slower way
+    (:func:`_trace_symbolic`): on dynamo's fakes, this trace specialises dynamo's size symbols
+    (a ``mark_dynamic`` dim fails with a constraint violation) and AOT's does not.
+
+    Non-tensor inputs (sizes dynamo passes as ints or ``SymInt``s) are baked in: a symbol is
+    then read from the tensor that carries it. The returned graph takes the non-frozen tensor
+    inputs, in order, and returns ``gm``'s outputs followed by the new value of each written
+    input; ``weights`` that the graph does not write are frozen into it.
+    """
+    if symbolic:
+        return _trace_symbolic(gm, example_inputs, weights, decompositions)
+    tensor_slots = [i for i, x in enumerate(example_inputs) if isinstance(x, torch.Tensor)]
+    fixed = {i: x for i, x in enumerate(example_inputs) if not isinstance(x, torch.Tensor)}
+
+    def run(*tensors: torch.Tensor) -> Any:
+        args = dict(fixed)
+        args.update(zip(tensor_slots, tensors))
+        return torch.fx.Interpreter(gm).run(*(args[i] for i in range(len(example_inputs))))
+
+    tensors = [example_inputs[i].detach() for i in tensor_slots]
+    # a fresh fake mode, not dynamo's: tracing inside dynamo's TracingContext fakifies the
+    # parameters in dynamo's ShapeEnv, whose source-less symbols then break its guards
+    with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta(), \
+            enable_python_dispatcher():
+        aten = make_fx(functionalize(run, remove="mutations"), decomposition_table=dict(decompositions),
+                       tracing_mode="fake", _allow_non_fake_inputs=True)(*tensors)
+    written = _writes_as_outputs(aten)
+    mutated = tuple(tensor_slots[p] for p in written)
+    _copy_stack_traces(gm, aten)
+    frozen = [i for i in weights if i not in mutated]
+    _freeze(aten, [tensor_slots.index(i) for i in frozen], [example_inputs[i] for i in frozen])
+    return aten, mutated
+
+
+def _writes_as_outputs(aten: torch.fx.GraphModule) -> list[int]:
+    """Turn functionalisation's final ``copy_(input, new_value)`` nodes into extra outputs (the
+    backend writes them back in PyTorch, as eager would); returns the written placeholders'
+    positions, in order. Any other write left in the graph cannot be converted: it raises, and
+    the graph runs in PyTorch."""
+    placeholders = [n for n in aten.graph.nodes if n.op == "placeholder"]
+    output = next(n for n in aten.graph.nodes if n.op == "output")
+    writes = {}
+    for node in list(aten.graph.nodes):
+        if node.op == "call_function" and node.target is torch.ops.aten.copy_.default \
+                and node.args[0] in placeholders:
+            writes[placeholders.index(node.args[0])] = node.args[1]
+            node.replace_all_uses_with(node.args[1])
+            aten.graph.erase_node(node)
+    positions = sorted(writes)
+    if positions:
+        output.args = ((*output.args[0], *(writes[p] for p in positions)),)
+    aten.graph.eliminate_dead_code()
+    for node in aten.graph.nodes:
+        schema = getattr(node.target, "_schema", None)
+        if node.op == "call_function" and schema is not None and schema.is_mutable:
+            raise NotImplementedError(
+                f"input mutations that functionalization leaves in place ({node.format_node()}) are "
+                "not converted")
+    aten.recompile()
+    return positions
+
+
 def mutated_input_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> tuple[int, ...]:
     """Inputs the graph writes in place (directly or through a view), found by running it on
     fake copies and reading their version counters; the real inputs are never touched."""
@@ -63,22 +139,17 @@ def mutated_input_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
                  if isinstance(x, torch.Tensor) and x._version != v)
 
 
-def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], frozen: Sequence[int],
-                  decompositions: Mapping[Any, Any], mutated: Sequence[int] = (), *,
-                  symbolic: bool = False) -> torch.fx.GraphModule:
-    """The aten graph of ``gm`` on these inputs, specialised to their shapes; with ``symbolic``,
-    traced on the fake values dynamo recorded, so sizes stay symbols (``sym_size`` nodes and
-    ``SymInt`` values in the nodes' meta) of dynamo's own shape environment.
-
-    Non-tensor inputs (sizes dynamo passes as ints or ``SymInt``s) are baked in: a symbol is
-    then read from the tensor that carries it. The returned graph takes the non-frozen tensor
-    inputs, in order, and returns ``gm``'s outputs followed by the new value of each input in
-    ``mutated``.
-    """
-    if symbolic:
-        traced = [n.meta["example_value"] for n in gm.graph.nodes if n.op == "placeholder"]
-    else:
-        traced = list(example_inputs)
+def _trace_symbolic(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weights: Sequence[int],
+                    decompositions: Mapping[Any, Any]) -> tuple[torch.fx.GraphModule, tuple[int, ...]]:
+    """:func:`trace_to_aten` for a graph with symbolic sizes, through AOT autograd's export on
+    the fake values dynamo recorded, so sizes stay symbols of dynamo's own shape environment. The
+    export refuses graphs that write their inputs: the writes are found first by a fake run, and
+    made to clones whose final values become extra outputs."""
+    # a size read with int() would add a guard specialising it: run on the example values
+    hinted = [int(a.node.hint) if isinstance(a, torch.SymInt) else a for a in example_inputs]
+    mutated = mutated_input_indices(gm, hinted)
+    frozen = [i for i in weights if i not in mutated]
+    traced = [n.meta["example_value"] for n in gm.graph.nodes if n.op == "placeholder"]
     tensor_slots = [i for i, x in enumerate(traced) if isinstance(x, torch.Tensor)]
     fixed = {i: x for i, x in enumerate(traced) if not isinstance(x, torch.Tensor)}
 
@@ -97,15 +168,12 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], froze
         return pytree.tree_map_only(torch.Tensor, torch.clone, outputs)
 
     tensors = [traced[i].detach() for i in tensor_slots]
-    # Real tensors get a fresh fake mode, not dynamo's: tracing inside dynamo's TracingContext
-    # fakifies the parameters in dynamo's ShapeEnv, whose source-less symbols then break its
-    # guards. Symbolic tracing uses dynamo's own fakes, whose symbols and guards dynamo knows.
     with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta():
         aten = aot_export_joint_simple(run, tensors, trace_joint=False, decompositions=dict(decompositions))
     _drop_output_clones(aten)
     _copy_stack_traces(gm, aten)
     _freeze(aten, [tensor_slots.index(i) for i in frozen], [example_inputs[i] for i in frozen])
-    return aten
+    return aten, mutated
 
 
 def _drop_output_clones(aten: torch.fx.GraphModule) -> None:

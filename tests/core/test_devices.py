@@ -20,9 +20,10 @@ def _on(*devices: str) -> list[torch.Tensor]:
 
 
 def test_signature_tells_gpus_apart():
-    assert _signature(_on("cuda:0"), frozenset()) != _signature(_on("cuda:1"), frozenset())
-    assert _signature(_on("cuda:1"), frozenset()) == _signature(_on("cuda:1"), frozenset())
-    assert _signature(_on("cpu", "cuda:1"), frozenset({1})) == _signature(_on("cpu", "cuda:0"), frozenset({1}))
+    assert _signature(_on("cuda:0"), [0]) != _signature(_on("cuda:1"), [0])
+    assert _signature(_on("cuda:1"), [0]) == _signature(_on("cuda:1"), [0])
+    # input 1 is frozen: only input 0's placement counts
+    assert _signature(_on("cpu", "cuda:1"), [0]) == _signature(_on("cpu", "cuda:0"), [0])
 
 
 def test_engines_go_on_the_inputs_gpu_unless_the_option_says_otherwise():
