@@ -7,6 +7,9 @@ from hypothesis import strategies as st
 from plugtrt.manager import registry_from
 
 FAST = dict(max_examples=25, deadline=None)
+PER_OP = dict(max_examples=8, deadline=None)
+"""For a test parametrized over ops: every op runs in every session (the property-coverage check
+needs each converter exercised, which an op drawn with ``sampled_from`` is not, always)."""
 
 
 def shapes(min_rank: int = 1, max_rank: int = 4, min_side: int = 1, max_side: int = 5):

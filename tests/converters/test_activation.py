@@ -1,6 +1,7 @@
 """Activation converters through the whole backend, in float32 and under fp16 precision."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from plugtrt.converters import activation
 from plugtrt.testing import assert_converts
 
-from .strategies import FAST, converter_names, precisions, seeds, shapes, tensor
+from .strategies import FAST, PER_OP, converter_names, precisions, seeds, shapes, tensor
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -31,8 +32,9 @@ def test_registers_through_a_fresh_manager():
         "builtin.hardtanh", "builtin.leaky_relu", "builtin.elu", "builtin.softplus"}
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(ACTIVATIONS)), shape=shapes(), dtype=st.sampled_from(
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@settings(**PER_OP)
+@given(shape=shapes(), dtype=st.sampled_from(
     [torch.float32, torch.float16]), precision=precisions, seed=seeds)
 def test_activations(name, shape, dtype, precision, seed):
     x = tensor(shape, dtype, seed) * 3

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from plugtrt.converters import elementwise
 from plugtrt.testing import assert_converts
 
-from .strategies import FAST, broadcast_pair, converter_names, seeds, tensor
+from .strategies import FAST, PER_OP, broadcast_pair, converter_names, seeds, tensor
 
 DTYPES = [torch.float32, torch.float16, torch.int32, torch.int64]
 ARITH = {
@@ -48,16 +48,18 @@ def _maybe_maximum(name, a, b):
     return b
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(ARITH)), pair=broadcast_pair(), da=st.sampled_from(DTYPES),
+@pytest.mark.parametrize("name", sorted(ARITH))
+@settings(**PER_OP)
+@given(pair=broadcast_pair(), da=st.sampled_from(DTYPES),
        db=st.sampled_from(DTYPES), seed=seeds)
 def test_arithmetic_broadcasts_and_promotes(name, pair, da, db, seed):
     a, b = tensor(pair[0], da, seed), tensor(pair[1], db, seed + 1)
     assert_converts(ARITH[name], [a, _maybe_maximum(name, a, b)])
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(ARITH)), shape=broadcast_pair().map(lambda p: p[0]),
+@pytest.mark.parametrize("name", sorted(ARITH))
+@settings(**PER_OP)
+@given(shape=broadcast_pair().map(lambda p: p[0]),
        dtype=st.sampled_from(DTYPES), scalar=st.sampled_from([2, -3, 0.5, 2.5]),
        scalar_first=st.booleans(), seed=seeds)
 def test_python_scalar_operands(name, shape, dtype, scalar, scalar_first, seed):
@@ -68,8 +70,9 @@ def test_python_scalar_operands(name, shape, dtype, scalar, scalar_first, seed):
     assert_converts((lambda x: op(scalar, x)) if scalar_first else (lambda x: op(x, scalar)), [x])
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(DIVISIONS)), pair=broadcast_pair(),
+@pytest.mark.parametrize("name", sorted(DIVISIONS))
+@settings(**PER_OP)
+@given(pair=broadcast_pair(),
        dtypes=st.sampled_from([(torch.float32, torch.float32), (torch.int32, torch.int32),
                                (torch.int64, torch.int32), (torch.int32, torch.float32),
                                (torch.float16, torch.float16)]),
@@ -80,8 +83,9 @@ def test_division_matches_torch_semantics(name, pair, dtypes, seed):
     assert_converts(DIVISIONS[name], [a, b])
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(COMPARE)), pair=broadcast_pair(),
+@pytest.mark.parametrize("name", sorted(COMPARE))
+@settings(**PER_OP)
+@given(pair=broadcast_pair(),
        dtypes=st.sampled_from([(torch.float32, torch.float32), (torch.int32, torch.int64),
                                (torch.int32, torch.float32), (torch.float16, torch.float16)]),
        scalar=st.one_of(st.none(), st.sampled_from([0, 1, 0.5, -2.5])), seed=seeds)
@@ -110,8 +114,9 @@ UNARY = {
 }
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(UNARY)), shape=broadcast_pair().map(lambda p: p[0]),
+@pytest.mark.parametrize("name", sorted(UNARY))
+@settings(**PER_OP)
+@given(shape=broadcast_pair().map(lambda p: p[0]),
        data=st.data(), seed=seeds)
 def test_unary(name, shape, data, seed):
     op, dtypes, positive = UNARY[name]

@@ -1,6 +1,7 @@
 """Reductions and softmax through the whole backend: dims, keepdim, dtype, fp16 accumulation."""
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 from plugtrt.converters import reduction
 from plugtrt.testing import assert_converts
 
-from .strategies import FAST, converter_names, precisions, seeds, shapes, tensor
+from .strategies import FAST, PER_OP, converter_names, precisions, seeds, shapes, tensor
 
 
 def test_registers_through_a_fresh_manager():
@@ -33,8 +34,9 @@ REDUCE = {
 }
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(REDUCE)), shape=shapes(), keepdim=st.booleans(),
+@pytest.mark.parametrize("name", sorted(REDUCE))
+@settings(**PER_OP)
+@given(shape=shapes(), keepdim=st.booleans(),
        dtype=st.sampled_from([torch.float32, torch.float16, torch.int32, torch.int64]),
        precision=precisions, data=st.data(), seed=seeds)
 def test_reductions(name, shape, keepdim, dtype, precision, data, seed):
