@@ -165,3 +165,13 @@ def corpus_results():
     from tests.converters.corpus import CORPUS, run_entry
 
     return [run_entry(i, p) for i in range(len(CORPUS)) for p in (torch.float32, torch.float16)]
+
+
+@pytest.fixture(scope="session")
+def dynamic_corpus_results():
+    """(index, every_input) -> every DYNAMIC_CORPUS entry with dim 0 of its first input symbolic,
+    then of every input (None where tracing or a validator left nothing dynamic), once per session."""
+    from tests.converters.corpus import DYNAMIC_CORPUS, run_entry_dynamic
+
+    return {(i, every): run_entry_dynamic(i, every)
+            for i in range(len(DYNAMIC_CORPUS)) for every in (False, True)}

@@ -70,15 +70,19 @@ def test_at_least_95_percent_of_built_cases_match(results):
     assert len(matching) / len(built) >= 0.95, conformance.format_table(list(results.values()))
 
 
-def test_every_layer_operation_the_converters_emit_is_proven_or_listed(results, corpus_results):
+def test_every_layer_operation_the_converters_emit_is_proven_or_listed(results, corpus_results,
+                                                                      dynamic_corpus_results):
     """Each (layer type, operation) pair that plugtrt's converters emit over the whole converter
-    corpus (fp32 and fp16), as ``layer_operation`` names it (``UNARY/ASIN``, ``POOLING/MAX``,
-    ``RESIZE/CUBIC+ALIGN_CORNERS+A=-0.75``, ``SHUFFLE``), appears in an ONNX case that matches
+    corpus (fp32 and fp16, and with dynamic dims), as ``layer_operation`` names it
+    (``UNARY/ASIN``, ``POOLING/MAX``, ``RESIZE/CUBIC+ALIGN_CORNERS+A=-0.75``, ``SHUFFLE``), appears in an ONNX case that matches
     through the reference runtime, or is listed with the reason in
     ``layer_operations_unproven.txt``. A listed pair that is proven now, or that no converter
     emits any more, fails too, so the list only shrinks."""
-    emitted = {op: sorted(r.index for r in corpus_results if op in r.layer_operations)
-               for op in set().union(*(r.layer_operations for r in corpus_results))}
+    emitted: dict[str, set[str]] = {}
+    for where, corpus in (("CORPUS", corpus_results), ("DYNAMIC_CORPUS", dynamic_corpus_results.values())):
+        for r in corpus:
+            for op in r.layer_operations if r is not None else ():
+                emitted.setdefault(op, set()).add(f"{where}[{r.index}]")
     proven = {op for r in results.values() if r.status == "match" for op in r.layer_operations}
     listed = _listed(UNPROVEN_OPERATIONS)
     assert emitted and all(listed.values()), [op for op, why in listed.items() if not why]
@@ -86,7 +90,7 @@ def test_every_layer_operation_the_converters_emit_is_proven_or_listed(results, 
     assert not unproven, (
         "emitted by the converters but matched by no ONNX case; find one that matches, or list the pair "
         f"with its reason in {UNPROVEN_OPERATIONS.name}:\n"
-        + "\n".join(f"  {op}  (CORPUS entries {emitted[op][:5]})" for op in unproven))
+        + "\n".join(f"  {op}  (emitted by {', '.join(sorted(emitted[op])[:4])})" for op in unproven))
     stale = sorted(op for op in listed if op in proven or op not in emitted)
     assert not stale, (f"remove these from {UNPROVEN_OPERATIONS.name}: proven by an ONNX case now, "
                        f"or no longer emitted: {stale}")
