@@ -79,7 +79,8 @@ def test_every_layer_operation_the_converters_emit_is_proven_or_listed(results, 
     ``layer_operations_unproven.txt``. A listed pair that is proven now, or that no converter
     emits any more, fails too, so the list only shrinks."""
     emitted: dict[str, set[str]] = {}
-    for where, corpus in (("CORPUS", corpus_results), ("DYNAMIC_CORPUS", dynamic_corpus_results.values())):
+    corpora = ("CORPUS", corpus_results), ("DYNAMIC_CORPUS", dynamic_corpus_results.values())
+    for where, corpus in corpora:
         for r in corpus:
             for op in r.layer_operations if r is not None else ():
                 emitted.setdefault(op, set()).add(f"{where}[{r.index}]")
