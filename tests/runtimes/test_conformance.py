@@ -74,9 +74,9 @@ def test_every_layer_operation_the_converters_emit_is_proven_or_listed(results, 
                                                                       dynamic_corpus_results):
     """Each (layer type, operation) pair that plugtrt's converters emit over the whole converter
     corpus (fp32 and fp16, and with dynamic dims), as ``layer_operation`` names it
-    (``UNARY/ASIN``, ``POOLING/MAX``, ``RESIZE/CUBIC+ALIGN_CORNERS+A=-0.75``, ``SHUFFLE``), appears in an ONNX case that matches
-    through the reference runtime, or is listed with the reason in
-    ``layer_operations_unproven.txt``. A listed pair that is proven now, or that no converter
+    (``UNARY/ASIN``, ``POOLING/MAX``, ``RESIZE/CUBIC+ALIGN_CORNERS+A=-0.75``, ``SHUFFLE``),
+    appears in an ONNX case that matches through the reference runtime, or is listed with the
+    reason in ``layer_operations_unproven.txt``. A listed pair that is proven now, or that no converter
     emits any more, fails too, so the list only shrinks."""
     emitted: dict[str, set[str]] = {}
     corpora = ("CORPUS", corpus_results), ("DYNAMIC_CORPUS", dynamic_corpus_results.values())
