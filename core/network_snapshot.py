@@ -79,6 +79,79 @@ class NetworkSnapshot:
             counts[layer.type] = counts.get(layer.type, 0) + 1
         return counts
 
+    def layer_operations(self) -> frozenset[str]:
+        """The distinct ``layer_operation`` labels of the network's layers."""
+        return frozenset(layer_operation(layer) for layer in self.layers)
+
+
+# What "operation" means per layer type: the parameters that select WHICH function the layer
+# computes (not sizes, axes or weights). A layer type absent here computes one function.
+_OPERATION_PARAMS = {
+    "ACTIVATION": ("type",), "UNARY": ("op",), "ELEMENTWISE": ("op",), "REDUCE": ("op",),
+    "TOPK": ("op",), "SCATTER": ("mode",), "SLICE": ("mode",), "FILL": ("operation",),
+    "SCALE": ("mode",), "TRIP_LIMIT": ("kind",), "LOOP_OUTPUT": ("kind",),
+    "KV_CACHE_UPDATE": ("cache_mode",), "CAST": ("to_type",),
+    "MATRIX_MULTIPLY": ("op0", "op1"), "GRID_SAMPLE": ("interpolation_mode", "sample_mode"),
+    "PLUGIN_V2": ("plugin_name",), "PLUGIN_V3": ("plugin_name",),
+    "ATTENTION_INPUT": ("attention.norm_op",), "ATTENTION_OUTPUT": ("attention.norm_op",),
+}
+
+
+def layer_operation(layer: LayerSnapshot) -> str:
+    """``"TYPE/OPERATION"`` (``"UNARY/ASIN"``, ``"RESIZE/CUBIC+ALIGN_CORNERS+A=-0.75"``), or just
+    ``"TYPE"`` for layer types that compute one function (``"SHUFFLE"``, ``"CONVOLUTION"``).
+
+    The one place that defines what counts as a distinct operation of a layer type, for proving
+    each one against ONNX's conformance cases: the parameters in ``_OPERATION_PARAMS`` (joined
+    with ``+``; dtypes by torch name, so ``CAST/float16`` names the target type), plus flags that
+    change the function computed: pooling's padding count and ceil rounding, cumulative's
+    exclusive/reverse, gather's element-wise (batch) dims, resize's coordinate transformation,
+    rounding and cubic coefficient, grid sample's and attention's corner/causal switches,
+    normalization's groups, a reversed loop iterator, interleaved rotary embedding."""
+    p = layer.params
+    parts = [_label(p.get(name)) for name in _OPERATION_PARAMS.get(layer.type, ()) if name in p]
+    if layer.type == "POOLING":
+        parts.append(_label(p.get("type")))
+        padded = any(p.get("pre_padding") or ()) or any(p.get("post_padding") or ())
+        if p.get("type") != "MAX" and padded and not p.get("average_count_excludes_padding", True):
+            parts.append("COUNT_PADDING")
+        if p.get("padding_mode") == "EXPLICIT_ROUND_UP":
+            parts.append("CEIL")
+        elif p.get("padding_mode", "EXPLICIT_ROUND_DOWN") != "EXPLICIT_ROUND_DOWN":
+            parts.append(_label(p.get("padding_mode")))
+    elif layer.type == "CUMULATIVE":
+        parts += [_label(p.get("op"))] + [flag.upper() for flag in ("exclusive", "reverse") if p.get(flag)]
+    elif layer.type == "GATHER":
+        parts.append(_label(p.get("mode")))
+        if p.get("num_elementwise_dims"):
+            parts.append(f"BATCH_DIMS={p['num_elementwise_dims']}")
+    elif layer.type == "RESIZE":
+        mode = p.get("resize_mode")
+        parts += [_label(mode), _label(p.get("coordinate_transformation"))]
+        if mode == "NEAREST":
+            parts.append(_label(p.get("nearest_rounding")))
+        if mode == "CUBIC":
+            parts.append(f"A={p.get('cubic_coeff', 0.0):g}")
+            if p.get("exclude_outside"):
+                parts.append("EXCLUDE_OUTSIDE")
+    elif layer.type == "GRID_SAMPLE" and p.get("align_corners"):
+        parts.append("ALIGN_CORNERS")
+    elif layer.type in ("ATTENTION_INPUT", "ATTENTION_OUTPUT") and p.get("attention.causal"):
+        parts.append("CAUSAL")
+    elif layer.type == "NORMALIZATION" and (p.get("num_groups") or 1) > 1:
+        parts.append("GROUPS")
+    elif layer.type == "ITERATOR" and p.get("reverse"):
+        parts.append("REVERSE")
+    elif layer.type == "ROTARY_EMBEDDING" and p.get("interleaved"):
+        parts.append("INTERLEAVED")
+    return "/".join([layer.type, "+".join(parts)]) if parts else layer.type
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, torch.dtype):
+        return str(value).removeprefix("torch.")
+    return str(value)
+
 
 def snapshot_network(network) -> NetworkSnapshot:
     """Copy ``network`` (a live ``trt.INetworkDefinition``) into a ``NetworkSnapshot``."""

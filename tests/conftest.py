@@ -1,15 +1,21 @@
 """Shared fixtures: hermetic plugin managers, a fake-distribution factory, the gpu marker, a
-per-test engine cache directory."""
+per-test engine cache directory, and the recorder of which built-in converters ran inside the
+converter property tests."""
 from __future__ import annotations
 
+import functools
 import os
 import textwrap
+from pathlib import Path
 
+import attrs
 import pluggy
 import pytest
 import torch
+from hypothesis import is_hypothesis_test
 from hypothesis import settings as hypothesis_settings
 
+import plugtrt.testing
 from plugtrt.manager import new_plugin_manager
 
 # CI replays the same examples on every run, so a red build is reproducible and not flaky;
@@ -20,7 +26,88 @@ hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
 
 
+# -- property-test coverage ---------------------------------------------------------------------
+# Every built-in converter needs a hypothesis property test through the whole backend (issue 10).
+# The recorder wraps ``plugtrt.testing.run_through_backend`` (``assert_converts`` calls it) before
+# any test module imports it, and notes the converters of every engine it built while a
+# hypothesis test of tests/converters/ was running. tests/converters/test_property_coverage.py
+# runs last and fails for the built-in converters none of them exercised, when the session ran
+# the whole directory: nothing deselected (-k, -m, --lf, --deselect), no file or test picked alone.
+
+CONVERTER_TESTS = Path(__file__).parent / "converters"
+PROPERTY_COVERAGE_TEST = "test_property_coverage.py"
+
+
+@attrs.define
+class PropertyCoverage:
+    converters: dict[str, set[str]] = attrs.Factory(dict)
+    """Built-in converter name -> node ids of the property tests whose engines it built layers of."""
+    narrowed: list[str] = attrs.Factory(list)
+    """Why this session did not run all of tests/converters (empty: it did)."""
+    failed: list[str] = attrs.Factory(list)
+    """Node ids of converter tests that failed in this session (their converters may be missing)."""
+    running: str | None = None
+    """The hypothesis test of tests/converters/ that runs now."""
+
+
+_coverage = PropertyCoverage()
+_run_through_backend = plugtrt.testing.run_through_backend
+
+
+@functools.wraps(_run_through_backend)
+def _recording_run_through_backend(*args, **kwargs):
+    run = _run_through_backend(*args, **kwargs)
+    if _coverage.running is not None:
+        for name in {n for report in run.reports for engine in report.engines for n in engine.converters}:
+            _coverage.converters.setdefault(name, set()).add(_coverage.running)
+    return run
+
+
+plugtrt.testing.run_through_backend = _recording_run_through_backend
+
+
+def _in_converter_tests(item) -> bool:
+    return Path(item.path).parent == CONVERTER_TESTS
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    property_test = _in_converter_tests(item) and is_hypothesis_test(getattr(item, "obj", None))
+    _coverage.running = item.nodeid if property_test else None
+    try:
+        return (yield)
+    finally:
+        _coverage.running = None
+
+
+def pytest_runtest_logreport(report):
+    if report.failed and report.nodeid.startswith("tests/converters/test_"):
+        _coverage.failed.append(report.nodeid)
+
+
+def pytest_deselected(items):
+    _coverage.narrowed += [f"{item.nodeid} deselected" for item in items if _in_converter_tests(item)][:3]
+
+
+def pytest_collection_finish(session):
+    collected = {Path(item.path).name for item in session.items if _in_converter_tests(item)}
+    every = {p.name for p in CONVERTER_TESTS.glob("test_*.py")}
+    _coverage.narrowed += [f"{name} not collected" for name in sorted(every - collected)][:3]
+    _coverage.narrowed += [f"{arg} picks tests" for arg in session.config.args
+                           if "::" in arg and Path(arg.split("::")[0]).resolve().parent == CONVERTER_TESTS]
+
+
+@pytest.fixture(scope="session")
+def property_coverage() -> PropertyCoverage:
+    """What the recorder saw so far this session (complete when the coverage test runs, last)."""
+    return _coverage
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
+    last = [item for item in items if Path(item.path).name == PROPERTY_COVERAGE_TEST
+            and _in_converter_tests(item)]
+    items[:] = [item for item in items if item not in last] + last
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU that runs TensorRT engines")
@@ -81,3 +168,13 @@ def corpus_results():
     from tests.converters.corpus import CORPUS, run_entry
 
     return [run_entry(i, p) for i in range(len(CORPUS)) for p in (torch.float32, torch.float16)]
+
+
+@pytest.fixture(scope="session")
+def dynamic_corpus_results():
+    """(index, every_input) -> every DYNAMIC_CORPUS entry with dim 0 of its first input symbolic,
+    then of every input (None where tracing or a validator left nothing dynamic), once per session."""
+    from tests.converters.corpus import DYNAMIC_CORPUS, run_entry_dynamic
+
+    return {(i, every): run_entry_dynamic(i, every)
+            for i in range(len(DYNAMIC_CORPUS)) for every in (False, True)}

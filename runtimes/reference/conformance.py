@@ -59,6 +59,8 @@ class CaseResult:
     detail: str = ""
     """Why it did not match: the importer's or builder's error, the runtime's, or the diff."""
     layer_types: tuple[str, ...] = ()
+    layer_operations: tuple[str, ...] = ()
+    """``layer_operation`` labels of the built network (``"UNARY/ASIN"``)."""
     seconds: float = 0.0
 
     @property
@@ -263,7 +265,7 @@ def run_case(case: ConformanceCase) -> CaseResult:
         return result("error", f"importer/builder raised {exc!r}")
     if snapshot is None:
         return result(status, detail)
-    types = tuple(sorted(snapshot.layer_counts()))
+    types = tuple(sorted(snapshot.layer_counts())), tuple(sorted(snapshot.layer_operations()))
     specs = {spec.name: spec for spec in snapshot.inputs}
     try:
         program = ReferenceProgram(snapshot)
@@ -288,9 +290,10 @@ def run_case(case: ConformanceCase) -> CaseResult:
 
 def _result_factory(case: ConformanceCase, start: float):
     """A ``CaseResult`` factory for ``case`` that stamps the elapsed time."""
-    def make(status: str, detail: str = "", types: tuple[str, ...] = ()) -> CaseResult:
-        return CaseResult(name=case.name, op=case.op, status=status, detail=detail,
-                          layer_types=types, seconds=time.perf_counter() - start)
+    def make(status: str, detail: str = "", types: tuple[tuple[str, ...], ...] = ((), ())) -> CaseResult:
+        """``types``: the network's (layer types, layer operations), when it built."""
+        return CaseResult(name=case.name, op=case.op, status=status, detail=detail, layer_types=types[0],
+                          layer_operations=types[1], seconds=time.perf_counter() - start)
     return make
 
 

@@ -161,6 +161,8 @@ class CorpusResult:
     index: int
     converters: frozenset[str]
     layer_types: frozenset[str]
+    layer_operations: frozenset[str]
+    """``layer_operation`` labels of the built network (``"UNARY/ASIN"``)."""
     outputs: tuple[torch.Tensor, ...]
     expected: tuple[torch.Tensor, ...]
 
@@ -220,7 +222,8 @@ def run_entry(index: int, precision: torch.dtype = torch.float32) -> CorpusResul
     results = evaluate(artifact.network, {s.name: t for s, t in zip(specs_in, inputs)})
     outputs = tuple(results[s.name].to(s.model_dtype) for s in specs_out)
     return CorpusResult(index=index, converters=frozenset(interpreter.converters_used),
-                        layer_types=frozenset(artifact.network.layer_counts()), outputs=outputs,
+                        layer_types=frozenset(artifact.network.layer_counts()),
+                        layer_operations=artifact.network.layer_operations(), outputs=outputs,
                         expected=tuple(expected) if isinstance(expected, (tuple, list)) else (expected,))
 
 
@@ -279,5 +282,6 @@ def run_entry_dynamic(index: int, every_input: bool) -> CorpusResult | None:
     results = evaluate(artifact.network, {s.name: t for s, t in zip(specs_in, resized)})
     outputs = tuple(results[s.name].to(s.model_dtype) for s in specs_out)
     return CorpusResult(index=index, converters=frozenset(interpreter.converters_used),
-                        layer_types=frozenset(artifact.network.layer_counts()), outputs=outputs,
+                        layer_types=frozenset(artifact.network.layer_counts()),
+                        layer_operations=artifact.network.layer_operations(), outputs=outputs,
                         expected=tuple(expected) if isinstance(expected, (tuple, list)) else (expected,))

@@ -11,7 +11,7 @@ import torch
 from plugtrt.manager import default_registry
 from plugtrt.testing import tolerance
 
-from .corpus import CORPUS, DYNAMIC_CORPUS, run_entry, run_entry_dynamic
+from .corpus import CORPUS, DYNAMIC_CORPUS, run_entry
 
 
 def _builtin_converters() -> set[str]:
@@ -36,10 +36,8 @@ def test_entry_matches_eager(index, precision):
 
 
 @pytest.fixture(scope="module")
-def dynamic_results():
-    """Every DYNAMIC_CORPUS entry with dim 0 of its first input symbolic, then of every input."""
-    return {(i, every): run_entry_dynamic(i, every)
-            for i in range(len(DYNAMIC_CORPUS)) for every in (False, True)}
+def dynamic_results(dynamic_corpus_results):
+    return dynamic_corpus_results
 
 
 def test_every_converter_declaring_dynamic_shapes_is_exercised_with_a_dynamic_dim(dynamic_results):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from plugtrt.errors import ReferenceMismatchError, UnsupportedLayerError
-from plugtrt.network_snapshot import NetworkSnapshot, snapshot_network
+from plugtrt.network_snapshot import NetworkSnapshot, layer_operation, snapshot_network
 from plugtrt.runtimes.reference import ReferenceProgram, evaluate
 from plugtrt.trt_adapter import to_trt_dtype, trt
 
@@ -102,3 +102,30 @@ def test_unknown_layer_type_is_unsupported(built):
     broken = attrs.evolve(snapshot, layers=(snapshot.layers[0], plugin, *snapshot.layers[2:]))
     with pytest.raises(UnsupportedLayerError, match="PLUGIN_V3"):
         evaluate(broken, {"x": torch.randn(1, 2, 5, 5)})
+
+
+def test_layer_operation_names_the_function_each_layer_computes(built):
+    snapshot, _ = built
+    assert snapshot.layer_operations() == {"CONVOLUTION", "ACTIVATION/RELU", "SHUFFLE", "CONSTANT",
+                                           "ELEMENTWISE/SUM"}
+    network = trt.Builder(trt.Logger(trt.Logger.ERROR)).create_network(0)
+    x = network.add_input("x", to_trt_dtype(torch.float32), (1, 1, 4, 4))
+    asin = network.add_unary(x, trt.UnaryOperation.ASIN)
+    resize = network.add_resize(asin.get_output(0))
+    resize.shape = (1, 1, 8, 8)
+    resize.resize_mode = trt.InterpolationMode.CUBIC
+    resize.coordinate_transformation = trt.ResizeCoordinateTransformation.ALIGN_CORNERS
+    resize.cubic_coeff = -0.75
+    pool = network.add_pooling_nd(resize.get_output(0), trt.PoolingType.AVERAGE, (3, 3))
+    pool.padding_nd = (1, 1)
+    pool.average_count_excludes_padding = False
+    pool.padding_mode = trt.PaddingMode.EXPLICIT_ROUND_UP
+    cumsum = network.add_cumulative(pool.get_output(0), network.add_constant(
+        (), trt.Weights(np.array(3, dtype=np.int32))).get_output(0), trt.CumulativeOperation.SUM,
+        exclusive=True, reverse=False)
+    half = network.add_cast(cumsum.get_output(0), to_trt_dtype(torch.float16))
+    network.mark_output(half.get_output(0))
+    labels = [layer_operation(layer) for layer in snapshot_network(network).layers]
+    assert labels == ["UNARY/ASIN", "RESIZE/CUBIC+ALIGN_CORNERS+A=-0.75",
+                      "POOLING/AVERAGE+COUNT_PADDING+CEIL", "CONSTANT", "CUMULATIVE/SUM+EXCLUSIVE",
+                      "CAST/float16"]

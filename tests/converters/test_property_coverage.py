@@ -1,0 +1,53 @@
+"""Every built-in converter has a hypothesis property test through the whole backend (issue 10).
+
+tests/conftest.py records which built-in converters built layers of an engine during the
+hypothesis tests of this directory (through ``plugtrt.testing.assert_converts`` or
+``run_through_backend``) and runs this test last. It only judges a session that ran the whole
+directory: a ``-k`` run, a single file or a single test skips it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from plugtrt.testing import plugin_registry
+
+HERE = Path(__file__).parent
+
+
+def _builtin_converters() -> dict[str, tuple[object, str]]:
+    """Built-in converter name -> (its target, its plugin)."""
+    return {reg.record.name: (target, reg.plugin)
+            for target, regs in plugin_registry().converters.items() for reg in regs
+            if reg.plugin.startswith("plugtrt.converters.")}
+
+
+def _decomposed_by_tracing(target) -> bool:
+    """A CompositeImplicitAutograd overload: torch.compile's tracing always decomposes it."""
+    name = getattr(target, "name", None)
+    return callable(name) and torch._C._dispatch_has_kernel_for_dispatch_key(name(), "CompositeImplicitAutograd")
+
+
+def _where(plugin: str) -> str:
+    test_file = HERE / f"test_{plugin.removeprefix('plugtrt.converters.')}.py"
+    return f"tests/converters/{test_file.name}" + ("" if test_file.exists() else " (new file)")
+
+
+def test_every_builtin_converter_has_a_property_test(property_coverage):
+    if property_coverage.narrowed:
+        pytest.skip("judged only when the session runs all of tests/converters: "
+                    + "; ".join(property_coverage.narrowed[:3]))
+    builtins = _builtin_converters()
+    missing = sorted(set(builtins) - set(property_coverage.converters))
+    lines = [f"  {name} ({builtins[name][0]}): add a @given test that converts it with "
+             f"plugtrt.testing.assert_converts to {_where(builtins[name][1])}"
+             + (" [CompositeImplicitAutograd: torch.compile decomposes it before the backend sees it]"
+                if _decomposed_by_tracing(builtins[name][0]) else "") for name in missing]
+    failed = (f"\n({len(property_coverage.failed)} converter tests failed in this run, so some of "
+              "these may only be missing because their test failed first)") if property_coverage.failed else ""
+    assert not missing, (f"{len(missing)} built-in converters ran in no hypothesis property test of "
+                         "tests/converters:\n" + "\n".join(lines) + failed + "\n(a test that draws its op "
+                         "with st.sampled_from reaches only the ops its examples happened to draw: "
+                         "parametrize over the ops instead, so every run converts each of them)")
