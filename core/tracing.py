@@ -10,6 +10,7 @@ backend copies those into the real tensors in PyTorch.
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,6 +24,8 @@ from torch._functorch.aot_autograd import aot_export_joint_simple
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.func import functionalize
 from torch.fx.experimental.proxy_tensor import make_fx
+
+logger = logging.getLogger("plugtrt")
 
 FROZEN_PREFIX = "_frozen_"
 
@@ -64,9 +67,10 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weigh
     One functionalising trace (``make_fx`` over ``torch.func.functionalize``, with the python
     dispatcher that AOT autograd also uses, so the same aten ops come out) finds the writes and
     builds the graph at once: half the time of AOT autograd's export, which traces twice and
-    needs the writes found by a third run. Symbolic graphs still take that slower way
-    (:func:`_trace_symbolic`): on dynamo's fakes, this trace specialises dynamo's size symbols
-    (a ``mark_dynamic`` dim fails with a constraint violation) and AOT's does not.
+    needs the writes found by a third run. Two cases still take that slower way
+    (:func:`_trace_with_aot`): symbolic graphs, because on dynamo's fakes this trace specialises
+    dynamo's size symbols (a ``mark_dynamic`` dim fails with a constraint violation) and AOT's
+    does not; and graphs this trace leaves a write in (``as_strided_`` on an intermediate).
 
     Non-tensor inputs (sizes dynamo passes as ints or ``SymInt``s) are baked in: a symbol is
     then read from the tensor that carries it. The returned graph takes the non-frozen tensor
@@ -74,7 +78,7 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weigh
     input; ``weights`` that the graph does not write are frozen into it.
     """
     if symbolic:
-        return _trace_symbolic(gm, example_inputs, weights, decompositions)
+        return _trace_with_aot(gm, example_inputs, weights, decompositions, symbolic=True)
     tensor_slots = [i for i, x in enumerate(example_inputs) if isinstance(x, torch.Tensor)]
     fixed = {i: x for i, x in enumerate(example_inputs) if not isinstance(x, torch.Tensor)}
 
@@ -90,7 +94,11 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weigh
             enable_python_dispatcher():
         aten = make_fx(functionalize(run, remove="mutations"), decomposition_table=dict(decompositions),
                        tracing_mode="fake", _allow_non_fake_inputs=True)(*tensors)
-    written = _writes_as_outputs(aten)
+    try:
+        written = _writes_as_outputs(aten)
+    except _LeftInPlace as exc:
+        logger.debug("tracing again through AOT autograd: %s", exc)
+        return _trace_with_aot(gm, example_inputs, weights, decompositions, symbolic=False)
     mutated = tuple(tensor_slots[p] for p in written)
     _copy_stack_traces(gm, aten)
     frozen = [i for i in weights if i not in mutated]
@@ -98,11 +106,15 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weigh
     return aten, mutated
 
 
+class _LeftInPlace(Exception):
+    """The functionalising trace left a write (``as_strided_`` on an intermediate, a training
+    batch norm's running statistics) that AOT autograd's own functionalisation handles."""
+
+
 def _writes_as_outputs(aten: torch.fx.GraphModule) -> list[int]:
     """Turn functionalisation's final ``copy_(input, new_value)`` nodes into extra outputs (the
     backend writes them back in PyTorch, as eager would); returns the written placeholders'
-    positions, in order. Any other write left in the graph cannot be converted: it raises, and
-    the graph runs in PyTorch."""
+    positions, in order. Any other write left in the graph raises :class:`_LeftInPlace`."""
     placeholders = [n for n in aten.graph.nodes if n.op == "placeholder"]
     output = next(n for n in aten.graph.nodes if n.op == "output")
     writes = {}
@@ -119,9 +131,7 @@ def _writes_as_outputs(aten: torch.fx.GraphModule) -> list[int]:
     for node in aten.graph.nodes:
         schema = getattr(node.target, "_schema", None)
         if node.op == "call_function" and schema is not None and schema.is_mutable:
-            raise NotImplementedError(
-                f"input mutations that functionalization leaves in place ({node.format_node()}) are "
-                "not converted")
+            raise _LeftInPlace(f"torch.func.functionalize left a write in place: {node.format_node()}")
     aten.recompile()
     return positions
 
@@ -139,17 +149,22 @@ def mutated_input_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
                  if isinstance(x, torch.Tensor) and x._version != v)
 
 
-def _trace_symbolic(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weights: Sequence[int],
-                    decompositions: Mapping[Any, Any]) -> tuple[torch.fx.GraphModule, tuple[int, ...]]:
-    """:func:`trace_to_aten` for a graph with symbolic sizes, through AOT autograd's export on
-    the fake values dynamo recorded, so sizes stay symbols of dynamo's own shape environment. The
-    export refuses graphs that write their inputs: the writes are found first by a fake run, and
-    made to clones whose final values become extra outputs."""
+def _trace_with_aot(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weights: Sequence[int],
+                    decompositions: Mapping[Any, Any], *, symbolic: bool
+                    ) -> tuple[torch.fx.GraphModule, tuple[int, ...]]:
+    """:func:`trace_to_aten` through AOT autograd's export: for a graph with symbolic sizes (on
+    the fake values dynamo recorded, so sizes stay symbols of dynamo's own shape environment),
+    and for what the one-pass trace leaves in place. The export refuses graphs that write their
+    inputs: the writes are found first by a fake run, and made to clones whose final values
+    become extra outputs."""
     # a size read with int() would add a guard specialising it: run on the example values
     hinted = [int(a.node.hint) if isinstance(a, torch.SymInt) else a for a in example_inputs]
     mutated = mutated_input_indices(gm, hinted)
     frozen = [i for i in weights if i not in mutated]
-    traced = [n.meta["example_value"] for n in gm.graph.nodes if n.op == "placeholder"]
+    if symbolic:
+        traced = [n.meta["example_value"] for n in gm.graph.nodes if n.op == "placeholder"]
+    else:
+        traced = list(example_inputs)
     tensor_slots = [i for i, x in enumerate(traced) if isinstance(x, torch.Tensor)]
     fixed = {i: x for i, x in enumerate(traced) if not isinstance(x, torch.Tensor)}
 
