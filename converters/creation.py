@@ -261,7 +261,7 @@ def _triangle_supported(node, settings) -> bool:
     source = val(node.args[0])
     return (isinstance(source, torch.Tensor) and source.dim() >= 2
             and isinstance(arg(node, 1, "diagonal", 0), int) and source.dtype in _ANY
-            and val(node).dtype in _ANY and nonempty(node))
+            and val(node).dtype in _ANY and nonempty(node) and sizes_compile(source.shape[-2:]))
 
 
 # -- lift_fresh_copy -------------------------------------------------------------------------

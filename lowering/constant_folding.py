@@ -43,20 +43,26 @@ _EMPTY = frozenset({
 })
 
 
+def _static(value: object) -> bool:
+    return isinstance(value, torch.Tensor) and all(isinstance(d, int) for d in value.shape)
+
+
 def _metadata_source(node: torch.fx.Node) -> torch.fx.Node | None:
-    """The input whose metadata alone ``node`` reads, when its shape is static."""
+    """The input whose metadata alone ``node`` reads, when ``node``'s result has a static shape
+    (``x.new_zeros(4)`` of an ``x`` with a dynamic batch has)."""
     if node.target not in _METADATA_ONLY or not node.args or not isinstance(node.args[0], torch.fx.Node):
         return None
-    source = node.args[0]
-    value = source.meta.get("val")
-    if not isinstance(value, torch.Tensor) or not all(isinstance(d, int) for d in value.shape):
+    if not _static(node.meta.get("val")) or not isinstance(node.args[0].meta.get("val"), torch.Tensor):
         return None
-    return source
+    return node.args[0]
 
 
 def _stand_in(source: torch.fx.Node) -> torch.Tensor:
-    """A tensor with ``source``'s metadata (shape, strides, dtype, device), its values zeros."""
+    """A tensor with ``source``'s dtype and device, and its shape and strides where they are
+    static (a ``new_*`` op, the one kind folded from a dynamic input, reads neither)."""
     value = source.meta["val"]
+    if not _static(value):
+        return torch.zeros(0, dtype=value.dtype, device=value.device)
     return torch.empty_strided(tuple(value.shape), tuple(value.stride()), dtype=value.dtype,
                                device=value.device).zero_()
 
