@@ -1,6 +1,7 @@
 """Built-in converters for random ops, through TensorRT's FILL layer (RANDOM_UNIFORM and
 RANDOM_NORMAL): rand, randn, randint, their ``_like`` forms, bernoulli, uniform, normal and
-dropout in training mode.
+dropout in training mode (``native_dropout``, and ``dropout`` as tracers that keep composite
+ops give it; both after the identity forms of :mod:`plugtrt.converters.inference` decline).
 
 Each op draws from the same distribution as torch's: ``U[low, high)`` for rand and uniform,
 ``N(mean, std)`` for randn and normal, the integers ``low .. high - 1`` with equal chances for
@@ -200,7 +201,7 @@ def _native_dropout(ctx, node, args, kwargs):
     """Training-mode dropout: keep each element with chance ``1 - p`` and scale it by
     ``1 / (1 - p)``; the mask says which were kept."""
     x = args[0]
-    out = tuple(val(node)[0].shape)
+    out = tuple(val(node.args[0]).shape)
     p = float(arg(node, 1, "p"))
     keep = _below(ctx, node, out, 1.0 - p)
     dtype = ctx.dtype(x)
@@ -211,10 +212,18 @@ def _native_dropout(ctx, node, args, kwargs):
     return result, keep
 
 
+def _dropout(ctx, node, args, kwargs):
+    """dropout.default in training mode (from tracers that keep the composite op): the result
+    of native_dropout alone."""
+    return _native_dropout(ctx, node, args, kwargs)[0]
+
+
 def _native_dropout_supported(node, settings) -> bool:
     x = val(node.args[0])
     p = arg(node, 1, "p")
     train = arg(node, 2, "train")
+    if node.target is aten.dropout.default and train is not True:
+        return False
     return (train is not False and isinstance(p, (int, float)) and 0 < p < 1
             and isinstance(x, torch.Tensor) and x.dtype in FLOATS and nonempty(node)
             and _sizes_compile(x.shape))
@@ -255,4 +264,7 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     # after the identity form (plugtrt.converters.inference) declines: p > 0 in training mode
     yield ConverterSpec(name="builtin.native_dropout.train", target=aten.native_dropout.default,
                         convert=_native_dropout, is_supported=_native_dropout_supported,
+                        priority=-1, supports_dynamic_shapes=True)
+    yield ConverterSpec(name="builtin.dropout.train", target=aten.dropout.default,
+                        convert=_dropout, is_supported=_native_dropout_supported,
                         priority=-1, supports_dynamic_shapes=True)

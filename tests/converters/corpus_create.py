@@ -38,6 +38,10 @@ def _corpus_feature_alpha_dropout(t):
     return aten.feature_alpha_dropout.default(t, 0.5, False)
 
 
+def _corpus_dropout_train(t):
+    return aten.mul.Scalar(aten.dropout.default(t, 0.5, True), 0.0)
+
+
 def _defined(t):
     """A tensor of undefined values (empty's) reduced to what is defined: its shape."""
     return aten.ones_like.default(t)
@@ -91,4 +95,5 @@ CORPUS = [
     (lambda t: aten.mul.Scalar(aten.normal.float_Tensor(0.5, t), 0.0), (x(2, 3, positive=True),)),
     (lambda t: aten.mul.Scalar(aten.normal.Tensor_Tensor(t, t), 0.0), (x(2, 3, positive=True),)),
     (lambda t: aten.mul.Scalar(aten.native_dropout.default(t, 0.5, True)[0], 0.0), (x(2, 3),)),
+    (_corpus_dropout_train, (x(2, 3),)),
 ]

@@ -224,16 +224,31 @@ def test_native_dropout_not_training_is_identity_with_a_mask_of_ones(shape, dtyp
     assert run.outputs[1].all()
 
 
+DECLINED = {  # name -> (fn, the op that must stay in PyTorch)
+    "arange_float64": (lambda x: x + torch.arange(0, x.shape[0] * 0.5, 0.5, dtype=torch.float64
+                                                  ).to(x.dtype)[: x.shape[0]].reshape(-1, 1),
+                       "aten.arange.start_step"),
+    "full_float64": (lambda x: x + torch.full((x.shape[0], 1), 0.5, dtype=torch.float64).to(x.dtype),
+                     "aten.full.default"),
+    "zeros_like_float64": (lambda x: x + torch.zeros_like(x, dtype=torch.float64).to(x.dtype),
+                           "aten.zeros_like.default"),
+    "tril_float64": (lambda x: torch.tril(x.double(), 1).to(x.dtype), "aten.tril.default"),
+    "eye_float64": (lambda x: x + torch.eye(x.shape[0], x.shape[1], dtype=torch.float64).to(x.dtype),
+                    "aten.eye.m"),
+}
+
+
 @settings(**FAST)
-@given(shape=shapes(1, 3), dtype=st.sampled_from(DTYPES[:-1]), seed=seeds)
-def test_declined_cases_run_in_pytorch(shape, dtype, seed):
-    """A generator-free op the converters decline (arange with a float step into an int dtype;
-    tril of a 1-D tensor is an error in torch, so a dropout in training mode) stays in PyTorch."""
-    x = tensor(shape, dtype, seed)
-    run = assert_converts(lambda x: x + torch.arange(0, x.shape[0] * 0.5, 0.5, dtype=torch.float64
-                                                     ).to(x.dtype)[: x.shape[0]].reshape(-1, *[1] * (x.dim() - 1)),
-                          [x], engines=None, pytorch_ops=None, registry=unfolded())
-    assert "aten.arange.start_step" in run.pytorch_ops
+@given(name=st.sampled_from(sorted(DECLINED)), rows=st.integers(2, 5), cols=st.integers(1, 4),
+       dtype=st.sampled_from([torch.float32, torch.int32]), dynamic=st.booleans(), seed=seeds)
+def test_declined_cases_run_in_pytorch(name, rows, cols, dtype, dynamic, seed):
+    """float64 results (without truncate_long_and_double) are declined: they stay in PyTorch,
+    next to the engines, and the result still equals eager."""
+    fn, op = DECLINED[name]
+    x = tensor((rows, cols), dtype, seed)
+    run = assert_converts(fn, [x], engines=None, pytorch_ops=None, registry=unfolded(),
+                          dynamic=_dynamic((rows,), dynamic))
+    assert op in run.pytorch_ops
 
 
 def test_lift_fresh_copy_converts():

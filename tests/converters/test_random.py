@@ -68,20 +68,22 @@ def test_registers_through_a_fresh_manager():
             "builtin.randint_like.low_dtype", "builtin.bernoulli", "builtin.bernoulli.p",
             "builtin.uniform", "builtin.normal_functional", "builtin.normal.tensor_float",
             "builtin.normal.float_tensor", "builtin.normal.tensor_tensor", "builtin.normal.float_float",
-            "builtin.native_dropout.train"} <= converter_names(random_converters)
+            "builtin.native_dropout.train", "builtin.dropout.train"} <= converter_names(random_converters)
 
 
 @settings(**FAST)
 @given(form=st.sampled_from(["rand", "rand_like", "uniform"]), dtype=st.sampled_from(FLOATS),
        bounds=st.sampled_from([(0.0, 1.0), (-2.0, 3.0), (5.0, 5.5), (-100.0, -10.0)]),
-       rows=st.integers(24, 40), dynamic=st.booleans(), seed=seeds)
-def test_uniform_draws(form, dtype, bounds, rows, dynamic, seed):
+       rows=st.integers(24, 40), precision=st.sampled_from([torch.float32, torch.float16]),
+       dynamic=st.booleans(), seed=seeds)
+def test_uniform_draws(form, dtype, bounds, rows, precision, dynamic, seed):
     low, high = (0.0, 1.0) if form != "uniform" else bounds
     x = tensor((rows, COLUMNS), dtype, seed)
     fn = {"rand": lambda x: torch.rand(x.shape[0], COLUMNS, dtype=dtype) + x * 0,
           "rand_like": lambda x: torch.rand_like(x),
           "uniform": lambda x: torch.empty_like(x).uniform_(low, high)}[form]
-    check_uniform(sample(fn, [x], dynamic=_dynamic(dynamic)), low, high, dtype)
+    worst = torch.float16 if precision == torch.float16 and dtype == torch.float32 else dtype
+    check_uniform(sample(fn, [x], {"precision": precision}, dynamic=_dynamic(dynamic)), low, high, worst)
 
 
 @settings(**FAST)
@@ -173,6 +175,15 @@ def test_native_dropout_mask_marks_what_was_kept():
     x = tensor((32, COLUMNS), torch.float32, 0, nonzero=True)
     out, mask = sample(lambda x: torch.ops.aten.native_dropout.default(x, 0.3, True), [x])
     assert torch.equal(out != 0, mask.bool())
+
+
+def test_composite_dropout_in_training_mode_converts():
+    """aten.dropout.default(train=True), as pre-dispatch tracers keep it (the corpus traces so)."""
+    from .corpus import CORPUS, run_entry
+    index = next(i for i, (fn, _) in enumerate(CORPUS)
+                 if getattr(fn, "__name__", "") == "_corpus_dropout_train")
+    result = run_entry(index)
+    assert "builtin.dropout.train" in result.converters
 
 
 @settings(**FAST)
