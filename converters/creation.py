@@ -51,14 +51,14 @@ _CONSTANT_LIMIT = 1 << 12
 """Static results up to this many elements are one constant of their final shape; larger ones
 are a one-element constant broadcast by a stride-0 slice, so the network holds no big weights."""
 
-# target -> the fill value (a number), or the index of the argument holding it (a str key)
+# target -> the fill value (a number), or (position, keyword) of the argument holding it
 _FILLS: dict = {
     aten.zeros.default: 0, aten.ones.default: 1, aten.empty.memory_format: 0,
     aten.empty_strided.default: 0, aten.zeros_like.default: 0, aten.ones_like.default: 1,
     aten.empty_like.default: 0, aten.new_zeros.default: 0, aten.new_ones.default: 1,
     aten.new_empty.default: 0, aten.new_empty_strided.default: 0, aten.zero.default: 0,
-    aten.full.default: ("arg", 1, "fill_value"), aten.full_like.default: ("arg", 1, "fill_value"),
-    aten.new_full.default: ("arg", 2, "fill_value"), aten.fill.Scalar: ("arg", 1, "value"),
+    aten.full.default: (1, "fill_value"), aten.full_like.default: (1, "fill_value"),
+    aten.new_full.default: (2, "fill_value"), aten.fill.Scalar: (1, "value"),
 }
 
 
@@ -118,13 +118,13 @@ def _made(node: torch.fx.Node) -> bool:
 # -- full, zeros, ones, empty and their _like / new_ forms, fill, zero -----------------------
 def _fill(ctx, node, args, kwargs):
     how = _FILLS[node.target]
-    value = how if not isinstance(how, tuple) else arg(node, how[1], how[2])
+    value = how if not isinstance(how, tuple) else arg(node, *how)
     return _filled(ctx, node, value)
 
 
 def _fill_supported(node, settings) -> bool:
     how = _FILLS[node.target]
-    if isinstance(how, tuple) and not _is_number(arg(node, how[1], how[2])):
+    if isinstance(how, tuple) and not _is_number(arg(node, *how)):
         return False
     return _made(node)
 
@@ -199,6 +199,8 @@ def _arange_supported(node, settings) -> bool:
 
 
 def _linspace(ctx, node, args, kwargs):
+    """One constant, as torch computes it. No dynamic form: dynamo specialises a size passed as
+    ``steps`` (its values depend on it, not only its shape), so ``steps`` is always an int here."""
     out = val(node)
     start, end, steps = node.args[0], node.args[1], node.args[2]
     values = torch.linspace(start, end, steps, dtype=out.dtype)
@@ -208,6 +210,11 @@ def _linspace(ctx, node, args, kwargs):
 def _linspace_supported(node, settings) -> bool:
     return (len(node.args) >= 3 and all(_is_number(a) for a in node.args[:3])
             and not is_dynamic(val(node).shape) and val(node).dtype in NUMERIC and _made(node))
+
+
+def _eye_supported(node, settings) -> bool:
+    """eye: sizes are its arguments (ints or symbolic sizes), checked through the result."""
+    return _made(node)
 
 
 def _eye(ctx, node, args, kwargs):
@@ -291,9 +298,9 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.linspace", target=aten.linspace.default, convert=_linspace,
                         is_supported=_linspace_supported)
     yield ConverterSpec(name="builtin.eye", target=aten.eye.default, convert=_eye,
-                        is_supported=_fill_supported_any, supports_dynamic_shapes=True)
+                        is_supported=_eye_supported, supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.eye.m", target=aten.eye.m, convert=_eye,
-                        is_supported=_fill_supported_any, supports_dynamic_shapes=True)
+                        is_supported=_eye_supported, supports_dynamic_shapes=True)
     for target in (aten.tril.default, aten.triu.default):
         yield ConverterSpec(name=f"builtin.{target._opname}", target=target, convert=_triangle,
                             is_supported=_triangle_supported, supports_dynamic_shapes=True)
@@ -301,7 +308,3 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
                         convert=_identity, is_supported=_identity_supported,
                         supports_dynamic_shapes=True)
 
-
-def _fill_supported_any(node, settings) -> bool:
-    """eye: sizes are its arguments (ints or symbolic sizes), checked through the result."""
-    return _made(node)
