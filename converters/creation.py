@@ -108,10 +108,17 @@ def _plain_kwargs(node: torch.fx.Node) -> bool:
     return (layout in (None, torch.strided) and node.kwargs.get("generator") is None)
 
 
-def _made(node: torch.fx.Node) -> bool:
+def _holds(dtype: torch.dtype, settings, allowed=_ANY) -> bool:
+    """``dtype`` is one of ``allowed``, or float64 where ``truncate_long_and_double`` makes it a
+    float inside the engine."""
+    return dtype in allowed or (dtype == torch.float64 and bool(allowed & FLOATS)
+                                and getattr(settings, "truncate_long_and_double", False))
+
+
+def _made(node: torch.fx.Node, settings, allowed=_ANY) -> bool:
     """A tensor result of a dtype the engine holds, with elements, sizes it can compute."""
     out = val(node)
-    return (isinstance(out, torch.Tensor) and out.dtype in _ANY and _plain_kwargs(node)
+    return (isinstance(out, torch.Tensor) and _holds(out.dtype, settings, allowed) and _plain_kwargs(node)
             and (is_dynamic(out.shape) or out.numel() > 0) and sizes_compile(out.shape))
 
 
@@ -126,7 +133,7 @@ def _fill_supported(node, settings) -> bool:
     how = _FILLS[node.target]
     if isinstance(how, tuple) and not _is_number(arg(node, *how)):
         return False
-    return _made(node)
+    return _made(node, settings)
 
 
 def _fill_tensor(ctx, node, args, kwargs):
@@ -140,8 +147,8 @@ def _fill_tensor(ctx, node, args, kwargs):
 
 def _fill_tensor_supported(node, settings) -> bool:
     value = val(node.args[1])
-    return (isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype in _ANY
-            and _made(node) and nonempty(node))
+    return (isinstance(value, torch.Tensor) and value.dim() == 0 and _holds(value.dtype, settings)
+            and _made(node, settings) and nonempty(node))
 
 
 # -- arange, linspace, eye --------------------------------------------------------------------
@@ -188,14 +195,14 @@ def _arange(ctx, node, args, kwargs):
 def _arange_supported(node, settings) -> bool:
     out = val(node)
     start, end, step = _arange_args(node)
-    if not (_is_number(start) and _is_number(step) and step != 0 and _made(node)):
+    if not (_is_number(start) and _is_number(step) and step != 0 and _made(node, settings, NUMERIC)):
         return False
-    if out.dtype not in NUMERIC or not isinstance(end, (int, float, torch.fx.Node)):
+    if not isinstance(end, (int, float, torch.fx.Node)):
         return False
     if isinstance(end, torch.fx.Node) and not isinstance(val(end), torch.SymInt):
         return False
     # integer results take integer start and step (TensorRT fills them in the integer type)
-    return out.dtype in FLOATS or (float(start).is_integer() and float(step).is_integer())
+    return out.dtype.is_floating_point or (float(start).is_integer() and float(step).is_integer())
 
 
 def _linspace(ctx, node, args, kwargs):
@@ -209,12 +216,12 @@ def _linspace(ctx, node, args, kwargs):
 
 def _linspace_supported(node, settings) -> bool:
     return (len(node.args) >= 3 and all(_is_number(a) for a in node.args[:3])
-            and not is_dynamic(val(node).shape) and val(node).dtype in NUMERIC and _made(node))
+            and not is_dynamic(val(node).shape) and _made(node, settings, NUMERIC))
 
 
 def _eye_supported(node, settings) -> bool:
     """eye: sizes are its arguments (ints or symbolic sizes), checked through the result."""
-    return _made(node)
+    return _made(node, settings)
 
 
 def _eye(ctx, node, args, kwargs):

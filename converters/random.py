@@ -58,9 +58,14 @@ def _out(node):
     return out, tuple(out.shape)
 
 
-def _sized_ok(node, allowed=FLOATS) -> bool:
+def _sized_ok(node, settings, allowed=FLOATS) -> bool:
+    """A result of ``allowed`` dtypes (float64 too where ``truncate_long_and_double`` makes it
+    float32), no generator, strided, with elements and sizes the engine can compute."""
     out = val(node)
-    return (isinstance(out, torch.Tensor) and out.dtype in allowed and node.kwargs.get("generator") is None
+    truncated = out.dtype == torch.float64 and getattr(settings, "truncate_long_and_double", False) \
+        if isinstance(out, torch.Tensor) else False
+    return (isinstance(out, torch.Tensor) and (out.dtype in allowed or truncated)
+            and node.kwargs.get("generator") is None
             and node.kwargs.get("layout") in (None, torch.strided)
             and (is_dynamic(out.shape) or out.numel() > 0) and _sizes_compile(out.shape))
 
@@ -91,7 +96,7 @@ def _numbers(*positions):
     def check(node, settings) -> bool:
         values = [arg(node, i, name, default) for i, name, default in positions]
         return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) \
-            and _sized_ok(node)
+            and _sized_ok(node, settings)
     return check
 
 
@@ -130,7 +135,7 @@ def _normal_tensor_supported(node, settings) -> bool:
                 return False
         elif not isinstance(value, (int, float)) or isinstance(value, bool):
             return False
-    return _sized_ok(node) and nonempty(node)
+    return _sized_ok(node, settings) and nonempty(node)
 
 
 # -- randint --------------------------------------------------------------------------------------
@@ -158,7 +163,7 @@ def _randint_supported(node, settings) -> bool:
     low, high = _randint_bounds(node)
     return (isinstance(low, int) and isinstance(high, int) and not isinstance(low, bool)
             and low < high and high - low <= _EXACT_FLOAT_INTS
-            and max(abs(low), abs(high)) <= _EXACT_FLOAT_INTS and _sized_ok(node, NUMERIC))
+            and max(abs(low), abs(high)) <= _EXACT_FLOAT_INTS and _sized_ok(node, settings, NUMERIC))
 
 
 # -- bernoulli, dropout -------------------------------------------------------------------------------
@@ -194,7 +199,7 @@ def _bernoulli_supported(node, settings) -> bool:
             return False
     elif not (isinstance(val(node.args[0]), torch.Tensor) and val(node.args[0]).dtype in FLOATS):
         return False
-    return _sized_ok(node, NUMERIC | {torch.bool}) and nonempty(node)
+    return _sized_ok(node, settings, NUMERIC | {torch.bool}) and nonempty(node)
 
 
 def _native_dropout(ctx, node, args, kwargs):

@@ -257,3 +257,24 @@ def test_lift_fresh_copy_converts():
     result = run_entry(index)
     assert "builtin.lift_fresh_copy" in result.converters
     torch.testing.assert_close(result.outputs[0], result.expected[0])
+
+
+TRUNCATED = {
+    "arange": lambda x: torch.arange(x.shape[0]) * 3,
+    "zeros_like_int64": lambda x: torch.zeros_like(x, dtype=torch.int64) + 2,
+    "full_float64": lambda x: torch.full((x.shape[0], 2), 0.375, dtype=torch.float64),
+    "ones_float64": lambda x: torch.ones(x.shape[0], dtype=torch.float64) * 2,
+    "eye_float64": lambda x: torch.eye(x.shape[0], 3, dtype=torch.float64),
+}
+
+
+@settings(**FAST)
+@given(name=st.sampled_from(sorted(TRUNCATED)), rows=st.integers(2, 6), dynamic=st.booleans(), seed=seeds)
+def test_int64_and_float64_results_under_truncate_long_and_double(name, rows, dynamic, seed):
+    """int64 and float64 results are made in int32 and float32 inside the engine and come back
+    in the model's dtypes."""
+    x = tensor((rows, 3), torch.float32, seed)
+    fn = TRUNCATED[name]
+    assert_converts(lambda x: (fn(x), x.sum(1)), [x],
+                    {**FULL, "truncate_long_and_double": True}, registry=unfolded(),
+                    dynamic=_dynamic((rows,), dynamic))

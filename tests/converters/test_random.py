@@ -201,3 +201,21 @@ def test_declined_cases_stay_in_pytorch(case, seed):
     assert run.outputs.shape == run.expected.shape and run.outputs.dtype == run.expected.dtype
     if op is not None:
         assert op in run.pytorch_ops
+
+
+@settings(**FAST)
+@given(form=st.sampled_from(["rand", "randn", "randint"]), rows=st.integers(24, 40), seed=seeds)
+def test_float64_and_int64_draws_under_truncate_long_and_double(form, rows, seed):
+    """float64 and int64 results are drawn in float32 (int32) inside the engine and come back
+    in the model's dtypes."""
+    x = tensor((rows, COLUMNS), torch.float32, seed)
+    fns = {"rand": lambda x: torch.rand(x.shape[0], COLUMNS, dtype=torch.float64) + x * 0,
+           "randn": lambda x: torch.randn(x.shape[0], COLUMNS, dtype=torch.float64) + x * 0,
+           "randint": lambda x: torch.randint(-3, 4, (x.shape[0], COLUMNS)) + x.long() * 0}
+    values = sample(fns[form], [x], {"truncate_long_and_double": True})
+    if form == "rand":
+        check_uniform(values, 0.0, 1.0, torch.float32)
+    elif form == "randn":
+        check_normal(values, 0.0, 1.0, torch.float32)
+    else:
+        assert set(values.unique().tolist()) == set(range(-3, 4))
