@@ -7,6 +7,14 @@ engine instead of PyTorch blocks between engines. What depends only on frozen we
 network holds one constant of the final shape and dtype instead of a constant and the layers
 that transform it; the folded tensors are recomputed whenever the model's weights change
 (the backend re-traces then). A bare weight stays shared with the model.
+
+Ops that read only the *metadata* of an input (its shape, dtype and device: ``zeros_like(x)``,
+``x.new_zeros(...)``, ``x.new_full(...)``) count as input-free when that input's shape is
+static, so they fold too, with everything computed from them alone (the shifted-window
+attention mask swin builds from ``x.new_zeros`` and slice assignments). With symbolic sizes
+they stay, and their converters compute the sizes as shape tensors inside the engine. ``empty``
+and its forms fold to zeros (torch leaves their values undefined; zeros keep the folded
+constants, and so the engine cache key, deterministic).
 """
 from __future__ import annotations
 
@@ -22,11 +30,48 @@ from plugtrt.records import LoweringPassSpec
 _FOLDED_PREFIX = "_folded_"
 _MAX_ELEMENTS = 1 << 24  # a larger constant costs more memory than recomputing it saves
 
+aten = torch.ops.aten
+_METADATA_ONLY = frozenset({
+    aten.zeros_like.default, aten.ones_like.default, aten.full_like.default,
+    aten.empty_like.default, aten.new_zeros.default, aten.new_ones.default,
+    aten.new_full.default, aten.new_empty.default, aten.new_empty_strided.default,
+})
+"""Ops whose result depends on their first argument's shape, dtype and device only."""
+_EMPTY = frozenset({
+    aten.empty.memory_format, aten.empty_strided.default, aten.empty_like.default,
+    aten.new_empty.default, aten.new_empty_strided.default,
+})
+
+
+def _static(value: object) -> bool:
+    return isinstance(value, torch.Tensor) and all(isinstance(d, int) for d in value.shape)
+
+
+def _metadata_source(node: torch.fx.Node) -> torch.fx.Node | None:
+    """The input whose metadata alone ``node`` reads, when ``node``'s result has a static shape
+    (``x.new_zeros(4)`` of an ``x`` with a dynamic batch has)."""
+    if node.target not in _METADATA_ONLY or not node.args or not isinstance(node.args[0], torch.fx.Node):
+        return None
+    if not _static(node.meta.get("val")) or not isinstance(node.args[0].meta.get("val"), torch.Tensor):
+        return None
+    return node.args[0]
+
+
+def _stand_in(source: torch.fx.Node) -> torch.Tensor:
+    """A tensor with ``source``'s dtype and device, and its shape and strides where they are
+    static (a ``new_*`` op, the one kind folded from a dynamic input, reads neither)."""
+    value = source.meta["val"]
+    if not _static(value):
+        return torch.zeros(0, dtype=value.dtype, device=value.device)
+    return torch.empty_strided(tuple(value.shape), tuple(value.stride()), dtype=value.dtype,
+                               device=value.device).zero_()
+
 
 def _foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
     if node.op != "call_function" or node.is_impure():
         return False
-    if any(arg not in constant for arg in node.all_input_nodes):
+    metadata = _metadata_source(node)
+    if any(arg not in constant and arg is not metadata for arg in node.all_input_nodes):
         return False
     tag = getattr(node.target, "tags", ())
     if torch.Tag.nondeterministic_seeded in tag:
@@ -48,8 +93,11 @@ def fold_constants(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
     for node in gm.graph.nodes:
         if node not in constant:
             continue
-        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
+        args, kwargs = torch.fx.node.map_arg(
+            (node.args, node.kwargs), lambda n: env[n] if n in env else _stand_in(n))
         env[node] = node.target(*args, **kwargs)
+        if node.target in _EMPTY:
+            env[node] = env[node].zero_()
         if all(user in constant for user in node.users):
             continue  # an intermediate: only the subgraph's results become constants
         name = f"{_FOLDED_PREFIX}{len([n for n in gm.graph.nodes if n.op == 'get_attr'])}"
