@@ -24,10 +24,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-import sympy
 import torch
 import torch.fx
-from torch.utils._sympy.functions import CeilDiv, FloorDiv, Max, Min, Mod, PythonMod
 
 from plugtrt.conversion import (
     FLOATS,
@@ -39,6 +37,7 @@ from plugtrt.conversion import (
     lift_rank,
     nonempty,
     shape_tensor,
+    sizes_computable,
     slice_to,
     val,
 )
@@ -66,17 +65,6 @@ _FILLS: dict = {
 def _staged(dtype: torch.dtype) -> torch.dtype:
     """The dtype a torch constant is built in: bfloat16 goes through float32 (numpy has none)."""
     return torch.float32 if dtype == torch.bfloat16 else dtype
-
-
-def sizes_compile(shape) -> bool:
-    """Every symbolic size of ``shape`` is an expression the shape-tensor helpers can compute."""
-    def ok(expr) -> bool:
-        if expr.is_Integer or isinstance(expr, sympy.Symbol):
-            return True
-        if isinstance(expr, (sympy.Add, sympy.Mul, FloorDiv, CeilDiv, Max, Min, Mod, PythonMod)):
-            return all(ok(a) for a in expr.args)
-        return False
-    return all(ok(d.node.expr) for d in shape if isinstance(d, torch.SymInt))
 
 
 def broadcast(ctx, x, shape, node: torch.fx.Node):
@@ -119,7 +107,7 @@ def _made(node: torch.fx.Node, settings, allowed=_ANY) -> bool:
     """A tensor result of a dtype the engine holds, with elements, sizes it can compute."""
     out = val(node)
     return (isinstance(out, torch.Tensor) and _holds(out.dtype, settings, allowed) and _plain_kwargs(node)
-            and (is_dynamic(out.shape) or out.numel() > 0) and sizes_compile(out.shape))
+            and (is_dynamic(out.shape) or out.numel() > 0) and sizes_computable(out.shape))
 
 
 # -- full, zeros, ones, empty and their _like / new_ forms, fill, zero -----------------------
@@ -275,7 +263,7 @@ def _triangle_supported(node, settings) -> bool:
     source = val(node.args[0])
     return (isinstance(source, torch.Tensor) and source.dim() >= 2
             and isinstance(arg(node, 1, "diagonal", 0), int) and source.dtype in _ANY
-            and val(node).dtype in _ANY and nonempty(node) and sizes_compile(source.shape[-2:]))
+            and val(node).dtype in _ANY and nonempty(node) and sizes_computable(source.shape[-2:]))
 
 
 # -- lift_fresh_copy -------------------------------------------------------------------------

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import sympy
 import torch
 import torch.fx
-from torch.utils._sympy.functions import CeilDiv, FloorDiv, Max, Min, Mod, PythonMod
 
 from plugtrt.conversion import (
     FLOATS,
@@ -30,6 +28,7 @@ from plugtrt.conversion import (
     is_dynamic,
     nonempty,
     shape_tensor,
+    sizes_computable,
     unary,
     val,
 )
@@ -67,19 +66,7 @@ def _sized_ok(node, settings, allowed=FLOATS) -> bool:
     return (isinstance(out, torch.Tensor) and (out.dtype in allowed or truncated)
             and node.kwargs.get("generator") is None
             and node.kwargs.get("layout") in (None, torch.strided)
-            and (is_dynamic(out.shape) or out.numel() > 0) and _sizes_compile(out.shape))
-
-
-def _sizes_compile(shape) -> bool:
-    """Every symbolic size is an expression the shape-tensor helpers compute (as in
-    :mod:`plugtrt.converters.creation`; converter modules do not import each other)."""
-    def ok(expr) -> bool:
-        if expr.is_Integer or isinstance(expr, sympy.Symbol):
-            return True
-        if isinstance(expr, (sympy.Add, sympy.Mul, FloorDiv, CeilDiv, Max, Min, Mod, PythonMod)):
-            return all(ok(a) for a in expr.args)
-        return False
-    return all(ok(d.node.expr) for d in shape if isinstance(d, torch.SymInt))
+            and (is_dynamic(out.shape) or out.numel() > 0) and sizes_computable(out.shape))
 
 
 # -- rand, randn, uniform, normal ---------------------------------------------------------------
@@ -231,7 +218,7 @@ def _native_dropout_supported(node, settings) -> bool:
         return False
     return (train is not False and isinstance(p, (int, float)) and 0 < p < 1
             and isinstance(x, torch.Tensor) and x.dtype in FLOATS and nonempty(node)
-            and _sizes_compile(x.shape))
+            and sizes_computable(x.shape))
 
 
 @hookimpl

@@ -62,6 +62,7 @@ from plugtrt.shapes import (  # noqa: F401  (part of this public API)
     reshape_to,
     shape_tensor,
     size_tensor,
+    sizes_computable,
     slice_to,
     static_dims,
 )

@@ -89,6 +89,18 @@ def shape_tensor(ctx: Any, shape: Sequence[Any], node: torch.fx.Node | None = No
 
 
 _BINARY = {FloorDiv: "FLOOR_DIV", Max: "MAX", Min: "MIN"}
+_COMPILABLE = (sympy.Add, sympy.Mul, FloorDiv, CeilDiv, Max, Min, Mod, PythonMod)
+"""The size expressions :func:`size_tensor` turns into layers (with integers and symbols)."""
+
+
+def sizes_computable(shape: Sequence[Any]) -> bool:
+    """Every symbolic size of ``shape`` is an expression :func:`size_tensor` can build, so a
+    validator can accept the node knowing its sizes will not fail the conversion."""
+    def ok(expr: sympy.Expr) -> bool:
+        if expr.is_Integer or isinstance(expr, sympy.Symbol):
+            return True
+        return isinstance(expr, _COMPILABLE) and all(ok(a) for a in expr.args)
+    return all(ok(d.node.expr) for d in shape if isinstance(d, torch.SymInt))
 
 
 def _compile(ctx: Any, expr: sympy.Expr, node: torch.fx.Node | None) -> Any:
