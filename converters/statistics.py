@@ -5,8 +5,8 @@
 Everything accumulates in float32 (``ctx.upcast``) whatever the engine's precision and is cast
 to the result's engine dtype at the end. The variance is two-pass, ``sum((x - mean)^2) /
 (N - correction)``, as torch computes it (no ``E[x^2] - E[x]^2`` cancellation). ``N`` is a
-conversion-time constant, so the reduced dims must be static (the others may be dynamic); a
-divisor of 0 or less gives inf/NaN as in torch.
+conversion-time constant, so the reduced dims must be static (the others may be dynamic); as in
+torch the divisor is ``max(0, N - correction)``, so too large a correction gives inf/NaN.
 
 Norms: ord 2 is ``sqrt(sum(x*x))``, 1 ``sum(|x|)``, inf/-inf ``max/min(|x|)``, 0 the count of
 nonzeros, any other p ``sum(|x|^p)^(1/p)`` (no rescaling by the max: torch does none either).
@@ -46,7 +46,8 @@ def _moments(ctx, node, x, dims, correction, keepdim):
     centred = elementwise(ctx, work, mean, "SUB", node, torch.float32, "centre")
     squares = elementwise(ctx, centred, centred, "PROD", node, torch.float32, "square")
     total = reduce(ctx, squares, "SUM", dims, keepdim, node, "sum_squares")
-    var = elementwise(ctx, total, float(count - correction), "DIV", node, torch.float32, "var")
+    divisor = float(max(0, count - correction))  # torch clamps: 0/0 is NaN, more is inf
+    var = elementwise(ctx, total, divisor, "DIV", node, torch.float32, "var")
     return var, mean
 
 
