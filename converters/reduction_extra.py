@@ -8,8 +8,9 @@ products accumulate in the result's dtype (int64: torch widens int32 and bool).
 
 Indices (``argmax``, ``max.dim`` ...) are exactly torch's: the FIRST position holding the
 extreme. TensorRT's TopK layer does not document which of several equal values it reports, so
-indices are computed as ``min(where(x == extreme, iota, n))`` over the dim, with ``iota`` a
-constant: the reduced dim must be static (other dims may be dynamic). NaN is not an extreme
+indices are computed as ``min(where(x == extreme, iota, int32 max))`` over the dim, with
+``iota`` a constant, or a LINSPACE fill where the reduced dim is dynamic; argmax/argmin over the
+whole (flattened) tensor need a static shape. NaN is not an extreme
 here as it is in torch (whose ``max`` propagates NaN): inputs with NaN give TensorRT's answer.
 
 TensorRT's Reduce and TopK layers take no bool tensors: bools are reduced as int32.
@@ -24,9 +25,10 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import FLOATS, INTS, NUMERIC, aten, arg, elementwise, get, norm_dim, \
-    out_dtype, reduce, typed, unary, val
+    out_dtype, reduce, shape_tensor, typed, unary, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
+from plugtrt.trt_adapter import trt
 
 _IN = NUMERIC | {torch.bool}
 
@@ -90,10 +92,21 @@ def _prod(all_dims: bool):
 
 
 # -- extremes and their indices ----------------------------------------------------------
-def _iota(ctx, n: int, axis: int, rank: int, node):
+def _iota(ctx, n, axis: int, rank: int, node):
+    """int32 positions ``0..n-1`` along ``axis``, unit dims elsewhere: a constant for a static
+    ``n``, a LINSPACE fill shaped by the symbolic size otherwise."""
     shape = [1] * rank
     shape[axis] = n
-    return ctx.constant(torch.arange(n, dtype=torch.int32).reshape(shape), node, dtype=torch.int32)
+    if isinstance(n, int):
+        return ctx.constant(torch.arange(n, dtype=torch.int32).reshape(shape), node,
+                            dtype=torch.int32)
+    layer = ctx.network.add_fill((1,) * rank, trt.FillOperation.LINSPACE, trt.int32)
+    layer.set_input(0, shape_tensor(ctx, shape, node))
+    layer.set_input(1, ctx.constant(torch.tensor(0, dtype=torch.int32), node, dtype=torch.int32))
+    step = torch.zeros(rank, dtype=torch.int32)
+    step[axis] = 1
+    layer.set_input(2, ctx.constant(step, node, dtype=torch.int32))
+    return ctx.name(layer, node, "iota").get_output(0)
 
 
 def _first_index(ctx, node, x, extreme, axis: int, keepdim: bool, n: int):
@@ -101,8 +114,9 @@ def _first_index(ctx, node, x, extreme, axis: int, keepdim: bool, n: int):
     ``axis`` kept)."""
     rank = len(x.shape)
     hit = elementwise(ctx, x, extreme, "EQUAL", node, ctx.dtype(x), "is_extreme")
+    # where no element hits (NaN rows), any position beyond the last: int32's max
     layer = ctx.network.add_select(hit, _iota(ctx, n, axis, rank, node),
-                                   ctx.scalar(n, torch.int32, rank, node))
+                                   ctx.scalar(torch.iinfo(torch.int32).max, torch.int32, rank, node))
     candidates = ctx.name(layer, node, "candidates").get_output(0)
     return reduce(ctx, candidates, "MIN", [axis], keepdim, node, "first_index")
 
@@ -209,8 +223,8 @@ def _logsumexp(ctx, node, args, kwargs):
 def _supported(results, inputs=_IN, dims_at: int | None = None, dims_name: str = "dim",
                static_dim: bool = False, dim_optional: bool = False, min_rank: int = 1):
     """Input of ``inputs`` dtypes with at least ``min_rank`` dims, results of ``results``;
-    the dims argument (at ``dims_at``) made of ints; with ``static_dim`` the reduced dim (the
-    whole tensor when it is None) has a static size."""
+    the dims argument (at ``dims_at``) made of ints; with ``static_dim`` a None dim (the whole
+    tensor, flattened) needs a static shape."""
     check = typed(results, inputs)
 
     def is_supported(node: torch.fx.Node, settings) -> bool:
@@ -224,9 +238,8 @@ def _supported(results, inputs=_IN, dims_at: int | None = None, dims_name: str =
             return False
         if isinstance(dim, (list, tuple)) and len(dim) == 0 and not dim_optional:
             return False
-        if static_dim and x.dim():  # the iota of the indices is a constant
-            sizes = x.shape if dim is None else [x.shape[norm_dim(dim, x.dim())]]
-            return all(isinstance(s, int) for s in sizes)
+        if static_dim and dim is None:  # flattened to one static axis
+            return all(isinstance(s, int) for s in x.shape)
         return True
     return is_supported
 

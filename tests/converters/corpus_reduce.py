@@ -55,3 +55,9 @@ CORPUS = [
     (lambda t: aten.argsort.stable(t, stable=True, dim=-1, descending=True), (x(3, 5, dtype=I),)),
     (lambda t: aten.kthvalue.default(t, 2, 1), (x(3, 5),)),
 ]
+
+# the indices of a dynamic reduced dim count positions with a LINSPACE fill, not a constant
+DYNAMIC_EXTRA = [
+    (lambda t: aten.max.dim(t, 0), (x(4, 3),)),
+    (lambda t: aten.argmin.default(t, 0, True), (x(4, 3, dtype=I),)),
+]
