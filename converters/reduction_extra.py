@@ -178,14 +178,18 @@ def _aminmax(ctx, node, args, kwargs):
 
 # -- any, all, count_nonzero ----------------------------------------------------------------
 def _logical(op: str, kind: str):
-    """any/all (``op`` MAX/MIN over 0/1 values); ``kind``: default, dim or dims."""
+    """any/all (``op`` MAX/MIN over 0/1 values); ``kind``: default, dim or dims. An empty dims
+    list reduces no dim (``any.dims(x, [])`` is ``x != 0``), unlike None, which reduces all."""
     def convert(ctx, node, args, kwargs):
         x = args[0]
         rank = len(x.shape)
         if kind == "default":
             dims, keepdim = list(range(rank)), False
         else:
-            dims = _dims(get(args, kwargs, 1, "dim"), rank)
+            dim = get(args, kwargs, 1, "dim")
+            if isinstance(dim, (list, tuple)) and len(dim) == 0:  # torch reduces nothing here
+                return _finish(ctx, node, _nonzero(ctx, x, node))
+            dims = _dims(dim, rank)
             keepdim = get(args, kwargs, 2, "keepdim", False)
         flags = ctx.cast(_nonzero(ctx, x, node), torch.int32, node)
         return _finish(ctx, node, reduce(ctx, flags, op, dims, keepdim, node))

@@ -126,6 +126,14 @@ def test_any_all(sd, dtype, is_any, form, keepdim, data, seed):
     assert_converts(fn, [x], FULL, dynamic=dynamic)
 
 
+def test_empty_dims_lists():
+    """any/all.dims reduce nothing for [], count_nonzero reduces everything: as torch."""
+    x = with_zeros(tensor((3, 4), torch.int32, 0), 0)
+    assert_converts(lambda x: torch.ops.aten.any.dims(x, []), [x], FULL)
+    assert_converts(lambda x: torch.ops.aten.all.dims(x.float(), [], True), [x], FULL)
+    assert_converts(lambda x: torch.ops.aten.count_nonzero.dim_IntList(x, []), [x], FULL)
+
+
 @settings(**FAST)
 @given(sd=shape_and_dynamic(), dtype=st.sampled_from(ALL_DTYPES), data=st.data(), seed=seeds)
 def test_count_nonzero(sd, dtype, data, seed):
