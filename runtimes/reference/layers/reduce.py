@@ -80,8 +80,10 @@ def cumulative(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.T
     if layer.params["reverse"]:
         x = x.flip(axis)
     result = torch.cumsum(x, dim=axis, dtype=x.dtype)
-    if layer.params["exclusive"]:
-        result = result - x
+    if layer.params["exclusive"]:  # the sum of the elements before: shifted, not cumsum - x
+        # (which is inexact for floats and NaN after an inf)
+        zero = torch.zeros_like(result.narrow(axis, 0, 1))
+        result = torch.cat([zero, result.narrow(axis, 0, result.shape[axis] - 1)], dim=axis)
     if layer.params["reverse"]:
         result = result.flip(axis)
     return [result]
