@@ -74,7 +74,7 @@ UNARY = {  # name: (op, input transform in float32, dtypes the input may take)
 }
 
 
-@settings(**FAST)
+@settings(**{**FAST, "max_examples": 50})  # one op per example: twice the usual draws
 @given(name=st.sampled_from(sorted(UNARY)), shape=shapes(), data=st.data(), seed=seeds,
        dynamic=st.booleans())
 def test_unary(name, shape, data, seed, dynamic):
@@ -202,7 +202,7 @@ _PAIRS = {
 }
 
 
-@settings(**FAST)
+@settings(**{**FAST, "max_examples": 50})  # one op per example: twice the usual draws
 @given(name=st.sampled_from(sorted(BINARY)), pair=broadcast_pair(), data=st.data(), seed=seeds,
        dynamic=st.booleans())
 def test_binary(name, pair, data, seed, dynamic):
