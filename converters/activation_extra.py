@@ -148,8 +148,11 @@ def _prelu(ctx, node, args, kwargs):
 
 
 def _prelu_supported(node, settings) -> bool:
-    weight = val(node.args[1])
-    return (isinstance(weight, torch.Tensor) and not is_dynamic(weight.shape)
+    """The slope broadcasts into the input's rank (a 0-d input with a 1-element weight would
+    come out 1-d from TensorRT) and has a static shape."""
+    x, weight = val(node.args[0]), val(node.args[1])
+    return (isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor)
+            and 1 <= x.dim() and weight.dim() <= x.dim() and not is_dynamic(weight.shape)
             and _FLOAT_OK(node, settings))
 
 
@@ -207,8 +210,16 @@ def _threshold(ctx, node, args, kwargs):
 
 
 def _threshold_supported(node, settings) -> bool:
-    return (not any(isinstance(a, torch.fx.Node) for a in node.args[1:3])
-            and typed(FLOATS | {torch.int32, torch.int64})(node, settings))
+    """Scalar threshold and value; whole numbers for an integer input (a fraction would be
+    rounded by the cast to the input's type before the comparison)."""
+    bounds = node.args[1:3]
+    if any(isinstance(a, torch.fx.Node) for a in bounds) or len(bounds) != 2:
+        return False
+    value = val(node)
+    if isinstance(value, torch.Tensor) and value.dtype not in FLOATS and not all(
+            isinstance(b, int) for b in bounds):
+        return False
+    return typed(FLOATS | {torch.int32, torch.int64})(node, settings)
 
 
 # -- registration --------------------------------------------------------------------------------

@@ -117,3 +117,15 @@ def test_declined_cases_run_in_pytorch(shape, seed, name):
         run = assert_converts(lambda x: F.hardshrink(x.float(), 0.5).int() + torch.threshold(
             x.double(), 1.0, 0.0).int(), [x], engines=None, pytorch_ops=None)
         assert "aten.threshold.default" in run.pytorch_ops
+
+
+def test_declined_prelu_of_a_scalar_and_fractional_integer_threshold():
+    """A 0-d prelu input (TensorRT would return 1-d) and an integer threshold at 1.5 (the
+    engine would compare against 1) stay in PyTorch, and match eager."""
+    run = assert_converts(lambda x, w: F.prelu(x, w) + 1, [torch.tensor(-2.0), torch.tensor([0.3])],
+                          engines=None, pytorch_ops=None)
+    assert "aten._prelu_kernel.default" in run.pytorch_ops
+    x = torch.arange(-3, 4, dtype=torch.int32).reshape(1, 7)
+    run = assert_converts(lambda x: F.threshold(x, 1.5, 0) + 1, [x], engines=None, pytorch_ops=None)
+    assert "aten.threshold.default" in run.pytorch_ops
+    assert_converts(lambda x: F.threshold(x, 1, -4) + 1, [x], FULL)
