@@ -28,7 +28,6 @@ from plugtrt.conversion import (
     FLOATS,
     INTS,
     NUMERIC,
-    arg,
     aten,
     all_of,
     elementwise,

@@ -46,6 +46,12 @@ def _unit(x):
     return torch.tanh(x.float())
 
 
+def _scales(x):
+    """Powers of ten from 1e-8 to 10, drawn from ``x``'s digits: where expm1 and log1p would
+    lose everything to cancellation if computed naively."""
+    return 10.0 ** ((x * 1000).remainder(10).floor() - 8)
+
+
 UNARY = {  # name: (op, input transform in float32, dtypes the input may take)
     "tan": (torch.tan, lambda x: x, FLOAT_DTYPES + [torch.int32]),
     "asin": (torch.asin, _unit, FLOAT_DTYPES),
@@ -56,9 +62,8 @@ UNARY = {  # name: (op, input transform in float32, dtypes the input may take)
     "asinh": (torch.asinh, lambda x: x * 10, FLOAT_DTYPES),
     "acosh": (torch.acosh, lambda x: x.abs() * 5 + 1, FLOAT_DTYPES),
     "atanh": (torch.atanh, lambda x: _unit(x) * 0.99, FLOAT_DTYPES),
-    "expm1": (torch.expm1, lambda x: x * 10.0 ** torch.randint(-8, 2, x.shape).float(), FLOAT_DTYPES),
-    "log1p": (torch.log1p, lambda x: x.abs() * 10.0 ** torch.randint(-8, 3, x.shape).float() - 0.5 * (x < -1.5),
-              FLOAT_DTYPES),
+    "expm1": (torch.expm1, lambda x: x * _scales(x), FLOAT_DTYPES),
+    "log1p": (torch.log1p, lambda x: x.abs() * _scales(x) - 0.5 * (x < -1.5), FLOAT_DTYPES),
     "log2": (torch.log2, lambda x: x.abs() * 100, FLOAT_DTYPES + [torch.int32]),
     "log10": (torch.log10, lambda x: x.abs() * 100, FLOAT_DTYPES),
     "exp2": (torch.exp2, lambda x: x * 4, FLOAT_DTYPES + [torch.int32]),
@@ -67,7 +72,8 @@ UNARY = {  # name: (op, input transform in float32, dtypes the input may take)
     "frac": (torch.frac, lambda x: x * 4, FLOAT_DTYPES),
     "sign": (torch.sign, lambda x: x * (x.abs() > 0.3), FLOAT_DTYPES + [torch.int32, torch.bool]),
     "sgn": (torch.sgn, lambda x: x, FLOAT_DTYPES + [torch.int64]),
-    "logical_not": (torch.logical_not, lambda x: x * (x.abs() > 0.5), FLOAT_DTYPES + [torch.int32, torch.bool]),
+    "logical_not": (torch.logical_not, lambda x: x * (x.abs() > 0.5),
+                    FLOAT_DTYPES + [torch.int32, torch.bool]),
     "bitwise_not": (torch.bitwise_not, lambda x: x, [torch.int32, torch.int64, torch.bool]),
     "square": (torch.square, lambda x: x * 3, FLOAT_DTYPES + [torch.int32]),
     "logit": (torch.logit, torch.sigmoid, FLOAT_DTYPES),
@@ -112,6 +118,13 @@ def test_logit_eps(eps, shape, seed):
     x = torch.sigmoid(tensor(shape, torch.float32, seed) * 4)
     x = torch.where(tensor(shape, torch.bool, seed), x, x.round())  # exact 0 and 1 too
     assert_converts(lambda x: torch.logit(x, eps), [x], FULL, dynamic=_dynamic(x))
+
+
+def test_expm1_and_log1p_keep_relative_precision_near_zero():
+    """exp(x) - 1 and log(1 + x) would lose every digit here; eager's relative precision holds."""
+    x = torch.tensor([1e-10, -3e-9, 2.5e-7, -1e-5, 3e-4, -0.02, 0.7, 30.0, -30.0, 80.0])
+    assert_converts(torch.expm1, [x], FULL, rtol=1e-5, atol=0)
+    assert_converts(torch.log1p, [x.abs()], FULL, rtol=1e-5, atol=0)
 
 
 def _special(shape, dtype, seed):
