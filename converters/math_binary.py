@@ -12,8 +12,9 @@ unless ``y`` is NaN.
 
 Known limits (the edge cases TensorRT's ops cannot tell apart cheaply): ``atan2`` of two
 infinities is NaN (torch: a multiple of pi/4) and of a zero over ``-0.0`` is 0 (torch: pi);
-float ``fmod``/``remainder`` compute ``a - q * b`` with ``q`` rounded from ``a / b``, exact
-while the quotient is below 2^24 (float32), and NaN for an infinite divisor (torch: ``a``).
+float ``fmod``/``remainder`` compute ``a - trunc(a / b) * b`` in float32 (half inputs too,
+where that is exact); for float32 inputs a quotient that rounds onto an integer can make the
+result off by ``b``; an infinite divisor gives NaN (torch: ``a``).
 """
 from __future__ import annotations
 
@@ -120,8 +121,15 @@ def _fmod_value(ctx, a, b, node, dtype):
                        dtype, suffix="fmod")
 
 
+def _wide(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half types: a quotient of two half values rounded to half can land on the
+    wrong integer, in float32 it cannot (eager upcasts too)."""
+    return torch.float32 if dtype in FLOATS else dtype
+
+
 def _fmod(ctx, node, args, kwargs):
-    return _fmod_value(ctx, args[0], args[1], node, out_dtype(ctx, node))
+    dtype = out_dtype(ctx, node)
+    return ctx.cast(_fmod_value(ctx, args[0], args[1], node, _wide(dtype)), dtype, node)
 
 
 def _remainder(ctx, node, args, kwargs):
@@ -132,13 +140,15 @@ def _remainder(ctx, node, args, kwargs):
                               node, dtype)
         return elementwise(ctx, a, product, "SUB", node, dtype, suffix="remainder")
     # eager: m = fmod(a, b); m + b where m != 0 and its sign differs from b's
+    result, dtype = dtype, _wide(dtype)
     mod = _fmod_value(ctx, a, b, node, dtype)
     differs = _logic(ctx, elementwise(ctx, mod, 0, "LESS", node, dtype),
                      elementwise(ctx, b, 0, "LESS", node, dtype), "XOR", node)
     nonzero = unary(ctx, elementwise(ctx, mod, 0, "EQUAL", node, dtype), "NOT", node)
     shift = _logic(ctx, differs, nonzero, "AND", node)
-    return _select(ctx, shift, elementwise(ctx, mod, b, "SUM", node, dtype), mod, node, dtype,
-                   "remainder")
+    out = _select(ctx, shift, elementwise(ctx, mod, b, "SUM", node, dtype), mod, node, dtype,
+                  "remainder")
+    return ctx.cast(out, result, node)
 
 
 # -- bool logic, shifts ------------------------------------------------------------------------
