@@ -49,7 +49,7 @@ def test_integer_relu(shape, dtype, seed):
 
 def test_softplus_its_converter_declines_is_decomposed():
     """TensorRT's SOFTPLUS has no threshold: the converter declines one that matters, and the
-    node alone is decomposed; only log1p, which has no converter yet, stays in PyTorch."""
+    node alone is decomposed, into ops that all convert (log1p through math_unary)."""
     x = tensor((2, 3), torch.float32, 0) * 4
-    assert_converts(lambda x: F.softplus(x, threshold=1.0), [x], engines=None,
-                    pytorch_ops=["aten.log1p.default"])
+    run = assert_converts(lambda x: F.softplus(x, threshold=1.0), [x], engines=1, pytorch_ops=[])
+    assert "aten.softplus.default" not in str(run.reports)

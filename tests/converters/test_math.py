@@ -1,0 +1,375 @@
+"""Math converters (math_unary, math_binary) through the whole backend: drawn shapes with
+size-1 and broadcast dims, float32/float16/bfloat16 and integer inputs, drawn arguments, one
+dynamic dim, and the special values (NaN, infinities, signed zeros, halves) where torch's
+semantics are easy to get wrong."""
+from __future__ import annotations
+
+import math
+
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from plugtrt.converters import math_binary, math_unary
+from plugtrt.testing import assert_converts
+
+from .strategies import FAST, broadcast_pair, converter_names, seeds, shapes, tensor
+
+FULL = {"require_full_compilation": True}
+FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def _dynamic(*inputs: torch.Tensor) -> dict[int, list[int]] | None:
+    """Mark the broadcast result's dim 0 dynamic on every input that has it at size >= 2 (dynamo
+    specialises sizes 0 and 1); None when none does."""
+    rank = max(t.dim() for t in inputs)
+    marked = {i: [0] for i, t in enumerate(inputs) if t.dim() == rank and rank and t.shape[0] >= 2}
+    return marked or None
+
+
+def _options(precision: torch.dtype) -> dict:
+    return {**FULL, "precision": precision}
+
+
+def test_registers_through_a_fresh_manager():
+    unary = converter_names(math_unary)
+    assert {"builtin.tan", "builtin.atanh", "builtin.expm1", "builtin.log1p", "builtin.round.decimals",
+            "builtin.isposinf", "builtin.nan_to_num", "builtin.logit"} <= unary
+    binary = converter_names(math_binary)
+    assert {"builtin.atan2", "builtin.remainder.scalar_tensor", "builtin.fmod.tensor",
+            "builtin.bitwise_xor.scalar_tensor", "builtin.mul.tensor_bool", "builtin.where.scalarself",
+            "builtin.lerp.tensor", "builtin.xlogy.scalar_self", "builtin.fmax"} <= binary
+
+
+# -- unary ---------------------------------------------------------------------------------------
+def _unit(x):
+    return torch.tanh(x.float())
+
+
+def _scales(x):
+    """Powers of ten from 1e-8 to 10, drawn from ``x``'s digits: where expm1 and log1p would
+    lose everything to cancellation if computed naively."""
+    return 10.0 ** ((x * 1000).remainder(10).floor() - 8)
+
+
+UNARY = {  # name: (op, input transform in float32, dtypes the input may take)
+    "tan": (torch.tan, lambda x: x, FLOAT_DTYPES + [torch.int32]),
+    "asin": (torch.asin, _unit, FLOAT_DTYPES),
+    "acos": (torch.acos, _unit, FLOAT_DTYPES),
+    "atan": (torch.atan, lambda x: x * 5, FLOAT_DTYPES + [torch.int64]),
+    "sinh": (torch.sinh, lambda x: x * 2, FLOAT_DTYPES),
+    "cosh": (torch.cosh, lambda x: x * 2, FLOAT_DTYPES),
+    "asinh": (torch.asinh, lambda x: x * 10, FLOAT_DTYPES),
+    "acosh": (torch.acosh, lambda x: x.abs() * 5 + 1, FLOAT_DTYPES),
+    "atanh": (torch.atanh, lambda x: _unit(x) * 0.99, FLOAT_DTYPES),
+    "expm1": (torch.expm1, lambda x: x * _scales(x), FLOAT_DTYPES),
+    "log1p": (torch.log1p, lambda x: x.abs() * _scales(x) - 0.5 * (x < -1.5), FLOAT_DTYPES),
+    "log2": (torch.log2, lambda x: x.abs() * 100, FLOAT_DTYPES + [torch.int32]),
+    "log10": (torch.log10, lambda x: x.abs() * 100, FLOAT_DTYPES),
+    "exp2": (torch.exp2, lambda x: x * 4, FLOAT_DTYPES + [torch.int32]),
+    "trunc": (torch.trunc, lambda x: x * 4, FLOAT_DTYPES + [torch.int32, torch.int64]),
+    "round": (torch.round, lambda x: (x * 4).round() / 2, FLOAT_DTYPES + [torch.int32]),  # halves
+    "frac": (torch.frac, lambda x: x * 4, FLOAT_DTYPES),
+    "sign": (torch.sign, lambda x: x * (x.abs() > 0.3), FLOAT_DTYPES + [torch.int32, torch.bool]),
+    "sgn": (torch.sgn, lambda x: x, FLOAT_DTYPES + [torch.int64]),
+    "logical_not": (torch.logical_not, lambda x: x * (x.abs() > 0.5),
+                    FLOAT_DTYPES + [torch.int32, torch.bool]),
+    "bitwise_not": (torch.bitwise_not, lambda x: x, [torch.int32, torch.int64, torch.bool]),
+    "square": (torch.square, lambda x: x * 3, FLOAT_DTYPES + [torch.int32]),
+    "logit": (torch.logit, torch.sigmoid, FLOAT_DTYPES),
+}
+
+
+@settings(**{**FAST, "max_examples": 50})  # one op per example: twice the usual draws
+@given(name=st.sampled_from(sorted(UNARY)), shape=shapes(), data=st.data(), seed=seeds,
+       dynamic=st.booleans())
+def test_unary(name, shape, data, seed, dynamic):
+    op, transform, dtypes = UNARY[name]
+    dtype = data.draw(st.sampled_from(dtypes))
+    x = transform(tensor(shape, torch.float32, seed))
+    x = x.to(dtype) if dtype.is_floating_point or dtype == torch.bool else (x * 3).round().to(dtype)
+    assert_converts(op, [x], FULL, dynamic=_dynamic(x) if dynamic else None)
+
+
+@settings(**FAST)
+@given(name=st.sampled_from(["round", "logit", "expm1", "asin", "log1p", "tan"]), shape=shapes(),
+       precision=st.sampled_from([torch.float16, torch.bfloat16]), seed=seeds)
+def test_unary_in_reduced_precision(name, shape, precision, seed):
+    op, transform, _ = UNARY[name]
+    x = transform(tensor(shape, torch.float32, seed))
+    if name in ("expm1", "log1p"):  # past half's range the float32 model and a half engine differ
+        x = x.clamp(-5, 5)
+    if name == "tan":  # near pi/2 tan magnifies the input's rounding to half past any tolerance
+        x = x.clamp(-1.2, 1.2)
+    assert_converts(op, [x], _options(precision))
+
+
+@settings(**FAST)
+@given(shape=shapes(), decimals=st.integers(-2, 3), dtype=st.sampled_from(FLOAT_DTYPES),
+       seed=seeds)
+def test_round_decimals(shape, decimals, dtype, seed):
+    x = (tensor(shape, torch.float32, seed) * 10.0 ** (2 - decimals)).to(dtype)
+    assert_converts(lambda x: torch.round(x, decimals=decimals), [x], FULL, dynamic=_dynamic(x))
+
+
+@settings(**FAST)
+@given(eps=st.sampled_from([None, 0.0, 1e-6, 0.2, -0.5]), shape=shapes(), seed=seeds)
+def test_logit_eps(eps, shape, seed):
+    x = torch.sigmoid(tensor(shape, torch.float32, seed) * 4)
+    x = torch.where(tensor(shape, torch.bool, seed), x, x.round())  # exact 0 and 1 too
+    assert_converts(lambda x: torch.logit(x, eps), [x], FULL, dynamic=_dynamic(x))
+
+
+def test_expm1_and_log1p_keep_relative_precision_near_zero():
+    """exp(x) - 1 and log(1 + x) would lose every digit here; eager's relative precision holds."""
+    x = torch.tensor([1e-10, -3e-9, 2.5e-7, -1e-5, 3e-4, -0.02, 0.7, 30.0, -30.0, 80.0])
+    assert_converts(torch.expm1, [x], FULL, rtol=1e-5, atol=0)
+    assert_converts(torch.log1p, [x.abs()], FULL, rtol=1e-5, atol=0)
+
+
+def _special(shape, dtype, seed):
+    """Values with NaN, +-inf, +-0 and ordinary numbers mixed in."""
+    x = tensor(shape, torch.float32, seed) * 3
+    pick = torch.randint(0, 8, shape, generator=torch.Generator().manual_seed(seed + 1))
+    specials = torch.tensor([math.nan, math.inf, -math.inf, 0.0, -0.0])
+    x = torch.where(pick < 5, specials[pick.clamp(max=4)], x)
+    return x.to(dtype)
+
+
+CLASSES = {
+    "isnan": torch.isnan, "isinf": torch.isinf, "isfinite": torch.isfinite,
+    "isposinf": torch.isposinf, "isneginf": torch.isneginf,
+    "nan_to_num": torch.nan_to_num,
+    "nan_to_num_args": lambda x: torch.nan_to_num(x, nan=1.5, posinf=7.0, neginf=-9.0),
+    "trunc": torch.trunc, "sign": torch.sign, "round": torch.round, "frac": torch.frac,
+    "expm1": torch.expm1, "log1p": torch.log1p, "logical_not": torch.logical_not,
+}
+
+
+@settings(**FAST)
+@given(name=st.sampled_from(sorted(CLASSES)), shape=shapes(), dtype=st.sampled_from(FLOAT_DTYPES),
+       seed=seeds)
+def test_special_values(name, shape, dtype, seed):
+    x = _special(shape, dtype, seed)
+    assert_converts(CLASSES[name], [x], FULL, dynamic=_dynamic(x))
+
+
+def test_nan_to_num_defaults_follow_each_dtype():
+    for dtype in FLOAT_DTYPES:
+        x = torch.tensor([[math.nan, math.inf, -math.inf, 1.0]], dtype=dtype)
+        assert_converts(torch.nan_to_num, [x], FULL)
+
+
+@settings(**FAST)
+@given(shape=shapes(), dtype=st.sampled_from([torch.int32, torch.int64]), seed=seeds)
+def test_integer_class_tests_and_rounding(shape, dtype, seed):
+    x = tensor(shape, dtype, seed)
+    assert_converts(lambda x: (torch.trunc(x) * 2, torch.round(x) + 1,
+                               torch.nan_to_num(x) - 1, torch.sign(x)), [x], FULL)
+
+
+def test_nan_to_num_with_default_limits_stays_in_pytorch_when_precision_narrows():
+    """float32's limits do not exist in a half engine: the node runs in PyTorch, still exact."""
+    x = torch.tensor([[math.nan, math.inf, -math.inf, 2.0]])
+    run = assert_converts(lambda x: torch.nan_to_num(x * 2), [x], {"precision": torch.float16},
+                          engines=None, pytorch_ops=None)
+    assert "aten.nan_to_num.default" in run.pytorch_ops
+
+
+@settings(**FAST)
+@given(shape=shapes(), dtype=st.sampled_from([torch.int32, torch.int64]), seed=seeds)
+def test_rejected_unary_run_in_pytorch(shape, dtype, seed):
+    """logit and frac of integers, isnan of integers: declined, and eager still matches."""
+    x = tensor(shape, dtype, seed)
+    run = assert_converts(lambda x: torch.logit(x * 0) + torch.isnan(x), [x], engines=None,
+                          pytorch_ops=None)
+    assert "aten.logit.default" in run.pytorch_ops and "aten.isnan.default" in run.pytorch_ops
+
+
+# -- binary --------------------------------------------------------------------------------------
+BINARY = {  # name: (op, dtype pairs, divisor nonzero)
+    "atan2": (torch.atan2, "float", False),
+    "hypot": (torch.hypot, "float", False),
+    "copysign": (torch.copysign, "mixed", False),
+    "remainder": (torch.remainder, "mixed", True),
+    "fmod": (torch.fmod, "mixed", True),
+    "fmax": (torch.fmax, "same", False),
+    "fmin": (torch.fmin, "same", False),
+    "xlogy": (torch.xlogy, "float", False),
+    "rsub": (lambda a, b: torch.rsub(a, b, alpha=2), "mixed", False),
+    "true_divide": (torch.true_divide, "float", True),
+    "clamp_min": (torch.clamp_min, "same", False),
+    "clamp_max": (torch.clamp_max, "same", False),
+    "lerp": (lambda a, b: torch.lerp(a, b, 0.3), "same_float", False),
+    "lerp_far": (lambda a, b: torch.lerp(a, b, -1.25), "same_float", False),
+}
+_PAIRS = {
+    "float": [(torch.float32, torch.float32), (torch.float16, torch.float16),
+              (torch.bfloat16, torch.bfloat16), (torch.float32, torch.int32), (torch.int64, torch.int32)],
+    "mixed": [(torch.float32, torch.float32), (torch.float16, torch.float16), (torch.int32, torch.int32),
+              (torch.int64, torch.int32), (torch.int32, torch.float32), (torch.bfloat16, torch.bfloat16)],
+    "same": [(torch.float32, torch.float32), (torch.float16, torch.float16), (torch.int32, torch.int32),
+             (torch.int64, torch.int64), (torch.bfloat16, torch.bfloat16)],
+    "same_float": [(torch.float32, torch.float32), (torch.float16, torch.float16),
+                   (torch.bfloat16, torch.bfloat16)],
+}
+
+
+@settings(**{**FAST, "max_examples": 50})  # one op per example: twice the usual draws
+@given(name=st.sampled_from(sorted(BINARY)), pair=broadcast_pair(), data=st.data(), seed=seeds,
+       dynamic=st.booleans())
+def test_binary(name, pair, data, seed, dynamic):
+    op, kind, nonzero = BINARY[name]
+    da, db = data.draw(st.sampled_from(_PAIRS[kind]))
+    if name in ("copysign", "xlogy", "true_divide", "hypot") and da == torch.int64:
+        da = torch.float32
+    a = tensor(pair[0], da, seed)
+    b = tensor(pair[1], db, seed + 1, nonzero=nonzero)
+    if name == "xlogy":
+        a = a * (tensor(pair[0], torch.bool, seed + 2))  # exact zeros in x
+        b = b.abs() if db.is_floating_point else b.abs() + 1
+    if name in ("remainder", "fmod") and da.is_floating_point:
+        a = a * 4
+    assert_converts(op, [a, b], FULL, dynamic=_dynamic(a, b) if dynamic else None)
+
+
+@settings(**FAST)
+@given(name=st.sampled_from(["remainder", "fmod"]), shape=shapes(), divisor=st.sampled_from(
+    [3, -3, 2.5, -0.75]), dtype=st.sampled_from([torch.float32, torch.int32, torch.int64]),
+    scalar_first=st.booleans(), seed=seeds)
+def test_remainder_and_fmod_with_scalars(name, shape, divisor, dtype, scalar_first, seed):
+    """remainder takes the divisor's sign, fmod the dividend's; int tensor % float is a float."""
+    op = getattr(torch, name)
+    x = tensor(shape, dtype, seed, low=-20, high=20) * 3
+    if scalar_first:
+        assume(name == "remainder")  # only remainder has a Scalar_Tensor overload
+        x = tensor(shape, dtype, seed, nonzero=True)
+        assert_converts(lambda x: op(divisor, x), [x], FULL, dynamic=_dynamic(x))
+    else:
+        assert_converts(lambda x: op(x, divisor), [x], FULL, dynamic=_dynamic(x))
+
+
+def test_atan2_quadrants_axes_and_zeros():
+    y = torch.tensor([1.0, 1.0, -1.0, -1.0, 0.0, 0.0, 2.0, -2.0, 0.0, -0.0, 3.0, math.nan])
+    x = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 0.0, 0.0, 0.0, 1.0, -0.0, 1.0])
+    assert_converts(torch.atan2, [y, x], FULL)
+
+
+def test_copysign_reads_the_sign_of_zero_and_infinity():
+    a = torch.tensor([1.0, -2.0, 3.0, -4.0, 5.0, 0.0, -0.0, math.inf])
+    b = torch.tensor([-0.0, 0.0, -math.inf, math.inf, -1.0, -2.0, 3.0, -0.0])
+    assert_converts(torch.copysign, [a, b], FULL)
+    assert_converts(lambda a: (torch.copysign(a, -0.0), torch.copysign(a, 2)), [a], FULL)
+
+
+def test_fmax_fmin_ignore_one_nan_and_keep_two():
+    a = torch.tensor([math.nan, 1.0, math.nan, -math.inf, 2.0])
+    b = torch.tensor([3.0, math.nan, math.nan, 1.0, -1.0])
+    assert_converts(lambda a, b: (torch.fmax(a, b), torch.fmin(a, b)), [a, b], FULL)
+
+
+def test_xlogy_zero_and_nan():
+    x = torch.tensor([0.0, 0.0, 0.0, 2.0, 1.5, math.nan])
+    y = torch.tensor([0.0, math.nan, 3.0, 0.0, math.inf, 1.0])
+    assert_converts(lambda x, y: (torch.xlogy(x, y), torch.xlogy(x, 2.0), torch.xlogy(0.0, y),
+                                  torch.xlogy(2, y)), [x, y], FULL)
+
+
+BOOL_OPS = {
+    "bitwise_and": torch.bitwise_and, "bitwise_or": torch.bitwise_or,
+    "bitwise_xor": torch.bitwise_xor, "mul": torch.mul, "logical_and": torch.logical_and,
+    "logical_or": torch.logical_or, "logical_xor": torch.logical_xor,
+}
+
+
+@settings(**FAST)
+@given(name=st.sampled_from(sorted(BOOL_OPS)), pair=broadcast_pair(), scalar=st.sampled_from(
+    [None, True, False]), scalar_first=st.booleans(), seed=seeds)
+def test_bool_logic(name, pair, scalar, scalar_first, seed):
+    op = BOOL_OPS[name]
+    a, b = tensor(pair[0], torch.bool, seed), tensor(pair[1], torch.bool, seed + 1)
+    if scalar is None or name.startswith("logical") or name == "mul":
+        assert_converts(op, [a, b], FULL, dynamic=_dynamic(a, b))
+    elif scalar_first:
+        assert_converts(lambda a: op(scalar, a), [a], FULL)
+    else:
+        assert_converts(lambda a: op(a, scalar), [a], FULL)
+
+
+@settings(**FAST)
+@given(name=st.sampled_from(["logical_and", "logical_or", "logical_xor"]), pair=broadcast_pair(),
+       dtypes=st.sampled_from([(torch.float32, torch.int32), (torch.int64, torch.bool),
+                               (torch.float16, torch.float16), (torch.bfloat16, torch.int32)]),
+       seed=seeds)
+def test_logical_of_numbers(name, pair, dtypes, seed):
+    a = tensor(pair[0], dtypes[0], seed, low=-1, high=2)
+    b = tensor(pair[1], dtypes[1], seed + 1, low=-1, high=2)
+    if a.dtype.is_floating_point:
+        a = a * (a.abs() > 0.5)
+    assert_converts(BOOL_OPS[name], [a, b], FULL, dynamic=_dynamic(a, b))
+
+
+@settings(**FAST)
+@given(shape=shapes(), dtype=st.sampled_from([torch.int32, torch.int64]), shift=st.integers(0, 30),
+       left=st.booleans(), seed=seeds)
+def test_shifts_by_a_constant(shape, dtype, shift, left, seed):
+    x = tensor(shape, dtype, seed, low=-1000, high=1000)
+    op = (lambda x: x << shift) if left else (lambda x: x >> shift)
+    assert_converts(op, [x], FULL, dynamic=_dynamic(x))
+
+
+@settings(**FAST)
+@given(shape=shapes(), seed=seeds, name=st.sampled_from(["and", "shift"]))
+def test_rejected_integer_bitwise_runs_in_pytorch(shape, seed, name):
+    """Integer bitwise and, and a shift past the bit width, are declined; eager still matches."""
+    x = tensor(shape, torch.int32, seed, low=-1000, high=1000)
+    op = (lambda x: (x & 6) + 1) if name == "and" else (lambda x: (x.long() << 63) + 1)
+    run = assert_converts(op, [x], engines=None, pytorch_ops=None)
+    target = "aten.bitwise_and.Scalar" if name == "and" else "aten.__lshift__.Scalar"
+    assert target in run.pytorch_ops
+
+
+# -- ternary and scalar forms --------------------------------------------------------------------
+@settings(**FAST)
+@given(pair=broadcast_pair(), dtype=st.sampled_from([torch.float32, torch.float16, torch.int32]),
+       bounds=st.sampled_from(["both", "min", "max", "crossed"]), seed=seeds)
+def test_clamp_with_tensor_bounds(pair, dtype, bounds, seed):
+    x, low = tensor(pair[0], dtype, seed), tensor(pair[1], dtype, seed + 1)
+    high = low + (-2 if bounds == "crossed" else 3)
+    if bounds in ("both", "crossed"):
+        op, args = (lambda x, lo, hi: torch.clamp(x, lo, hi)), [x, low, high]
+    elif bounds == "min":
+        op, args = (lambda x, lo: torch.clamp(x, min=lo)), [x, low]
+    else:
+        op, args = (lambda x, hi: torch.clamp(x, max=hi)), [x, high]
+    assert_converts(op, args, FULL, dynamic=_dynamic(*args))
+
+
+@settings(**FAST)
+@given(pair=broadcast_pair(), dtype=st.sampled_from(FLOAT_DTYPES), seed=seeds,
+       far=st.booleans())
+def test_lerp_with_tensor_weight(pair, dtype, seed, far):
+    a, b = tensor(pair[0], dtype, seed), tensor(pair[1], dtype, seed + 1)
+    w = tensor(pair[0], dtype, seed + 2) * (3 if far else 0.5)
+    assert_converts(torch.lerp, [a, b, w], FULL, dynamic=_dynamic(a, b, w))
+
+
+@settings(**FAST)
+@given(pair=broadcast_pair(), dtype=st.sampled_from([torch.float32, torch.float16, torch.int32,
+                                                      torch.int64]),
+       value=st.sampled_from([1, 2, -3]), divide=st.booleans(), seed=seeds)
+def test_addcmul_addcdiv(pair, dtype, value, divide, seed):
+    assume(not (divide and not dtype.is_floating_point))  # torch refuses integer addcdiv
+    a, b = tensor(pair[0], dtype, seed), tensor(pair[1], dtype, seed + 1)
+    c = tensor(pair[0], dtype, seed + 2, nonzero=True)
+    op = torch.addcdiv if divide else torch.addcmul
+    assert_converts(lambda a, b, c: op(a, b, c, value=value), [a, b, c], FULL,
+                    dynamic=_dynamic(a, b, c))
+
+
+@settings(**FAST)
+@given(shape=shapes(), dtype=st.sampled_from([torch.float32, torch.int32, torch.int64]),
+       scalar=st.sampled_from([2, -1, 0.5]), seed=seeds)
+def test_rsub_scalar(shape, dtype, scalar, seed):
+    x = tensor(shape, dtype, seed)
+    assert_converts(lambda x: torch.rsub(x, scalar), [x], FULL, dynamic=_dynamic(x))
