@@ -41,3 +41,24 @@ def test_bert_from_config_matches_eager():
     assert not run.fallbacks and run.engines >= 1
     assert set(run.pytorch_ops) <= {"aten.gather.default"}  # token-type ids: a partial-shape gather
     assert_close_to_eager(run)
+
+
+@pytest.mark.parametrize("name", ["swin_t", "convnext_tiny"])
+def test_window_attention_and_convnext_compile_fully_into_one_engine(name):
+    """swin_t's shifted windows (padding, roll, the attention mask built from ``new_zeros`` and
+    slice assignment) and convnext's channels-last layer norm leave nothing in PyTorch."""
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    run = assert_converts(model, [torch.randn(1, 3, 112, 112)], {"require_full_compilation": True},
+                          engines=None, rtol=1e-3, atol=1e-3)
+    assert run.engines == len(run.reports)  # one engine per dynamo graph
+
+
+def test_bert_model_from_config_compiles_fully_into_one_engine():
+    torch.manual_seed(0)
+    config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=128, vocab_size=100)
+    run = assert_converts(LastHiddenState(transformers.BertModel(config).eval()),
+                          [torch.randint(0, 100, (2, 8))], {"require_full_compilation": True},
+                          engines=None, rtol=1e-4, atol=1e-4)
+    assert run.engines == len(run.reports)
