@@ -54,7 +54,8 @@ def test_roll_is_one_wrap_slice(shape, dtype, data, seed):
     run = assert_converts(fn, [x], STRICT, dynamic=dynamic)
     assert "builtin.roll" in converters_used(run)
     if not dynamic and dims:
-        assert _layers(run).get("SLICE", 0) <= 1 and set(_layers(run)) <= {"SLICE"}
+        # one slice, or none when every rolled dim has one element (the input passes through)
+        assert _layers(run).get("SLICE", 0) <= 1 and set(_layers(run)) <= {"SLICE", "IDENTITY"}
 
 
 @settings(**FAST)
