@@ -1,0 +1,7 @@
+"""placeholder"""
+from plugtrt.hookspecs import hookimpl
+
+
+@hookimpl
+def plugtrt_converters():
+    yield from ()
