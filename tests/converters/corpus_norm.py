@@ -9,6 +9,26 @@ import torch
 from .corpus import aten, x
 
 F, B = torch.float32, torch.bool
+_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+
+def _cuda_only(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """An entry for a kernel that exists only on CUDA: traced (fake tensors, its meta function)
+    as itself; run eagerly on CPU as the attention it computes."""
+    from torch._subclasses.fake_tensor import is_fake
+
+    def call(q, k, v, *mask):
+        if is_fake(q):
+            return kernel(q, k, v, *mask)
+        return _sdpa(q, k, v, mask[0] if mask else None, is_causal=kernel is _flash_causal)
+    return call
+
+
+def _flash_causal(q, k, v):
+    return aten._scaled_dot_product_flash_attention.default(q, k, v, 0.0, True)[0]
+
+
+Q, K, V = x(2, 2, 3, 4), x(2, 2, 5, 4), x(2, 2, 5, 4)
 CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     # normalization_extra
     (lambda t, w, b: aten.native_group_norm.default(t, w, b, 2, 4, 6, 2, 1e-5)[0],
@@ -18,6 +38,18 @@ CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (lambda t, w: aten.rms_norm.default(t, [4], w, None), (x(2, 3, 4), x(4))),
     (lambda t, w: aten._fused_rms_norm.default(t, [3, 4], w, 1e-6)[0], (x(2, 3, 4), x(3, 4))),
     (lambda t, w, b: aten.layer_norm.default(t, [4], w, b, 1e-5), (x(2, 3, 4), x(4), x(4))),
+    # attention
+    (lambda q, k, v, m: aten.scaled_dot_product_attention.default(q, k, v, m), (Q, K, V, x(3, 5, dtype=B))),
+    (lambda q, k, v: aten.scaled_dot_product_attention.default(q, k, v, is_causal=True, enable_gqa=True),
+     (x(2, 4, 3, 4), K, V)),
+    (lambda q, k, v, m: aten._scaled_dot_product_attention_math.default(q, k, v, m)[0], (Q, K, V, x(2, 1, 3, 5))),
+    (lambda q, k, v, m: aten._scaled_dot_product_flash_attention_for_cpu.default(q, k, v, attn_mask=m)[0],
+     (Q, K, V, x(3, 5))),
+    (_cuda_only(lambda q, k, v, m: aten._scaled_dot_product_efficient_attention.default(q, k, v, m, False)[0]),
+     (Q, K, V, x(2, 2, 3, 5))),
+    (_cuda_only(lambda q, k, v, m: aten._scaled_dot_product_cudnn_attention.default(q, k, v, m, False)[0]),
+     (Q, K, V, x(2, 2, 3, 5))),
+    (_cuda_only(_flash_causal), (Q, K, V)),
 ]
 
 DYNAMIC_EXTRA: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
@@ -25,4 +57,11 @@ DYNAMIC_EXTRA: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
      (x(2, 4, 2, 3), x(4), x(4))),
     (lambda t, w, b: aten._native_batch_norm_legit.no_stats(t, w, b, True, 0.1, 1e-5)[0],
      (x(3, 4, 3), x(4), x(4))),
+    # attention: keys and values made from the queries, so every batch dim is the one symbol
+    (lambda q: aten._scaled_dot_product_flash_attention_for_cpu.default(q, q * 0.5, q)[0], (Q,)),
+    (lambda q: _cuda_only(lambda *t: aten._scaled_dot_product_efficient_attention.default(
+        *t, None, False)[0])(q, q * 0.5, q), (Q,)),
+    (lambda q: _cuda_only(lambda *t: aten._scaled_dot_product_cudnn_attention.default(
+        *t, None, False)[0])(q, q * 0.5, q), (Q,)),
+    (lambda q: _cuda_only(_flash_causal)(q, q * 0.5, q), (Q,)),
 ]

@@ -14,9 +14,10 @@ from plugtrt.testing import tolerance
 
 def assert_pre_dispatch_converts(fn: Callable, inputs: Sequence[torch.Tensor], converter: str,
                                  precision: torch.dtype = torch.float32, rtol: float | None = None,
-                                 atol: float | None = None) -> None:
+                                 atol: float | None = None, expected: Callable | None = None) -> None:
     """``fn(*inputs)`` traced pre-dispatch converts entirely, uses ``converter``, and the
-    engine's outputs equal eager's."""
+    engine's outputs equal eager's (``expected(*inputs)``'s, for kernels that exist only on
+    CUDA: tracing on CPU uses their meta functions)."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     from plugtrt import engine
@@ -25,7 +26,7 @@ def assert_pre_dispatch_converts(fn: Callable, inputs: Sequence[torch.Tensor], c
     from plugtrt.runtimes.reference import evaluate
     from plugtrt.settings import CompilationSettings
 
-    expected = pytree.tree_leaves(fn(*inputs))
+    expected = pytree.tree_leaves((expected or fn)(*inputs))
     gm = make_fx(fn, tracing_mode="fake", pre_dispatch=True)(*inputs)
     gm.graph.eliminate_dead_code()
     settings = CompilationSettings(precision=precision)
