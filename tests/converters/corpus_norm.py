@@ -50,6 +50,20 @@ CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (_cuda_only(lambda q, k, v, m: aten._scaled_dot_product_cudnn_attention.default(q, k, v, m, False)[0]),
      (Q, K, V, x(2, 2, 3, 5))),
     (_cuda_only(_flash_causal), (Q, K, V)),
+    # linalg
+    (lambda c, a, b: aten.baddbmm.default(c, a, b, beta=0.5, alpha=2.0), (x(2, 3, 5), x(2, 3, 4), x(2, 4, 5))),
+    (lambda c, a, b: aten.addbmm.default(c, a, b, alpha=-1.0), (x(3, 5), x(2, 3, 4), x(2, 4, 5))),
+    (lambda c, a, b: aten.addmv.default(c, a, b, beta=0.0), (x(3), x(3, 4), x(4))),
+    (aten.dot.default, (x(5), x(5))), (aten.vdot.default, (x(5), x(5))),
+    (aten.outer.default, (x(3), x(4, dtype=torch.int32))),
+    (lambda c, a, b: aten.addr.default(c, a, b, beta=2, alpha=3), (x(3, 4, dtype=torch.int32), x(3, dtype=torch.int32), x(4, dtype=torch.int32))),
+    (lambda a, b: aten.linalg_cross.default(a, b, dim=1), (x(2, 3, 4), x(2, 3, 1))),
+    (lambda a, b: aten.cross.default(a, b), (x(3, 4), x(3, 4))),
+    (lambda a, b: aten._cdist_forward.default(a, b, 2.0, None), (x(2, 5, 3), x(2, 4, 3))),
+    (lambda a, b: aten._cdist_forward.default(a, b, 1.5, None), (x(5, 3), x(4, 3))),
+    (aten._euclidean_dist.default, (x(5, 3), x(4, 3))),
+    (lambda a: aten._pdist_forward.default(a, 1.0), (x(4, 3),)),
+    (lambda a, b: aten.einsum.default("bij,bkj->bik", [a, b]), (x(2, 3, 4), x(2, 5, 4))),
 ]
 
 DYNAMIC_EXTRA: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
@@ -64,4 +78,16 @@ DYNAMIC_EXTRA: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (lambda q: _cuda_only(lambda *t: aten._scaled_dot_product_cudnn_attention.default(
         *t, None, False)[0])(q, q * 0.5, q), (Q,)),
     (lambda q: _cuda_only(_flash_causal)(q, q * 0.5, q), (Q,)),
+    # linalg: the second operand made from the first, so that they share the symbol
+    (lambda a: aten.dot.default(a, a * 0.5), (x(5),)),
+    (lambda a: aten.vdot.default(a, a * 0.5), (x(5),)),
+    (lambda a: aten.outer.default(a, a), (x(5),)),
+    (lambda a: aten.addr.default(a, a, a), (x(4),)),
+    (lambda a: aten.addmv.default(a, a.unsqueeze(1).expand(-1, 3), torch.ones(3)), (x(4),)),
+    (lambda a: aten.linalg_cross.default(a, a * a), (x(2, 3),)),
+    (lambda a: aten.cross.default(a, a * a, 1), (x(2, 3),)),
+    (lambda a: aten._cdist_forward.default(a, a * 0.5, 2.0, None), (x(2, 5, 3),)),
+    (lambda a: aten._euclidean_dist.default(a, a * 0.5), (x(5, 3),)),
+    (lambda a: aten.einsum.default("ij,kj->ik", [a, a * 0.5]), (x(3, 4),)),
 ]
+
