@@ -1,0 +1,264 @@
+"""Built-in converters for scaled dot-product attention, in every form it reaches a backend:
+
+- ``_scaled_dot_product_cudnn_attention`` (CUDA, half and bfloat16) and
+  ``_scaled_dot_product_efficient_attention`` (CUDA, float32; torch.compile pads its mask),
+  ``_scaled_dot_product_flash_attention`` (CUDA, no mask) and
+  ``_scaled_dot_product_flash_attention_for_cpu`` (CPU eager dispatch, and tracers that keep
+  the fused op): what ``F.scaled_dot_product_attention`` becomes when it is traced on that
+  device. (On CPU tensors plugtrt's own trace picks PyTorch's math formulation, which arrives
+  as matmuls and ``_safe_softmax`` that other converters take.)
+- ``scaled_dot_product_attention`` and ``_scaled_dot_product_attention_math`` (composites that
+  pre-dispatch tracers keep).
+
+``softmax(Q K^T * scale + mask) V`` as two matrix multiplies around a softmax: Q K^T, the mask
+and the softmax in float32 whatever the precision, the weights cast back to the engine's float
+dtype for the second product. A bool mask keeps where True (the math kernel, called directly, adds it as 0/1
+instead, as eager does); a float mask is added; ``is_causal`` keeps ``j <= i`` (torch's top-left
+alignment); ``enable_gqa`` shares each key/value head among ``Hq / Hkv`` query heads by a
+broadcast in the matrix multiply (no copies). A row a mask removes entirely gives 0, as eager's
+kernels do for -inf masks (see ``_attention`` for masks of float32's lowest value).
+
+TensorRT's ``IAttention`` is not used: its causal mask is aligned bottom-right (torch aligns
+top-left when the query and key lengths differ), what it does with fully masked rows is not
+specified, and it takes no scale. Dropout (training) is declined, and so is any statistics output
+(logsumexp ...) that the graph reads: only output 0 is built. Batch dims and sequence lengths may
+be dynamic; the head size, and the lengths under ``is_causal`` (a constant mask), must be static.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.fx
+
+from plugtrt.conversion import FLOATS, arg, aten, elementwise, get, is_dynamic, lift_rank, \
+    only_first_output_used, out_dtype, reduce, same_shape, val
+from plugtrt.hookspecs import hookimpl
+from plugtrt.records import ConverterSpec
+from plugtrt.trt_adapter import trt
+
+_F32 = torch.float32
+
+
+def _matmul(ctx, node, a, b, transpose_b: bool, suffix: str):
+    none, tr = trt.MatrixOperation.NONE, trt.MatrixOperation.TRANSPOSE
+    layer = ctx.network.add_matrix_multiply(a, none, b, tr if transpose_b else none)
+    return ctx.name(layer, node, suffix).get_output(0)
+
+
+def _grouped(ctx, node, x, fake, groups: int, repeat: bool):
+    """``x`` ([..., H, S, E]) viewed as [..., H/groups, groups, S, E] (queries) or
+    [..., H, 1, S, E] (keys and values, broadcast over the group)."""
+    shape = tuple(fake.shape)
+    lead, heads = shape[:-3], shape[-3]
+    middle = (heads // groups, groups) if repeat else (heads, 1)
+    return ctx.reshape(x, lead + middle + shape[-2:], node)
+
+
+def _mask_operand(ctx, node, mask, fake, rank: int, hq: int, groups: int):
+    """The mask lifted to the scores' rank (5-D under grouped queries: the head dim split as
+    the queries' is)."""
+    if groups == 1:
+        if isinstance(mask, torch.Tensor):
+            return mask.reshape((1,) * (rank - mask.dim()) + tuple(mask.shape))
+        return lift_rank(ctx, mask, rank, node)
+    shape = (1,) * (rank - 1 - fake.dim()) + tuple(fake.shape)  # rank 4 (the query's rank)
+    heads = shape[-3]
+    middle = (hq // groups, groups) if heads != 1 else (1, 1)
+    target = shape[:-3] + middle + shape[-2:]
+    if isinstance(mask, torch.Tensor):
+        return mask.reshape(target)
+    return ctx.reshape(mask, target, node)
+
+
+def _attention(ctx, node, q, k, v, mask, mf, causal: bool, scale, gqa: bool, bool_fill: float | None,
+               index: int | None, dead_at: float = -math.inf):
+    """softmax(q k^T * scale + mask) v; ``mf`` is the mask's fake value, ``index`` the position
+    of the attention output in a tuple result (None: not a tuple). A row whose scores are all
+    ``dead_at`` or below gives 0: -inf for the CPU and math kernels (a row masked with float32's
+    lowest finite value gives a uniform average there, as here), float32's lowest value for
+    CUDA's efficient kernel, which zeroes such rows too."""
+    qf, kf, vf = (val(node.args[i]) for i in range(3))
+    dtype = out_dtype(ctx, node, index)
+    q, k, v = (ctx.cast(t, dtype, node) for t in (q, k, v))
+    rank = len(q.shape)
+    groups = 1
+    if gqa and qf.shape[-3] != kf.shape[-3]:
+        groups = qf.shape[-3] // kf.shape[-3]
+        q = _grouped(ctx, node, q, qf, groups, True)
+        k = _grouped(ctx, node, k, kf, groups, False)
+        v = _grouped(ctx, node, v, vf, groups, False)
+        rank += 1
+    # the scores in float32 from the start: rounded to half or bfloat16, large logits lose
+    # whole units before the softmax (fused kernels keep them in float32 too)
+    scores = _matmul(ctx, node, ctx.upcast(q, node), ctx.upcast(k, node), True, "scores")
+    scale = 1.0 / math.sqrt(qf.shape[-1]) if scale is None else float(scale)
+    scores = elementwise(ctx, scores, scale, "PROD", node, _F32, "scale")
+    if causal:
+        rows, cols = qf.shape[-2], kf.shape[-2]
+        keep = torch.ones(rows, cols, dtype=torch.bool).tril()
+        bias = torch.zeros(rows, cols).masked_fill(~keep, -math.inf)
+        scores = elementwise(ctx, scores, bias.reshape((1,) * (rank - 2) + (rows, cols)), "SUM",
+                             node, _F32, "causal")
+    safe = False
+    if mask is not None:
+        operand = _mask_operand(ctx, node, mask, mf, rank, qf.shape[-3], groups)
+        if mf.dtype == torch.bool and bool_fill is None:  # the math kernel adds it as 0 / 1
+            operand = operand.float() if isinstance(operand, torch.Tensor) else \
+                ctx.cast(operand, _F32, node)
+        elif mf.dtype == torch.bool and isinstance(operand, torch.Tensor):
+            operand = torch.zeros(operand.shape).masked_fill(~operand, bool_fill)  # fold in torch
+        if mf.dtype == torch.bool and bool_fill is not None and not isinstance(operand, torch.Tensor):
+            layer = ctx.network.add_select(ctx.operand(operand, torch.bool, rank, node), scores,
+                                           ctx.operand(bool_fill, _F32, rank, node))
+            scores = ctx.name(layer, node, "mask").get_output(0)
+        else:
+            scores = elementwise(ctx, scores, operand if isinstance(operand, torch.Tensor)
+                                 else ctx.upcast(operand, node), "SUM", node, _F32, "mask")
+        safe = mf.dtype != torch.bool or bool_fill == -math.inf
+    layer = ctx.network.add_softmax(scores)
+    layer.axes = 1 << (rank - 1)
+    weights = ctx.name(layer, node, "softmax").get_output(0)
+    if safe:  # a row the mask removes entirely is 0, not NaN
+        row_max = reduce(ctx, scores, "MAX", [rank - 1], True, node, "row_max")
+        alive = elementwise(ctx, row_max, dead_at, "GREATER", node, _F32, "live_row")
+        layer = ctx.network.add_select(alive, weights, ctx.operand(0.0, _F32, rank, node))
+        weights = ctx.name(layer, node, "safe").get_output(0)
+    out = _matmul(ctx, node, ctx.cast(weights, dtype, node), v, False, "context")
+    if groups == 1:
+        return out
+    result = val(node)[index] if index is not None else val(node)
+    return ctx.reshape(out, tuple(result.shape), node)
+
+
+def _outputs(node, out, index):
+    if index is None:
+        return out
+    return (out,) + (None,) * (len(val(node)) - 1)
+
+
+def _sdpa(ctx, node, args, kwargs):
+    """scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, *, scale, enable_gqa)."""
+    return _attention(ctx, node, *args[:3], get(args, kwargs, 3, "attn_mask"),
+                      val(arg(node, 3, "attn_mask")), get(args, kwargs, 5, "is_causal", False), kwargs.get("scale"),
+                      kwargs.get("enable_gqa", False), -math.inf, None)
+
+
+def _math(ctx, node, args, kwargs):
+    """_scaled_dot_product_attention_math: a bool mask is added as 0 / 1 (the composite
+    converts it to a float mask before calling this kernel)."""
+    out = _attention(ctx, node, *args[:3], get(args, kwargs, 3, "attn_mask"),
+                     val(arg(node, 3, "attn_mask")), get(args, kwargs, 5, "is_causal", False), kwargs.get("scale"),
+                     kwargs.get("enable_gqa", False), None, 0)
+    return _outputs(node, out, 0)
+
+
+def _flash_cpu(ctx, node, args, kwargs):
+    out = _attention(ctx, node, *args[:3], kwargs.get("attn_mask"),
+                     val(node.kwargs.get("attn_mask")), get(args, kwargs, 4, "is_causal", False), kwargs.get("scale"), False,
+                     -math.inf, 0)
+    return _outputs(node, out, 0)
+
+
+def _with_bias(ctx, node, args, kwargs):
+    """efficient and cudnn: (q, k, v, attn_bias, compute_log_sumexp, dropout_p, is_causal, ...)."""
+    efficient = node.target is aten._scaled_dot_product_efficient_attention.default
+    out = _attention(ctx, node, *args[:3], get(args, kwargs, 3, "attn_bias"),
+                     val(arg(node, 3, "attn_bias")), get(args, kwargs, 6, "is_causal", False),
+                     kwargs.get("scale"), False, -math.inf, 0,
+                     torch.finfo(_F32).min if efficient else -math.inf)
+    return _outputs(node, out, 0)
+
+
+def _flash(ctx, node, args, kwargs):
+    out = _attention(ctx, node, *args[:3], None, None, get(args, kwargs, 4, "is_causal", False),
+                     kwargs.get("scale"), False, -math.inf, 0)
+    return _outputs(node, out, 0)
+
+
+# -- validators -------------------------------------------------------------------------------
+def _broadcastable(a, b) -> bool:
+    """Two sizes TensorRT broadcasts as torch does: equal (symbols as expressions), or a static 1."""
+    return (isinstance(a, int) and a == 1) or (isinstance(b, int) and b == 1) or same_shape([a], [b])
+
+
+def _supported(dropout_index: int, causal_index: int, mask: tuple[int, str] | None,
+               tuple_result: bool, gqa: bool = False,
+               flags: tuple[tuple[int, str], ...] = ()):
+    def check(node: torch.fx.Node, settings) -> bool:
+        floats = FLOATS | ({torch.float64} if settings.truncate_long_and_double else set())
+        q, k, v = (val(a) for a in node.args[:3])
+        if not all(isinstance(t, torch.Tensor) and t.dtype in floats for t in (q, k, v)):
+            return False
+        if not (q.dtype == k.dtype == v.dtype and q.dim() == k.dim() == v.dim() >= 2):
+            return False
+        if arg(node, dropout_index, "dropout_p", 0.0) != 0.0:
+            return False  # training: random, and PyTorch's to draw
+        if any(arg(node, i, name, False) for i, name in flags):
+            return False  # a debug mask requested
+        if tuple_result and not only_first_output_used(node):
+            return False  # statistics (logsumexp ...) for a backward pass are not built
+        if not isinstance(q.shape[-1], int) or not isinstance(k.shape[-1], int):
+            return False
+        if not all(is_dynamic(t.shape) or t.numel() > 0 for t in (q, k, v)):
+            return False
+        causal = arg(node, causal_index, "is_causal", False)
+        if causal and not all(isinstance(d, int) for d in (q.shape[-2], k.shape[-2])):
+            return False  # the causal mask is a constant of the static sequence lengths
+        grouped = gqa and node.kwargs.get("enable_gqa", False) and q.dim() >= 3 \
+            and q.shape[-3] != k.shape[-3]
+        if grouped and not (isinstance(q.shape[-3], int) and isinstance(k.shape[-3], int)
+                            and q.shape[-3] % k.shape[-3] == 0 and k.shape[-3] == v.shape[-3]):
+            return False
+        lead = q.dim() - (3 if grouped else 2)
+        for t in (k, v):  # batch dims equal or 1: a symbolic size never broadcasts
+            if not all(_broadcastable(a, b) for a, b in zip(q.shape[:lead], t.shape[:lead])):
+                return False
+        m = None
+        if mask is not None:
+            m = arg(node, *mask)
+        if m is not None:
+            mf = val(m)
+            if not isinstance(mf, torch.Tensor) or mf.dim() > q.dim():
+                return False
+            if mf.dtype != torch.bool and mf.dtype not in floats:
+                return False
+            if grouped and mf.dim() >= 3 and mf.shape[-3] not in (1, q.shape[-3]):
+                return False
+            if grouped and mf.dim() >= 3 and not isinstance(mf.shape[-3], int):
+                return False
+        return True
+    return check
+
+
+@hookimpl
+def plugtrt_converters() -> Iterator[ConverterSpec]:
+    yield ConverterSpec(name="builtin.scaled_dot_product_attention",
+                        target=aten.scaled_dot_product_attention.default, convert=_sdpa,
+                        is_supported=_supported(4, 5, (3, "attn_mask"), False, gqa=True),
+                        constant_args={3}, supports_dynamic_shapes=True)
+    yield ConverterSpec(name="builtin._scaled_dot_product_attention_math",
+                        target=aten._scaled_dot_product_attention_math.default, convert=_math,
+                        is_supported=_supported(4, 5, (3, "attn_mask"), True, gqa=True),
+                        constant_args={3}, supports_dynamic_shapes=True)
+    yield ConverterSpec(name="builtin._scaled_dot_product_flash_attention_for_cpu",
+                        target=aten._scaled_dot_product_flash_attention_for_cpu.default,
+                        convert=_flash_cpu,
+                        is_supported=_supported(3, 4, (99, "attn_mask"), True),
+                        supports_dynamic_shapes=True)
+    yield ConverterSpec(name="builtin._scaled_dot_product_efficient_attention",
+                        target=aten._scaled_dot_product_efficient_attention.default,
+                        convert=_with_bias, is_supported=_supported(5, 6, (3, "attn_bias"), True),
+                        constant_args={3}, supports_dynamic_shapes=True)
+    yield ConverterSpec(name="builtin._scaled_dot_product_cudnn_attention",
+                        target=aten._scaled_dot_product_cudnn_attention.default,
+                        convert=_with_bias,
+                        is_supported=_supported(5, 6, (3, "attn_bias"), True,
+                                                flags=((7, "return_debug_mask"),)),
+                        constant_args={3}, supports_dynamic_shapes=True)
+    yield ConverterSpec(name="builtin._scaled_dot_product_flash_attention",
+                        target=aten._scaled_dot_product_flash_attention.default, convert=_flash,
+                        is_supported=_supported(3, 4, None, True,
+                                                flags=((5, "return_debug_mask"),)),
+                        supports_dynamic_shapes=True)
