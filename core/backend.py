@@ -244,7 +244,8 @@ class CompiledGraph:
                 logger.debug("%s is dynamic: one profile for %s", self.name, DynamicSizes.describe(bounds))
             t0 = time.perf_counter()
             aten = trace_to_aten(self._traced_gm, args, self.frozen, table, self.mutated,
-                                 symbolic=self.dynamic is not None)
+                                 symbolic=self.dynamic is not None,
+                                 keep_whole=self.registry.converters.keys())
             report.stage_seconds["trace"] = time.perf_counter() - t0
             logger.debug("aten graph of %s:\n%s", report.graph, aten.code)
             module = compile_aten(aten, self.registry, _engine_settings(self.settings, args), report, bounds)

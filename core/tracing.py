@@ -9,9 +9,11 @@ backend copies those into the real tensors in PyTorch.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -65,7 +67,7 @@ def mutated_input_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
 
 def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], frozen: Sequence[int],
                   decompositions: Mapping[Any, Any], mutated: Sequence[int] = (), *,
-                  symbolic: bool = False) -> torch.fx.GraphModule:
+                  symbolic: bool = False, keep_whole: Collection[Any] = ()) -> torch.fx.GraphModule:
     """The aten graph of ``gm`` on these inputs, specialised to their shapes; with ``symbolic``,
     traced on the fake values dynamo recorded, so sizes stay symbols (``sym_size`` nodes and
     ``SymInt`` values in the nodes' meta) of dynamo's own shape environment.
@@ -74,6 +76,12 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], froze
     then read from the tensor that carries it. The returned graph takes the non-frozen tensor
     inputs, in order, and returns ``gm``'s outputs followed by the new value of each input in
     ``mutated``.
+
+    ``keep_whole`` lists ops (those with a converter); the resampling ones among them
+    (``upsample_*``), which torch's own Python kernels on the Autograd and
+    CompositeImplicitAutograd keys split into ``_unsafe_index`` and arithmetic, reach the
+    converters whole (one RESIZE layer); a node every converter declines is decomposed later,
+    per node, by a decomposition record.
     """
     if symbolic:
         traced = [n.meta["example_value"] for n in gm.graph.nodes if n.op == "placeholder"]
@@ -100,12 +108,49 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], froze
     # Real tensors get a fresh fake mode, not dynamo's: tracing inside dynamo's TracingContext
     # fakifies the parameters in dynamo's ShapeEnv, whose source-less symbols then break its
     # guards. Symbolic tracing uses dynamo's own fakes, whose symbols and guards dynamo knows.
-    with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta():
+    with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta(), \
+            _python_decompositions_suspended(keep_whole):
         aten = aot_export_joint_simple(run, tensors, trace_joint=False, decompositions=dict(decompositions))
     _drop_output_clones(aten)
     _copy_stack_traces(gm, aten)
     _freeze(aten, [tensor_slots.index(i) for i in frozen], [example_inputs[i] for i in frozen])
     return aten
+
+
+_SUSPENDED_KEYS = (torch._C.DispatchKey.Autograd, torch._C.DispatchKey.CompositeImplicitAutograd)
+# The ops kept whole where a converter takes them: resampling, which torch splits in Python
+# into gathers of computed indices. Others (matmul, native_batch_norm) keep torch's split,
+# which the converters and lowering passes expect.
+_KEEP_WHOLE = re.compile(r"aten\._?upsample_")
+_suspend_lock = threading.Lock()
+_suspended: dict[Any, list] = {}  # op -> [tracers suspending it, {key: kernel} to restore]
+
+
+@contextlib.contextmanager
+def _python_decompositions_suspended(ops: Collection[Any]) -> Iterator[None]:
+    """Remove torch's Python kernels on the autograd and composite keys of ``ops`` while the
+    block runs (counted, so concurrent traces restore them once, when the last one ends); the
+    ops then dispatch to their C++ kernels and are recorded whole."""
+    ops = [op for op in ops if _KEEP_WHOLE.match(str(op))
+           and (op in _suspended or any(k in getattr(op, "py_kernels", {}) for k in _SUSPENDED_KEYS))]
+    with _suspend_lock:
+        for op in ops:
+            entry = _suspended.setdefault(op, [0, {}])
+            if entry[0] == 0:
+                entry[1] = {k: op.py_kernels.pop(k) for k in _SUSPENDED_KEYS if k in op.py_kernels}
+                op._dispatch_cache.clear()
+            entry[0] += 1
+    try:
+        yield
+    finally:
+        with _suspend_lock:
+            for op in ops:
+                entry = _suspended[op]
+                entry[0] -= 1
+                if entry[0] == 0:
+                    op.py_kernels.update(entry[1])
+                    op._dispatch_cache.clear()
+                    del _suspended[op]
 
 
 def _drop_output_clones(aten: torch.fx.GraphModule) -> None:
