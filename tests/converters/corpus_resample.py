@@ -1,0 +1,34 @@
+"""Corpus entries for interpolation, grid sampling and pooling (converters/resize.py,
+converters/grid_sample.py, converters/pooling_extra.py)."""
+from __future__ import annotations
+
+import torch
+
+from .corpus import aten, x
+
+CORPUS = [
+    # resize: nearest, nearest-exact (sizes, or given scales that differ from out/in)
+    (aten.upsample_nearest1d.default, (x(2, 3, 5), [10], 2.0)),
+    (aten.upsample_nearest1d.vec, (x(2, 3, 5), None, [2.0])),
+    (aten.upsample_nearest2d.default, (x(2, 3, 4, 5), [8, 7])),
+    (aten.upsample_nearest2d.vec, (x(2, 3, 4, 5), [6, 10], None)),
+    (aten.upsample_nearest3d.default, (x(1, 2, 2, 3, 4), [4, 6, 8], 2.0, 2.0, 2.0)),
+    (aten.upsample_nearest3d.vec, (x(1, 2, 2, 3, 4), None, [2.0, 1.5, 2.0])),
+    (aten._upsample_nearest_exact1d.default, (x(2, 3, 5), [7])),
+    (aten._upsample_nearest_exact1d.vec, (x(2, 3, 5), [8], None)),
+    (aten._upsample_nearest_exact2d.default, (x(2, 3, 4, 5), [7, 3])),
+    (aten._upsample_nearest_exact2d.vec, (x(2, 3, 4, 5), None, [1.5, 2.0])),
+    (aten._upsample_nearest_exact3d.default, (x(1, 2, 2, 3, 4), [3, 5, 2])),
+    (aten._upsample_nearest_exact3d.vec, (x(1, 2, 2, 3, 4), [4, 4, 4], None)),
+    # resize: linear family, both align_corners, given scale factors
+    (aten.upsample_linear1d.default, (x(2, 3, 5), [8], False)),
+    (aten.upsample_linear1d.vec, (x(2, 3, 5), [1], True, None)),
+    (aten.upsample_bilinear2d.default, (x(2, 3, 4, 5), [6, 7], False, 1.6, 1.5)),
+    (aten.upsample_bilinear2d.vec, (x(2, 3, 4, 5), [7, 3], True, None)),
+    (aten.upsample_trilinear3d.default, (x(1, 2, 2, 3, 4), [3, 5, 7], True)),
+    (aten.upsample_trilinear3d.vec, (x(1, 2, 2, 3, 4), None, False, [2.0, 1.5, 1.75])),
+    (aten.upsample_bicubic2d.default, (x(2, 3, 4, 5), [7, 9], False)),
+    (aten.upsample_bicubic2d.vec, (x(2, 3, 4, 5), [7, 1], True, None)),
+    (aten._upsample_bilinear2d_aa.default, (x(2, 3, 4, 5), [6, 9], False)),
+    (aten._upsample_bilinear2d_aa.vec, (x(2, 3, 4, 5), None, False, [1.5, 2.0])),
+]
