@@ -17,6 +17,11 @@ cases as one POOLING layer. ``adaptive_max_pool*`` convert where only their valu
 (the indices output declines). Leading (batch, channel) dims may be dynamic.
 
 1d pooling is 2d pooling over a unit height: a reshape, one POOLING layer, a reshape.
+
+``avg_pool2d/3d`` with ``divisor_override`` (which pooling.py declines) is the window sum over
+the divisor: an AVERAGE pooling that counts padding (every window then has the kernel's
+volume, where no window runs past the padded input: ceil sizes that differ from floor ones
+are declined) and one ELEMENTWISE product by ``volume / divisor``.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, aten, arg, get, is_dynamic, nonempty, \
+from plugtrt.conversion import FLOATS, aten, arg, elementwise, get, is_dynamic, nonempty, \
     only_first_output_used, out_dtype, reduce, reshape_to, slice_to, static_trailing, typed, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -182,6 +187,61 @@ def _pool1d_supported(kind: str, with_indices: bool):
     return is_supported
 
 
+# -- avg_pool with divisor_override -------------------------------------------------------
+def _expand(value, nd: int, default) -> tuple[int, ...]:
+    if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
+        return default
+    values = [value] if isinstance(value, int) else list(value)
+    return tuple(values * nd) if len(values) == 1 else tuple(values)
+
+
+def _divisor_params(node_args, node_kwargs, nd: int) -> dict:
+    kernel = _expand(get(node_args, node_kwargs, 1, "kernel_size"), nd, None)
+    return {"kernel": kernel, "stride": _expand(get(node_args, node_kwargs, 2, "stride"), nd, kernel),
+            "padding": _expand(get(node_args, node_kwargs, 3, "padding", 0), nd, (0,) * nd),
+            "ceil_mode": bool(get(node_args, node_kwargs, 4, "ceil_mode", False)),
+            "divisor": get(node_args, node_kwargs, 6, "divisor_override")}
+
+
+def _avg_divisor(nd: int):
+    def convert(ctx, node, args, kwargs):
+        p = _divisor_params(args, kwargs, nd)
+        dtype = out_dtype(ctx, node)
+        x = ctx.cast(args[0], dtype, node)
+        shape = list(val(node.args[0]).shape)
+        if len(shape) == nd + 1:
+            x = _reshape(ctx, x, [1] + shape, node)
+        layer = ctx.network.add_pooling_nd(x, trt.PoolingType.AVERAGE, trt.Dims(p["kernel"]))
+        layer.stride_nd = trt.Dims(p["stride"])
+        layer.padding_nd = trt.Dims(p["padding"])
+        layer.padding_mode = trt.PaddingMode.EXPLICIT_ROUND_DOWN
+        layer.average_count_excludes_padding = False
+        out = ctx.finish(layer, node)
+        out = elementwise(ctx, out, math.prod(p["kernel"]) / p["divisor"], "PROD", node, dtype)
+        return _reshape(ctx, out, list(val(node).shape), node)
+    return convert
+
+
+def _avg_divisor_supported(nd: int):
+    def is_supported(node: torch.fx.Node, settings) -> bool:
+        if not (_FLOAT_OK(node, settings) and static_trailing(node, nd)):
+            return False
+        x = val(node.args[0])
+        p = _divisor_params(node.args, node.kwargs, nd)
+        if not isinstance(p["divisor"], int) or p["divisor"] == 0 or x.dim() not in (nd + 1, nd + 2):
+            return False
+        if p["kernel"] is None or any(len(v) != nd for v in (p["kernel"], p["stride"], p["padding"])):
+            return False
+        for size, k, s, pad in zip(x.shape[-nd:], p["kernel"], p["stride"], p["padding"]):
+            if k < 1 or s < 1 or pad < 0 or pad > k // 2:
+                return False
+            floor = _torch_size(size, k, s, pad, False)
+            if floor < 1 or (p["ceil_mode"] and _torch_size(size, k, s, pad, True) != floor):
+                return False
+        return True
+    return is_supported
+
+
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     for nd in (1, 2, 3):
@@ -199,3 +259,9 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
                             convert=_pool1d(kind, with_indices),
                             is_supported=_pool1d_supported(kind, with_indices),
                             supports_dynamic_shapes=True)
+    for nd in (2, 3):
+        # below pooling.py's avg_pool converters, which decline divisor_override
+        yield ConverterSpec(name=f"builtin.avg_pool{nd}d.divisor_override",
+                            target=getattr(aten, f"avg_pool{nd}d").default,
+                            convert=_avg_divisor(nd), is_supported=_avg_divisor_supported(nd),
+                            priority=-1, supports_dynamic_shapes=True)

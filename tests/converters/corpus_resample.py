@@ -43,4 +43,6 @@ CORPUS = [
     (aten.avg_pool1d.default, (x(2, 3, 9), [3], [2], [1], False, False)),
     (aten.max_pool1d.default, (x(2, 3, 9), [3], [2], [1])),
     (lambda t: aten.max_pool1d_with_indices.default(t, [2])[0], (x(3, 8),)),
+    (aten.avg_pool2d.default, (x(2, 3, 7, 6), [3, 3], [2, 2], [1, 1], False, True, 5)),
+    (aten.avg_pool3d.default, (x(2, 2, 5, 4, 6), [2, 2, 2], [], [0, 0, 0], False, True, 3)),
 ]

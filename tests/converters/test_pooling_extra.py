@@ -21,7 +21,8 @@ def test_registers():
     names = converter_names(pooling_extra)
     assert {f"builtin.{op}{nd}d.any_size" for op in ("adaptive_avg_pool", "adaptive_max_pool")
             for nd in (1, 2, 3)} <= names
-    assert {"builtin.avg_pool1d", "builtin.max_pool1d", "builtin.max_pool1d_with_indices",
+    assert {"builtin.avg_pool2d.divisor_override", "builtin.avg_pool3d.divisor_override",
+            "builtin.avg_pool1d", "builtin.max_pool1d", "builtin.max_pool1d_with_indices",
             "builtin._adaptive_avg_pool2d.any_size", "builtin._adaptive_avg_pool3d.any_size"} <= names
 
 
@@ -94,3 +95,23 @@ def test_pool1d(args, kind, count_include_pad, lead, length, dtype, precision, s
         fn = lambda x: F.max_pool1d(x, **args)  # noqa: E731
     run = assert_converts(fn, [x], {"precision": precision}, engines=None, pytorch_ops=None)
     assert not run.pytorch_ops or args["ceil_mode"]  # only ceil windows torch sizes differently
+
+
+@settings(**FAST)
+@given(nd=st.sampled_from([2, 3]), kernel=st.integers(1, 3), stride=st.integers(1, 3),
+       data=st.data(), divisor=st.sampled_from([1, 2, 5, -3]), unbatched=st.booleans(),
+       precision=precisions, dynamic=st.booleans(), seed=seeds)
+def test_avg_pool_divisor_override(nd, kernel, stride, data, divisor, unbatched, precision,
+                                   dynamic, seed):
+    padding = data.draw(st.integers(0, kernel // 2))
+    ceil_mode = data.draw(st.booleans())
+    size = data.draw(st.integers(max(kernel, 2), 7 if nd == 2 else 4))
+    shape = ((3,) if unbatched else (2, 3)) + (size,) * nd
+    x = tensor(shape, torch.float32, seed) * 10
+    op = F.avg_pool2d if nd == 2 else F.avg_pool3d
+    if nd == 3:
+        precision = torch.float32  # torch's CPU kernel has no float16 avg_pool3d
+    run = assert_converts(lambda x: op(x, kernel, stride, padding, ceil_mode, divisor_override=divisor),
+                          [x], {"precision": precision}, engines=None, pytorch_ops=None,
+                          dynamic={0: [0]} if dynamic and not unbatched else None)
+    assert not run.pytorch_ops or ceil_mode  # only ceil sizes that differ from floor ones decline
