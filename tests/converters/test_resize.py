@@ -131,3 +131,15 @@ def test_nearest_where_torch_rounds_differently_is_decomposed():
     run = assert_converts(lambda x: F.interpolate(x, size_out, mode="nearest"), [x],
                           engines=None, pytorch_ops=None)
     assert "aten.upsample_nearest1d.default" not in run.pytorch_ops
+
+
+def test_tracing_restores_torchs_python_kernels():
+    """Tracing suspends torch's Python decompositions of upsample ops only while it runs."""
+    from torch._C import DispatchKey
+
+    op = torch.ops.aten.upsample_bilinear2d.default
+    before = dict(op.py_kernels)
+    assert DispatchKey.Autograd in before
+    x = tensor((1, 2, 3, 3), torch.float32, 0)
+    assert_converts(lambda x: F.interpolate(x, (5, 4), mode="bilinear"), [x], FULL)
+    assert op.py_kernels == before
