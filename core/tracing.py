@@ -80,8 +80,8 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], froze
     ``keep_whole`` lists ops (those with a converter); the resampling ones among them
     (``upsample_*``), which torch's own Python kernels on the Autograd and
     CompositeImplicitAutograd keys split into ``_unsafe_index`` and arithmetic, reach the
-    converters whole (one RESIZE layer); a node every converter declines is decomposed later,
-    per node, by a decomposition record.
+    converters whole (one RESIZE layer) when tracing is not symbolic; a node every converter
+    declines is decomposed later, per node, by a decomposition record.
     """
     if symbolic:
         traced = [n.meta["example_value"] for n in gm.graph.nodes if n.op == "placeholder"]
@@ -108,8 +108,10 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], froze
     # Real tensors get a fresh fake mode, not dynamo's: tracing inside dynamo's TracingContext
     # fakifies the parameters in dynamo's ShapeEnv, whose source-less symbols then break its
     # guards. Symbolic tracing uses dynamo's own fakes, whose symbols and guards dynamo knows.
+    # Symbolic tracing keeps torch's split: the C++ upsample kernels specialise every size
+    # (a batch marked dynamic becomes a constant), the Python decompositions do not.
     with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta(), \
-            _python_decompositions_suspended(keep_whole):
+            _python_decompositions_suspended(() if symbolic else keep_whole):
         aten = aot_export_joint_simple(run, tensors, trace_joint=False, decompositions=dict(decompositions))
     _drop_output_clones(aten)
     _copy_stack_traces(gm, aten)
