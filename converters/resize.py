@@ -22,7 +22,9 @@ torch uses a *given* scale factor in the coordinate transformation, not ``out/in
 given factor differs from ``out/in`` the layer gets ``scales`` (TensorRT then sizes the output
 ``floor(in * scale)``; a node where that is not torch's size is declined), else its output
 shape. Batch and channel dims may be dynamic (the shape then comes from a shape tensor);
-spatial dims are static. A node every converter declines is decomposed into gathers
+spatial dims are static. (Through torch.compile, graphs with dynamic sizes reach the backend
+with upsample ops already split by torch, see plugtrt.tracing; export and pre-dispatch traces
+keep them whole.) A node every converter declines is decomposed into gathers
 (torch's own decomposition, applied per node).
 """
 from __future__ import annotations
