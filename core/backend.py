@@ -249,7 +249,8 @@ class CompiledGraph:
                 logger.debug("%s is dynamic: one profile for %s", self.name, DynamicSizes.describe(bounds))
             t0 = time.perf_counter()
             aten, mutated = trace_to_aten(self._traced_gm, args, self.frozen, table,
-                                          symbolic=self.dynamic is not None)
+                                          symbolic=self.dynamic is not None,
+                                          keep_whole=self.registry.converters.keys())
             self._found_writes(mutated, args)
             report.stage_seconds["trace"] = time.perf_counter() - t0
             logger.debug("aten graph of %s:\n%s", report.graph, aten.code)

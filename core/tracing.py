@@ -9,10 +9,12 @@ backend copies those into the real tensors in PyTorch.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -57,8 +59,8 @@ def module_weight_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
 
 
 def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weights: Sequence[int],
-                  decompositions: Mapping[Any, Any], *, symbolic: bool = False
-                  ) -> tuple[torch.fx.GraphModule, tuple[int, ...]]:
+                  decompositions: Mapping[Any, Any], *, symbolic: bool = False,
+                  keep_whole: Collection[Any] = ()) -> tuple[torch.fx.GraphModule, tuple[int, ...]]:
     """The aten graph of ``gm`` on these inputs, specialised to their shapes, and the inputs the
     graph writes; with ``symbolic``, traced on the fake values dynamo recorded, so sizes stay
     symbols (``sym_size`` nodes and ``SymInt`` values in the nodes' meta) of dynamo's own shape
@@ -76,9 +78,16 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weigh
     then read from the tensor that carries it. The returned graph takes the non-frozen tensor
     inputs, in order, and returns ``gm``'s outputs followed by the new value of each written
     input; ``weights`` that the graph does not write are frozen into it.
+
+    ``keep_whole`` lists ops (those with a converter); the resampling ones among them
+    (``upsample_*``), which torch's own Python kernels on the Autograd and
+    CompositeImplicitAutograd keys split into ``_unsafe_index`` and arithmetic, reach the
+    converters whole (one RESIZE layer) when tracing is not symbolic: there the C++ upsample
+    kernels would specialise every size (a batch marked dynamic becomes a constant). A node
+    every converter declines is decomposed later, per node, by a decomposition record.
     """
     if symbolic:
-        return _trace_with_aot(gm, example_inputs, weights, decompositions, symbolic=True)
+        return _trace_with_aot(gm, example_inputs, weights, decompositions, symbolic=True, keep_whole=())
     tensor_slots = [i for i, x in enumerate(example_inputs) if isinstance(x, torch.Tensor)]
     fixed = {i: x for i, x in enumerate(example_inputs) if not isinstance(x, torch.Tensor)}
 
@@ -91,14 +100,15 @@ def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weigh
     # a fresh fake mode, not dynamo's: tracing inside dynamo's TracingContext fakifies the
     # parameters in dynamo's ShapeEnv, whose source-less symbols then break its guards
     with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta(), \
-            enable_python_dispatcher():
+            enable_python_dispatcher(), _python_decompositions_suspended(keep_whole):
         aten = make_fx(functionalize(run, remove="mutations"), decomposition_table=dict(decompositions),
                        tracing_mode="fake", _allow_non_fake_inputs=True)(*tensors)
     try:
         written = _writes_as_outputs(aten)
     except _LeftInPlace as exc:
         logger.debug("tracing again through AOT autograd: %s", exc)
-        return _trace_with_aot(gm, example_inputs, weights, decompositions, symbolic=False)
+        return _trace_with_aot(gm, example_inputs, weights, decompositions, symbolic=False,
+                               keep_whole=keep_whole)
     mutated = tuple(tensor_slots[p] for p in written)
     _copy_stack_traces(gm, aten)
     frozen = [i for i in weights if i not in mutated]
@@ -150,7 +160,7 @@ def mutated_input_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
 
 
 def _trace_with_aot(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weights: Sequence[int],
-                    decompositions: Mapping[Any, Any], *, symbolic: bool
+                    decompositions: Mapping[Any, Any], *, symbolic: bool, keep_whole: Collection[Any]
                     ) -> tuple[torch.fx.GraphModule, tuple[int, ...]]:
     """:func:`trace_to_aten` through AOT autograd's export: for a graph with symbolic sizes (on
     the fake values dynamo recorded, so sizes stay symbols of dynamo's own shape environment),
@@ -183,12 +193,49 @@ def _trace_with_aot(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], wei
         return pytree.tree_map_only(torch.Tensor, torch.clone, outputs)
 
     tensors = [traced[i].detach() for i in tensor_slots]
-    with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta():
+    with torch._guards.tracing(None), torch.no_grad(), fx_traceback.preserve_node_meta(), \
+            _python_decompositions_suspended(keep_whole):
         aten = aot_export_joint_simple(run, tensors, trace_joint=False, decompositions=dict(decompositions))
     _drop_output_clones(aten)
     _copy_stack_traces(gm, aten)
     _freeze(aten, [tensor_slots.index(i) for i in frozen], [example_inputs[i] for i in frozen])
     return aten, mutated
+
+
+_SUSPENDED_KEYS = (torch._C.DispatchKey.Autograd, torch._C.DispatchKey.CompositeImplicitAutograd)
+# The ops kept whole where a converter takes them: resampling, which torch splits in Python
+# into gathers of computed indices. Others (matmul, native_batch_norm) keep torch's split,
+# which the converters and lowering passes expect.
+_KEEP_WHOLE = re.compile(r"aten\._?upsample_")
+_suspend_lock = threading.Lock()
+_suspended: dict[Any, list] = {}  # op -> [tracers suspending it, {key: kernel} to restore]
+
+
+@contextlib.contextmanager
+def _python_decompositions_suspended(ops: Collection[Any]) -> Iterator[None]:
+    """Remove torch's Python kernels on the autograd and composite keys of ``ops`` while the
+    block runs (counted, so concurrent traces restore them once, when the last one ends); the
+    ops then dispatch to their C++ kernels and are recorded whole."""
+    ops = [op for op in ops if _KEEP_WHOLE.match(str(op))
+           and (op in _suspended or any(k in getattr(op, "py_kernels", {}) for k in _SUSPENDED_KEYS))]
+    with _suspend_lock:
+        for op in ops:
+            entry = _suspended.setdefault(op, [0, {}])
+            if entry[0] == 0:
+                entry[1] = {k: op.py_kernels.pop(k) for k in _SUSPENDED_KEYS if k in op.py_kernels}
+                op._dispatch_cache.clear()
+            entry[0] += 1
+    try:
+        yield
+    finally:
+        with _suspend_lock:
+            for op in ops:
+                entry = _suspended[op]
+                entry[0] -= 1
+                if entry[0] == 0:
+                    op.py_kernels.update(entry[1])
+                    op._dispatch_cache.clear()
+                    del _suspended[op]
 
 
 def _drop_output_clones(aten: torch.fx.GraphModule) -> None:

@@ -76,11 +76,3 @@ def test_used_indices_stay_in_pytorch():
     x = tensor((1, 2, 4, 4), torch.float32, 0)
     assert_converts(lambda x: F.max_pool2d(x, 2, return_indices=True), [x], engines=0,
                     pytorch_ops=["aten.max_pool2d_with_indices.default"])
-
-
-def test_uneven_adaptive_pool_and_divisor_override_stay_in_pytorch():
-    x = tensor((1, 2, 5, 5), torch.float32, 0)
-    assert_converts(lambda x: F.adaptive_avg_pool2d(x, 2), [x], engines=0,
-                    pytorch_ops=["aten._adaptive_avg_pool2d.default"])
-    assert_converts(lambda x: F.avg_pool2d(x, 2, divisor_override=3), [x], engines=0,
-                    pytorch_ops=["aten.avg_pool2d.default"])

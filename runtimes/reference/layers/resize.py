@@ -20,13 +20,13 @@ def _source_coordinates(layer: LayerSnapshot, out_size: int, in_size: int,
     """Where each output position samples the input, per ResizeCoordinateTransformation."""
     x = torch.arange(out_size, dtype=torch.float64)
     transform = layer.params["coordinate_transformation"]
+    if out_size == 1 and layer.params.get("selector_for_single_pixel") == "UPPER":
+        return torch.zeros_like(x)  # the upper-left pixel, whatever the transformation
     if transform == "ALIGN_CORNERS":
         return x * ((in_size - 1) / (out_size - 1)) if out_size > 1 else torch.zeros_like(x)
     if transform == "ASYMMETRIC":
         return x / scale
     if transform == "HALF_PIXEL":
-        if out_size == 1 and layer.params.get("selector_for_single_pixel") == "UPPER":
-            return torch.zeros_like(x)
         return (x + 0.5) / scale - 0.5
     raise unsupported(layer, f"coordinate transformation {transform}")
 
