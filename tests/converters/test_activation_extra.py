@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from plugtrt.converters import activation_extra
 from plugtrt.testing import assert_converts
 
-from .strategies import FAST, converter_names, precisions, seeds, shapes, tensor
+from .strategies import FAST, PER_OP, converter_names, precisions, seeds, shapes, tensor
 
 FULL = {"require_full_compilation": True}
 
@@ -44,17 +45,15 @@ ACTIVATIONS = {  # name: op taking (x, drawn argument)
 }
 
 
-@settings(**{**FAST, "max_examples": 40})  # one op per example: more draws than usual
-@given(name=st.sampled_from(sorted(ACTIVATIONS)), shape=shapes(),
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@settings(**PER_OP)
+@given(shape=shapes(),
        dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
        argument=st.sampled_from([0.5, 1.0, 2.0, 0.1]), seed=seeds, dynamic=st.booleans())
 def test_activations(name, shape, dtype, argument, seed, dynamic):
     x = (tensor(shape, torch.float32, seed) * 4).to(dtype)
     op = ACTIVATIONS[name]
-    options = None if name == "rrelu" else FULL  # rrelu's unused noise is made in PyTorch
-    pytorch_ops = ["aten.empty_like.default"] if name == "rrelu" else ()
-    assert_converts(lambda x: op(x, argument), [x], options, engines=None if name == "rrelu" else 1,
-                    pytorch_ops=pytorch_ops, dynamic=_dynamic(x) if dynamic else None)
+    assert_converts(lambda x: op(x, argument), [x], FULL, dynamic=_dynamic(x) if dynamic else None)
 
 
 @settings(**FAST)

@@ -21,7 +21,7 @@ from plugtrt.converters import creation, inference
 from plugtrt.manager import PluginRegistry, load_entry_points, new_plugin_manager
 from plugtrt.testing import assert_converts, run_through_backend
 
-from .strategies import FAST, converter_names, seeds, shapes, tensor
+from .strategies import FAST, PER_OP, converter_names, seeds, shapes, tensor
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.int64, torch.bool]
 FULL = {"precision": torch.float32, "require_full_compilation": True}
@@ -80,8 +80,9 @@ FILLS = {  # name -> fn(x, value, dtype)
 }
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(FILLS)), shape=shapes(1, 4), dtype=st.sampled_from(DTYPES),
+@pytest.mark.parametrize("name", sorted(FILLS))
+@settings(**PER_OP)
+@given(shape=shapes(1, 4), dtype=st.sampled_from(DTYPES),
        fval=st.sampled_from([2.5, -1e4, 0.1, 0.0, 3.0]), ival=st.integers(-300, 300),
        precision=st.sampled_from([torch.float32, torch.float16]), dynamic=st.booleans(), seed=seeds)
 def test_fills_match_eager(name, shape, dtype, fval, ival, precision, dynamic, seed):
@@ -101,8 +102,9 @@ EMPTIES = {
 }
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(EMPTIES)), shape=shapes(1, 3), dtype=st.sampled_from(DTYPES),
+@pytest.mark.parametrize("name", sorted(EMPTIES))
+@settings(**PER_OP)
+@given(shape=shapes(1, 3), dtype=st.sampled_from(DTYPES),
        dynamic=st.booleans(), folded=st.booleans(), seed=seeds)
 def test_empty_makes_zeros_of_eagers_shape_and_dtype(name, shape, dtype, dynamic, folded, seed):
     """torch leaves empty's values undefined; plugtrt documents zeros, folded or converted."""
@@ -194,8 +196,9 @@ DROPOUTS = {
 }
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(DROPOUTS)), shape=shapes(4, 4), seed=seeds)
+@pytest.mark.parametrize("name", sorted(DROPOUTS))
+@settings(**PER_OP)
+@given(shape=shapes(4, 4), seed=seeds)
 def test_dropout_in_eval_is_identity(name, shape, seed):
     """In eval mode dropout vanishes before the backend; the result still equals eager."""
     x = tensor(shape, torch.float32, seed)
@@ -238,8 +241,9 @@ DECLINED = {  # name -> (fn, the op that must stay in PyTorch)
 }
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(DECLINED)), rows=st.integers(2, 5), cols=st.integers(1, 4),
+@pytest.mark.parametrize("name", sorted(DECLINED))
+@settings(**PER_OP)
+@given(rows=st.integers(2, 5), cols=st.integers(1, 4),
        dtype=st.sampled_from([torch.float32, torch.int32]), dynamic=st.booleans(), seed=seeds)
 def test_declined_cases_run_in_pytorch(name, rows, cols, dtype, dynamic, seed):
     """float64 results (without truncate_long_and_double) are declined: they stay in PyTorch,
@@ -268,8 +272,9 @@ TRUNCATED = {
 }
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(TRUNCATED)), rows=st.integers(2, 6), dynamic=st.booleans(), seed=seeds)
+@pytest.mark.parametrize("name", sorted(TRUNCATED))
+@settings(**PER_OP)
+@given(rows=st.integers(2, 6), dynamic=st.booleans(), seed=seeds)
 def test_int64_and_float64_results_under_truncate_long_and_double(name, rows, dynamic, seed):
     """int64 and float64 results are made in int32 and float32 inside the engine and come back
     in the model's dtypes."""

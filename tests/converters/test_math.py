@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from plugtrt.converters import math_binary, math_unary
 from plugtrt.testing import assert_converts
 
-from .strategies import FAST, broadcast_pair, converter_names, seeds, shapes, tensor
+from .strategies import FAST, PER_OP, broadcast_pair, converter_names, seeds, shapes, tensor
 
 FULL = {"require_full_compilation": True}
 FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -80,8 +81,9 @@ UNARY = {  # name: (op, input transform in float32, dtypes the input may take)
 }
 
 
-@settings(**{**FAST, "max_examples": 50})  # one op per example: twice the usual draws
-@given(name=st.sampled_from(sorted(UNARY)), shape=shapes(), data=st.data(), seed=seeds,
+@pytest.mark.parametrize("name", sorted(UNARY))
+@settings(**PER_OP)
+@given(shape=shapes(), data=st.data(), seed=seeds,
        dynamic=st.booleans())
 def test_unary(name, shape, data, seed, dynamic):
     op, transform, dtypes = UNARY[name]
@@ -146,8 +148,9 @@ CLASSES = {
 }
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(CLASSES)), shape=shapes(), dtype=st.sampled_from(FLOAT_DTYPES),
+@pytest.mark.parametrize("name", sorted(CLASSES))
+@settings(**PER_OP)
+@given(shape=shapes(), dtype=st.sampled_from(FLOAT_DTYPES),
        seed=seeds)
 def test_special_values(name, shape, dtype, seed):
     x = _special(shape, dtype, seed)
@@ -215,8 +218,9 @@ _PAIRS = {
 }
 
 
-@settings(**{**FAST, "max_examples": 50})  # one op per example: twice the usual draws
-@given(name=st.sampled_from(sorted(BINARY)), pair=broadcast_pair(), data=st.data(), seed=seeds,
+@pytest.mark.parametrize("name", sorted(BINARY))
+@settings(**PER_OP)
+@given(pair=broadcast_pair(), data=st.data(), seed=seeds,
        dynamic=st.booleans())
 def test_binary(name, pair, data, seed, dynamic):
     op, kind, nonzero = BINARY[name]
@@ -282,8 +286,9 @@ BOOL_OPS = {
 }
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(sorted(BOOL_OPS)), pair=broadcast_pair(), scalar=st.sampled_from(
+@pytest.mark.parametrize("name", sorted(BOOL_OPS))
+@settings(**PER_OP)
+@given(pair=broadcast_pair(), scalar=st.sampled_from(
     [None, True, False]), scalar_first=st.booleans(), seed=seeds)
 def test_bool_logic(name, pair, scalar, scalar_first, seed):
     op = BOOL_OPS[name]
