@@ -1,0 +1,202 @@
+"""index / _unsafe_index, index_put / _unsafe_index_put and diagonal through the whole backend."""
+from __future__ import annotations
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plugtrt.converters import advanced_indexing
+from plugtrt.testing import assert_converts
+
+from .strategies import FAST, converter_names, seeds, shapes, tensor
+
+FULL = {"require_full_compilation": True}
+data_dtypes = st.sampled_from([torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.int64,
+                               torch.bool])
+index_dtypes = st.sampled_from([torch.int64, torch.int32])
+precisions = st.sampled_from([torch.float32, torch.float16])
+
+
+def test_registers_through_a_fresh_manager():
+    assert converter_names(advanced_indexing) == {
+        "builtin.index", "builtin.unsafe_index", "builtin.index_put", "builtin.unsafe_index_put",
+        "builtin.diagonal"}
+
+
+@st.composite
+def indexing(draw, min_rank: int = 1):
+    """A shape, the dims it is indexed on (possibly not adjacent), index tensors whose shapes
+    broadcast (some dims 1, some leading dims dropped), with negative entries, and a dim free to
+    mark dynamic (not indexed, size >= 2) or None."""
+    shape = draw(shapes(min_rank, 4, min_side=1, max_side=5))
+    rank = len(shape)
+    dims = sorted(draw(st.sets(st.integers(0, rank - 1), min_size=1, max_size=min(rank, 3))))
+    base = draw(shapes(0, 2, 1, 4))
+    seed = draw(seeds)
+    g = torch.Generator().manual_seed(seed)
+    indices = []
+    for d in dims:
+        keep = draw(st.integers(0, len(base)))
+        own = tuple(1 if draw(st.booleans()) else s for s in base[len(base) - keep:])
+        indices.append(torch.randint(-shape[d], shape[d], own, generator=g))
+    free = [d for d in range(rank) if d not in dims and shape[d] >= 2]
+    dynamic = draw(st.sampled_from(free)) if free and draw(st.booleans()) else None
+    return shape, dims, indices, dynamic
+
+
+def _key(dims, rank, indices):
+    key = [slice(None)] * (max(dims) + 1)
+    for d, i in zip(dims, indices):
+        key[d] = i
+    return tuple(key)
+
+
+@settings(**FAST)
+@given(case=indexing(), dtype=data_dtypes, index_dtype=index_dtypes, precision=precisions,
+       unsafe=st.booleans(), seed=seeds)
+def test_index(case, dtype, index_dtype, precision, unsafe, seed):
+    """x[i], x[:, i], x[i, :, j] (result dims in front), broadcast index shapes, negative
+    indices; a dynamic non-indexed dim where drawn."""
+    shape, dims, indices, dynamic = case
+    op = torch.ops.aten._unsafe_index.Tensor if unsafe else torch.ops.aten.index.Tensor
+
+    def fn(x, *idx):
+        key = [None] * (max(dims) + 1)
+        for d, i in zip(dims, idx):
+            key[d] = i
+        return op(x, key)
+    x = tensor(shape, dtype, seed)
+    assert_converts(fn, [x, *(i.to(index_dtype) for i in indices)], {**FULL, "precision": precision},
+                    dynamic={0: [dynamic]} if dynamic is not None else None)
+
+
+@settings(**FAST)
+@given(shape=shapes(2, 4, 2, 5), data=st.data(), seed=seeds)
+def test_index_with_constant_indices_and_masks(shape, data, seed):
+    """A frozen index tensor (negative entries folded at conversion) and a frozen boolean mask
+    (folded to its integer indices)."""
+    g = torch.Generator().manual_seed(seed)
+    dim = data.draw(st.integers(0, len(shape) - 1))
+    mask = torch.rand(shape[dim], generator=g) > 0.5
+    mask[data.draw(st.integers(0, shape[dim] - 1))] = True
+    index = torch.randint(-shape[dim], shape[dim], (data.draw(st.integers(1, 4)),), generator=g)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mask", mask)
+            self.register_buffer("index", index)
+
+        def forward(self, x):
+            key = (slice(None),) * dim
+            return x[key + (self.mask,)] * 2 + x[key + (self.index,)].sum()
+    assert_converts(Model(), [tensor(shape, torch.float32, seed)], FULL)
+
+
+def test_boolean_mask_from_the_graph_is_left_to_pytorch():
+    """A mask input has a data-dependent number of True entries: dynamo splits the graph there
+    and the masked read runs in PyTorch; the rest still converts."""
+    x, mask = torch.randn(4, 3), torch.tensor([True, False, True, True])
+    assert_converts(lambda a, m: a[m] * 2, [x, mask], engines=None, pytorch_ops=None)
+
+
+@st.composite
+def putting(draw):
+    shape, dims, indices, dynamic = draw(indexing())
+    # distinct positions keep the result defined (torch leaves duplicates unspecified)
+    broadcast = torch.broadcast_tensors(*indices)
+    key = torch.zeros_like(broadcast[0])
+    for d, i in zip(dims, broadcast):
+        key = key * shape[d] + i % shape[d]
+    if key.unique().numel() != key.numel():
+        indices = [i.reshape(-1)[:1] for i in indices]
+    return shape, dims, indices, dynamic
+
+
+@settings(**FAST)
+@given(case=putting(), dtype=data_dtypes, index_dtype=index_dtypes, seed=seeds, unsafe=st.booleans(),
+       broadcast_values=st.booleans())
+def test_index_put(case, dtype, index_dtype, seed, unsafe, broadcast_values):
+    """x[i, :, j] = v with values broadcast onto the indexed block; negative indices wrap."""
+    shape, dims, indices, dynamic = case
+    op = torch.ops.aten._unsafe_index_put.default if unsafe else torch.ops.aten.index_put.default
+    x = tensor(shape, dtype, seed)
+    block = x[_key(dims, len(shape), indices)].shape
+    value_shape = block[-1:] if broadcast_values and block else block
+
+    def fn(a, v, *idx):
+        key = [None] * (max(dims) + 1)
+        for d, i in zip(dims, idx):
+            key[d] = i
+        return op(a, key, v)
+    values = tensor(value_shape, dtype, seed + 1)
+    if dynamic is not None and len(value_shape) < len(block):
+        dynamic = None  # values fixed in size where the dim is would specialise it
+    assert_converts(fn, [x, values, *(i.to(index_dtype) for i in indices)], FULL,
+                    dynamic={0: [dynamic]} if dynamic is not None else None)
+
+
+@settings(**FAST)
+@given(shape=shapes(1, 3, 2, 5), data=st.data(), seed=seeds,
+       dtype=st.sampled_from([torch.float32, torch.float16, torch.int32]))
+def test_index_put_accumulate_with_constant_distinct_indices(shape, data, seed, dtype):
+    """accumulate=True with frozen indices proven distinct: gather + add + scatter."""
+    g = torch.Generator().manual_seed(seed)
+    count = data.draw(st.integers(1, shape[0]))
+    index = torch.randperm(shape[0], generator=g)[:count] - shape[0] * data.draw(st.integers(0, 1))
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("index", index)
+
+        def forward(self, x, v):
+            return torch.ops.aten.index_put.default(x, [self.index], v, True)
+    values = tensor((count, *shape[1:]), dtype, seed + 1)
+    assert_converts(Model(), [tensor(shape, dtype, seed), values], FULL)
+
+
+@settings(**FAST)
+@given(shape=shapes(1, 3, 2, 5), seed=seeds)
+def test_index_put_accumulate_with_graph_indices_runs_in_pytorch(shape, seed):
+    """TensorRT's scatter has no reduction: indices from the graph may repeat, so the
+    accumulating put is declined and still matches eager (duplicates summed)."""
+    index = torch.randint(0, shape[0], (4,), generator=torch.Generator().manual_seed(seed))
+    values = tensor((4, *shape[1:]), torch.float32, seed)
+    run = assert_converts(lambda x, v, i: torch.ops.aten.index_put.default(x, [i], v, True) * 2,
+                          [tensor(shape, torch.float32, seed), values, index], engines=None,
+                          pytorch_ops=None)
+    assert "aten.index_put.default" in run.pytorch_ops
+
+
+def test_index_put_with_a_constant_mask():
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mask", torch.tensor([True, False, True, True]))
+
+        def forward(self, x, v):
+            x = x.clone()
+            x[:, self.mask] = v
+            return x
+    assert_converts(Model(), [torch.randn(3, 4), torch.randn(3, 3)], FULL)
+
+
+@settings(**FAST)
+@given(shape=shapes(2, 4, 1, 5), data=st.data(), dtype=data_dtypes, seed=seeds)
+def test_diagonal(shape, data, dtype, seed):
+    rank = len(shape)
+    dim1, dim2 = data.draw(st.lists(st.integers(-rank, rank - 1), min_size=2, max_size=2,
+                                    unique_by=lambda d: d % rank))
+    n1, n2 = shape[dim1], shape[dim2]
+    offset = data.draw(st.integers(-(n1 - 1), n2 - 1))
+    free = [d for d in range(rank) if d not in (dim1 % rank, dim2 % rank) and shape[d] >= 2]
+    dynamic = data.draw(st.sampled_from(free)) if free and data.draw(st.booleans()) else None
+    assert_converts(lambda x: torch.diagonal(x, offset, dim1, dim2), [tensor(shape, dtype, seed)], FULL,
+                    dynamic={0: [dynamic]} if dynamic is not None else None)
+
+
+def test_diagonal_over_a_dynamic_dim_runs_in_pytorch():
+    run = assert_converts(lambda x: torch.diagonal(x, 0, 0, 1) * 2, [torch.randn(4, 3)], engines=None,
+                          pytorch_ops=None, dynamic={0: [0]})
+    assert "aten.diagonal.default" in run.pytorch_ops
