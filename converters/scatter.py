@@ -433,8 +433,8 @@ def _select_scatter(ctx, node, args, kwargs):
     rank = len(x_shape)
     axis = norm_dim(dim, rank)
     begin = index % x_shape[axis]
-    src_shape = list(x_shape)
-    src_shape[axis] = 1
+    src_shape = list(val(node.args[1]).shape)
+    src_shape.insert(axis, 1)
     dtype = out_dtype(ctx, node)
     src = ctx.reshape(ctx.cast(src, dtype, node), tuple(src_shape), node)
     return _place(ctx, node, ctx.cast(x, dtype, node), src, x_shape, tuple(src_shape), axis, begin, 1, 1)
