@@ -13,6 +13,7 @@ result shape, which a TensorRT engine of these converters cannot express: it sta
 """
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Iterator
 from typing import Any
@@ -21,15 +22,19 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
+    FLOATS,
     NUMERIC,
     arg,
     aten,
     elementwise,
+    get,
     is_dynamic,
     lift_rank,
     nonempty,
     norm_dim,
+    only_first_output_used,
     out_dtype,
+    reduce,
     same_shape,
     size_tensor,
     slice_to,
@@ -348,6 +353,102 @@ def diagonal_supported(node: torch.fx.Node, settings) -> bool:
     return nonempty(node)
 
 
+# -- embedding_bag -----------------------------------------------------------------------------
+_BAG_LIMIT = 1 << 22
+
+
+def _embedding_bag(ctx, node, args, kwargs):
+    """Rows gathered (GATHER/DEFAULT), then folded per bag: a ``[bags, n]`` membership mask
+    (``offsets[b] <= i < end[b]``, and ``indices[i] != padding_idx``), a select and a REDUCE
+    over ``n`` (SUM for sum and mean, MAX for max); empty bags give 0 as in torch."""
+    weight, indices, offsets = args[:3]
+    mode = get(args, kwargs, 4, "mode", 0)
+    per_sample = get(args, kwargs, 6, "per_sample_weights")
+    include_last = get(args, kwargs, 7, "include_last_offset", False)
+    padding_idx = get(args, kwargs, 8, "padding_idx", -1)
+    dtype = out_dtype(ctx, node, 0)
+    n = val(node.args[1]).shape[0]
+    bags = val(node)[0].shape[0]
+    rows = ctx.upcast(ctx.finish(ctx.network.add_gather(weight, indices, 0), node, suffix="rows"), node)
+    compute = ctx.dtype(rows)
+    if per_sample is not None:
+        weights = ctx.reshape(ctx.cast(per_sample, compute, node), (n, 1), node)
+        rows = elementwise(ctx, rows, weights, "PROD", node, compute, "per_sample")
+    positions = torch.arange(n, dtype=torch.int32).reshape(1, n)
+    offsets_value = constant_value(node.args[2])
+    if offsets_value is not None:
+        bounds = offsets_value.to(torch.int64).tolist() + ([] if include_last else [n])
+        member = torch.zeros(bags, n, dtype=torch.bool)
+        for b in range(bags):
+            member[b, bounds[b]:bounds[b + 1]] = True
+        member = ctx.constant(member, node)
+    else:
+        offsets = ctx.cast(offsets, torch.int32, node)
+        count = val(node.args[2]).shape[0]
+        starts = offsets if count == bags else slice_to(ctx, offsets, (0,), (bags,), (1,), node, "starts")
+        if include_last:
+            ends = slice_to(ctx, offsets, (1,), (bags,), (1,), node, "ends")
+        else:
+            tail = ctx.constant(torch.tensor([n], dtype=torch.int32), node)
+            pieces = ([slice_to(ctx, offsets, (1,), (bags - 1,), (1,), node, "ends")] if bags > 1 else []) + [tail]
+            ends = pieces[0] if len(pieces) == 1 else ctx.finish(ctx.network.add_concatenation(pieces), node,
+                                                                 suffix="ends")
+        # bools compared as int32: a < b is (not a) and b
+        early = elementwise(ctx, positions, ctx.reshape(starts, (bags, 1), node), "LESS", node, torch.int32,
+                            "before_start")
+        early_or_in = elementwise(ctx, positions, ctx.reshape(ends, (bags, 1), node), "LESS", node,
+                                  torch.int32, "before_end")
+        member = elementwise(ctx, early, early_or_in, "LESS", node, torch.int32, "inside")
+    if padding_idx is not None and padding_idx >= 0:
+        padded = elementwise(ctx, ctx.reshape(ctx.cast(indices, torch.int32, node), (1, n), node), padding_idx,
+                             "EQUAL", node, torch.int32, "padding")
+        member = elementwise(ctx, padded, member, "LESS", node, torch.int32, "not_padding")
+    mask = ctx.reshape(member, (bags, n, 1), node)
+    rows = ctx.reshape(rows, (1, n, val(node.args[0]).shape[1]), node)
+    if mode == 2:
+        filler = ctx.scalar(-math.inf, compute, 3, node)
+    else:
+        filler = ctx.scalar(0, compute, 3, node)
+    picked = ctx.finish(ctx.network.add_select(mask, rows, filler), node, suffix="pick")
+    out = reduce(ctx, picked, "MAX" if mode == 2 else "SUM", [1], False, node)
+    if mode != 0:
+        hits = reduce(ctx, ctx.cast(mask, compute, node), "SUM", [1], False, node, "count")
+        if mode == 1:
+            safe = elementwise(ctx, hits, 1, "MAX", node, compute, "safe_count")
+            out = elementwise(ctx, out, safe, "DIV", node, compute, "mean")
+        else:
+            empty = elementwise(ctx, hits, 0, "EQUAL", node, compute, "empty")
+            out = ctx.finish(ctx.network.add_select(empty, ctx.scalar(0, compute, 2, node), out), node,
+                             suffix="empty_bag")
+    return (ctx.cast(out, dtype, node), None, None, None)
+
+
+def _embedding_bag_supported(node: torch.fx.Node, settings) -> bool:
+    if len(node.args) < 3 or not only_first_output_used(node):
+        return False
+    weight, indices, offsets = (val(a) for a in node.args[:3])
+    mode = arg(node, 4, "mode", 0)
+    if not all(isinstance(t, torch.Tensor) for t in (weight, indices, offsets)) or mode not in (0, 1, 2):
+        return False
+    if weight.dtype not in FLOATS or weight.dim() != 2 or indices.dim() != 1 or offsets.dim() != 1:
+        return False
+    result = val(node)[0]
+    if indices.dtype not in _INDEX or offsets.dtype not in _INDEX:
+        return False
+    used = (weight, indices, offsets, result)  # the unused outputs may be empty (sum mode)
+    if is_dynamic([d for t in used for d in t.shape]) or not all(t.numel() for t in used):
+        return False  # bag bounds compare with positions folded from the static count
+    if arg(node, 7, "include_last_offset", False) and (mode != 0 or arg(node, 8, "padding_idx", -1) >= 0):
+        return False  # torch's CPU kernel then reads past the last offset (max, and padding_idx
+        # run the last bag to the end of indices; mean divides by the count to the end): its
+        # sum-mode reading (the bag ends at the last offset) is the only one reproduced
+    per_sample = val(arg(node, 6, "per_sample_weights"))
+    if per_sample is not None and (mode != 0 or per_sample.dtype != weight.dtype):
+        return False
+    bags = result.shape[0]
+    return bags * indices.shape[0] * weight.shape[1] <= _BAG_LIMIT
+
+
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     for name, target in [("index", aten.index.Tensor), ("unsafe_index", aten._unsafe_index.Tensor)]:
@@ -357,5 +458,9 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
                          ("unsafe_index_put", aten._unsafe_index_put.default)]:
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_index_put,
                             is_supported=_index_put_supported, supports_dynamic_shapes=True)
+    for name, target in [("embedding_bag_forward_only", aten._embedding_bag_forward_only.default),
+                         ("embedding_bag", aten._embedding_bag.default)]:
+        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_embedding_bag,
+                            is_supported=_embedding_bag_supported)
     yield ConverterSpec(name="builtin.diagonal", target=aten.diagonal.default, convert=_diagonal,
                         is_supported=diagonal_supported, supports_dynamic_shapes=True)

@@ -33,3 +33,9 @@ CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (lambda t, s: aten.select_scatter.default(t, s, 1, -1), (x(3, 4), x(3))),
     (lambda t, s: aten.diagonal_scatter.default(t, s, 0, 1, 2), (x(2, 3, 3), x(2, 3))),
 ]
+CORPUS += [
+    (lambda w, i, o: aten._embedding_bag_forward_only.default(w, i, o, False, 1, False, None, False, 2)[0],
+     (x(6, 3), x(5, dtype=L, below=6), x(2, dtype=L, below=1))),
+    (lambda w, i, o, p: aten._embedding_bag.default(w, i, o, False, 0, False, p, True, -1)[0],
+     (x(6, 3), x(5, dtype=L, below=6), x(3, dtype=L, below=1), x(5))),
+]

@@ -1,6 +1,7 @@
 """index / _unsafe_index, index_put / _unsafe_index_put and diagonal through the whole backend."""
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ precisions = st.sampled_from([torch.float32, torch.float16])
 def test_registers_through_a_fresh_manager():
     assert converter_names(advanced_indexing) == {
         "builtin.index", "builtin.unsafe_index", "builtin.index_put", "builtin.unsafe_index_put",
-        "builtin.diagonal"}
+        "builtin.diagonal", "builtin.embedding_bag_forward_only", "builtin.embedding_bag"}
 
 
 @st.composite
@@ -200,3 +201,44 @@ def test_diagonal_over_a_dynamic_dim_runs_in_pytorch():
     run = assert_converts(lambda x: torch.diagonal(x, 0, 0, 1) * 2, [torch.randn(4, 3)], engines=None,
                           pytorch_ops=None, dynamic={0: [0]})
     assert "aten.diagonal.default" in run.pytorch_ops
+
+
+@settings(**FAST)
+@given(num=st.integers(1, 8), dim=st.integers(1, 4), n=st.integers(1, 8), data=st.data(),
+       mode=st.sampled_from(["sum", "mean", "max"]), precision=precisions, seed=seeds,
+       dtype=st.sampled_from([torch.float32, torch.float16]))
+def test_embedding_bag(num, dim, n, data, mode, precision, seed, dtype):
+    """Bags from offsets (empty bags included), include_last_offset, padding_idx and per-sample
+    weights (sum mode), and the 2-D form without offsets."""
+    g = torch.Generator().manual_seed(seed)
+    weight = (torch.randn(num, dim, generator=g) * 3).to(dtype)
+    indices = torch.randint(0, num, (n,), generator=g)
+    include_last = mode == "sum" and data.draw(st.booleans())  # see the test below
+    padding_idx = None if include_last or not data.draw(st.booleans()) else data.draw(st.integers(0, num - 1))
+    bags = data.draw(st.integers(1, 4))
+    offsets = torch.sort(torch.randint(0, n + 1, (bags + int(include_last),), generator=g)).values
+    offsets[0] = 0
+    if data.draw(st.booleans()):  # the 2-D form: equal bags, offsets implied
+        rows = data.draw(st.sampled_from([d for d in range(1, n + 1) if n % d == 0]))
+        assert_converts(lambda w, i: torch.nn.functional.embedding_bag(i, w, mode=mode),
+                        [weight, indices.reshape(rows, -1)], {**FULL, "precision": precision})
+        return
+    psw = tensor((n,), dtype, seed + 1) if mode == "sum" and data.draw(st.booleans()) else None
+
+    def fn(w, i, o, *p):
+        return torch.nn.functional.embedding_bag(i, w, o, mode=mode, include_last_offset=include_last,
+                                                 padding_idx=padding_idx, per_sample_weights=p[0] if p else None)
+    assert_converts(fn, [weight, indices, offsets] + ([psw] if psw is not None else []),
+                    {**FULL, "precision": precision})
+
+
+@pytest.mark.parametrize("mode, padding_idx", [("sum", 1), ("mean", None), ("max", None)])
+def test_embedding_bag_reading_past_the_last_offset_runs_in_pytorch(mode, padding_idx):
+    """With include_last_offset, torch's kernel reads past the last offset for max, mean (its
+    count) and padding_idx: declined, and still eager's numbers."""
+    def fn(w, i, o):
+        return torch.nn.functional.embedding_bag(i, w, o, mode=mode, include_last_offset=True,
+                                                 padding_idx=padding_idx) * 2
+    run = assert_converts(fn, [torch.randn(5, 2), torch.tensor([0, 1, 2, 3, 4]), torch.tensor([0, 2, 3])],
+                          engines=None, pytorch_ops=None)
+    assert "aten._embedding_bag_forward_only.default" in run.pytorch_ops
