@@ -481,6 +481,40 @@ def _diagonal_scatter_ok(node: torch.fx.Node, settings) -> bool:
         and src.dtype == val(node.args[0]).dtype and src.numel() > 0
 
 
+# -- masked_scatter ----------------------------------------------------------------------------
+def _masked_scatter(ctx, node, args, kwargs):
+    """Element ``i`` where the mask holds takes ``src.flatten()[k]``, ``k`` the number of set
+    mask elements before ``i`` in row-major order: an exclusive CUMULATIVE/SUM over the
+    flattened mask, a GATHER/DEFAULT from the flattened source, and a SELECT."""
+    x, mask, src = args[:3]
+    shape = tuple(val(node).shape)
+    count = math.prod(shape)
+    dtype = out_dtype(ctx, node)
+    mask = broadcast_to(ctx, mask, shape, node, tuple(val(node.args[1]).shape))
+    flat_mask = ctx.reshape(mask, (count,), node)
+    ones = ctx.cast(flat_mask, torch.int32, node)
+    axis = ctx.constant(torch.tensor(0, dtype=torch.int32), node)
+    before = ctx.finish(ctx.network.add_cumulative(ones, axis, trt.CumulativeOperation.SUM, True, False),
+                        node, suffix="position")
+    sources = val(node.args[2]).numel()
+    position = elementwise(ctx, before, sources - 1, "MIN", node, torch.int32, "clamp")
+    flat_src = ctx.reshape(ctx.cast(src, dtype, node), (sources,), node)
+    picked = ctx.finish(ctx.network.add_gather(flat_src, position, 0), node, suffix="pick")
+    flat_x = ctx.reshape(broadcast_to(ctx, ctx.cast(x, dtype, node), shape, node,
+                                      tuple(val(node.args[0]).shape)), (count,), node)
+    out = ctx.finish(ctx.network.add_select(flat_mask, picked, flat_x), node, suffix="select")
+    return ctx.reshape(out, shape, node)
+
+
+def _masked_scatter_ok(node: torch.fx.Node, settings) -> bool:
+    x, mask, src = (val(a) for a in node.args[:3])
+    if not all(isinstance(t, torch.Tensor) for t in (x, mask, src)) or mask.dtype != torch.bool:
+        return False
+    if x.dtype not in _DATA or src.dtype != x.dtype or not static_shapes(node):
+        return False  # the flattened sizes are folded from static shapes
+    return val(node).numel() < 2**31 and tuple(val(node).shape) == tuple(x.shape)
+
+
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     for name, target in [("scatter_src", aten.scatter.src), ("scatter_value", aten.scatter.value)]:
@@ -510,6 +544,8 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.select_scatter", target=aten.select_scatter.default,
                         convert=_select_scatter, is_supported=_select_scatter_ok,
                         supports_dynamic_shapes=True)
+    yield ConverterSpec(name="builtin.masked_scatter", target=aten.masked_scatter.default,
+                        convert=_masked_scatter, is_supported=_masked_scatter_ok)
     yield ConverterSpec(name="builtin.diagonal_scatter", target=aten.diagonal_scatter.default,
                         convert=_diagonal_scatter, is_supported=_diagonal_scatter_ok,
                         supports_dynamic_shapes=True)

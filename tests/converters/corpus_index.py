@@ -39,3 +39,6 @@ CORPUS += [
     (lambda w, i, o, p: aten._embedding_bag.default(w, i, o, False, 0, False, p, True, -1)[0],
      (x(6, 3), x(5, dtype=L, below=6), x(3, dtype=L, below=1), x(5))),
 ]
+CORPUS += [
+    (aten.masked_scatter.default, (x(3, 4), x(4, dtype=torch.bool), x(12))),
+]

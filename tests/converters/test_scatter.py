@@ -28,7 +28,8 @@ def test_registers_through_a_fresh_manager():
         "builtin.scatter_src", "builtin.scatter_value", "builtin.scatter_add", "builtin.scatter_reduce",
         "builtin.scatter_reduce_src", "builtin.scatter_reduce_value", "builtin.index_add",
         "builtin.index_copy", "builtin.index_fill_scalar", "builtin.index_fill_tensor",
-        "builtin.slice_scatter", "builtin.select_scatter", "builtin.diagonal_scatter"}
+        "builtin.slice_scatter", "builtin.select_scatter", "builtin.diagonal_scatter",
+        "builtin.masked_scatter"}
 
 
 @st.composite
@@ -214,3 +215,17 @@ def test_diagonal_scatter(shape, data, dtype, seed):
     src_shape = torch.diagonal(torch.empty(shape), offset, dim1, dim2).shape
     assert_converts(lambda a, s: torch.diagonal_scatter(a, s, offset, dim1, dim2),
                     [tensor(shape, dtype, seed), tensor(src_shape, dtype, seed + 1)], FULL)
+
+
+@settings(**FAST)
+@given(shapes_=st.data(), dtype=all_dtypes, seed=seeds, extra=st.integers(0, 3))
+def test_masked_scatter(shapes_, dtype, seed, extra):
+    """A mask from the graph (broadcast onto x, any number of set elements) takes the source's
+    elements in row-major order (exclusive CUMULATIVE + GATHER + SELECT)."""
+    shape = shapes_.draw(shapes(1, 4, 1, 5))
+    keep = shapes_.draw(st.integers(1, len(shape)))
+    mask_shape = tuple(1 if shapes_.draw(st.booleans()) else d for d in shape[len(shape) - keep:])
+    mask = tensor(mask_shape, torch.bool, seed)
+    count = int(torch.broadcast_to(mask, shape).sum())
+    src = tensor((max(count + extra, 1),), dtype, seed + 1)
+    assert_converts(lambda a, m, s: a.masked_scatter(m, s), [tensor(shape, dtype, seed + 2), mask, src], FULL)
