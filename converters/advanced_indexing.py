@@ -128,8 +128,10 @@ def plan(x_node: torch.fx.Node, index_nodes: list[Any]) -> _Plan | str:
         if fake.dtype in (torch.bool, torch.uint8):
             mask = constant_value(entry)
             if mask is None:
-                return "a boolean mask from the graph: its number of True entries, and so the result's shape, is data-dependent"
-            if mask.dim() == 0 or mask.dim() + position > x.dim() or is_dynamic(x.shape[position:position + mask.dim()]):
+                return ("a boolean mask from the graph: its number of True entries, and so the "
+                        "result's shape, is data-dependent")
+            covered = x.shape[position:position + mask.dim()]
+            if mask.dim() == 0 or mask.dim() + position > x.dim() or is_dynamic(covered):
                 return "a 0-d boolean mask or one over dynamic dims"
             if tuple(mask.shape) != tuple(x.shape[position:position + mask.dim()]):
                 return "a boolean mask whose shape differs from the dims it indexes"
@@ -390,7 +392,8 @@ def _embedding_bag(ctx, node, args, kwargs):
             ends = slice_to(ctx, offsets, (1,), (bags,), (1,), node, "ends")
         else:
             tail = ctx.constant(torch.tensor([n], dtype=torch.int32), node)
-            pieces = ([slice_to(ctx, offsets, (1,), (bags - 1,), (1,), node, "ends")] if bags > 1 else []) + [tail]
+            pieces = [slice_to(ctx, offsets, (1,), (bags - 1,), (1,), node, "ends")] if bags > 1 else []
+            pieces.append(tail)
             ends = pieces[0] if len(pieces) == 1 else ctx.finish(ctx.network.add_concatenation(pieces), node,
                                                                  suffix="ends")
         # bools compared as int32: a < b is (not a) and b
@@ -400,8 +403,8 @@ def _embedding_bag(ctx, node, args, kwargs):
                                   torch.int32, "before_end")
         member = elementwise(ctx, early, early_or_in, "LESS", node, torch.int32, "inside")
     if padding_idx is not None and padding_idx >= 0:
-        padded = elementwise(ctx, ctx.reshape(ctx.cast(indices, torch.int32, node), (1, n), node), padding_idx,
-                             "EQUAL", node, torch.int32, "padding")
+        row = ctx.reshape(ctx.cast(indices, torch.int32, node), (1, n), node)
+        padded = elementwise(ctx, row, padding_idx, "EQUAL", node, torch.int32, "padding")
         member = elementwise(ctx, padded, member, "LESS", node, torch.int32, "not_padding")
     mask = ctx.reshape(member, (bags, n, 1), node)
     rows = ctx.reshape(rows, (1, n, val(node.args[0]).shape[1]), node)

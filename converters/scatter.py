@@ -453,7 +453,7 @@ def _diagonal_scatter(ctx, node, args, kwargs):
     x, src = args[:2]
     shape = tuple(val(node.args[0]).shape)
     d1, d2, others, flat = diagonal_geometry(shape, get(args, kwargs, 2, "offset", 0),
-                                              get(args, kwargs, 3, "dim1", 0), get(args, kwargs, 4, "dim2", 1))
+                                             get(args, kwargs, 3, "dim1", 0), get(args, kwargs, 4, "dim2", 1))
     dtype = out_dtype(ctx, node)
     perm = others + [d1, d2]
     kept = [shape[d] for d in others]

@@ -226,8 +226,9 @@ def test_embedding_bag(num, dim, n, data, mode, precision, seed, dtype):
     psw = tensor((n,), dtype, seed + 1) if mode == "sum" and data.draw(st.booleans()) else None
 
     def fn(w, i, o, *p):
-        return torch.nn.functional.embedding_bag(i, w, o, mode=mode, include_last_offset=include_last,
-                                                 padding_idx=padding_idx, per_sample_weights=p[0] if p else None)
+        return torch.nn.functional.embedding_bag(
+            i, w, o, mode=mode, include_last_offset=include_last, padding_idx=padding_idx,
+            per_sample_weights=p[0] if p else None)
     assert_converts(fn, [weight, indices, offsets] + ([psw] if psw is not None else []),
                     {**FULL, "precision": precision})
 

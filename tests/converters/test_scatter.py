@@ -66,8 +66,8 @@ def test_scatter(case, dtype, use_value):
         value = True if dtype == torch.bool else (3 if dtype in (torch.int32, torch.int64) else -2.5)
         assert_converts(lambda a, i: torch.scatter(a, dim, i, value), [x, index], FULL)
         return
-    assert_converts(lambda a, i, s: torch.scatter(a, dim, i, s), [x, index, tensor(src_shape, dtype, seed + 1)],
-                    FULL, dynamic=_dyn(dynamic))
+    src = tensor(src_shape, dtype, seed + 1)
+    assert_converts(lambda a, i, s: torch.scatter(a, dim, i, s), [x, index, src], FULL, dynamic=_dyn(dynamic))
 
 
 @settings(**FAST)
