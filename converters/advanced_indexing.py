@@ -9,7 +9,10 @@ indexed dims permuted to the front. Negative indices are wrapped in the network 
 indices in torch, at conversion), so no layer relies on TensorRT wrapping them. A boolean mask
 is accepted only when it is a constant: it is folded to its integer indices here. A mask read
 from a graph input has a data-dependent number of ``True`` entries, and so a data-dependent
-result shape, which a TensorRT engine of these converters cannot express: it stays in PyTorch.
+result shape, which a TensorRT engine of these converters cannot express: it stays in PyTorch;
+except ``x[mask] = v`` with values that do not depend on that number (a scalar, or one row
+broadcast over the selected elements), which is a SELECT whatever the mask holds.
+``embedding_bag`` (gather, then a per-bag REDUCE) lives here too.
 """
 from __future__ import annotations
 
@@ -243,6 +246,9 @@ def _index_supported(node: torch.fx.Node, settings) -> bool:
 
 # -- index_put ---------------------------------------------------------------------------------
 def _index_put(ctx, node, args, kwargs):
+    form = _masked_form(node)
+    if form is not None:
+        return _masked_put(ctx, node, args, form)
     x, values = args[0], args[2]
     accumulate = bool(arg(node, 3, "accumulate", False))
     x_fake = val(node.args[0])
@@ -269,6 +275,55 @@ def _index_put(ctx, node, args, kwargs):
     return ctx.shuffle(out, node, perm=_inverse(front))
 
 
+def _masked_form(node: torch.fx.Node) -> tuple[int, int] | None:
+    """``(position, mask rank)`` when ``node`` is ``x[..., mask] = v`` with one boolean mask over
+    dims of ``x`` and values that do not depend on how many elements the mask selects (they
+    broadcast along that dim): then the put is a SELECT, whatever the mask holds, and no shape
+    is data-dependent. None otherwise."""
+    x, values = val(node.args[0]), val(node.args[2])
+    entries = list(node.args[1])
+    tensors = [i for i, e in enumerate(entries) if e is not None]
+    if len(tensors) != 1 or any(e is not None for e in entries[:tensors[0]]):
+        return None
+    position = tensors[0]
+    mask = val(entries[position])
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() == 0:
+        return None
+    rank = x.dim()
+    if position + mask.dim() > rank or not same_shape(mask.shape, x.shape[position:position + mask.dim()]):
+        return None
+    trailing = rank - position - mask.dim()  # result dims right of the selected-count dim
+    if values.dim() > trailing + 1 + position:
+        return None
+    if values.dim() > trailing and not same_shape([values.shape[values.dim() - trailing - 1]], [1]):
+        return None  # one value per selected element: how many is data-dependent
+    return position, mask.dim()
+
+
+def _masked_put(ctx, node, args, form: tuple[int, int]):
+    """``where(mask, v, x)`` (``x + where(mask, v, 0)`` when accumulating: a mask names each
+    element at most once)."""
+    x, values = args[0], args[2]
+    position, mask_rank = form
+    x_shape = tuple(val(node.args[0]).shape)
+    rank = len(x_shape)
+    dtype = out_dtype(ctx, node)
+    mask = args[1][position]
+    mask_shape = tuple(val(node.args[1][position]).shape)
+    mask = ctx.reshape(mask, (1,) * position + mask_shape + (1,) * (rank - position - mask_rank), node)
+    v_shape = tuple(val(node.args[2]).shape)
+    trailing = rank - position - mask_rank
+    block = (1,) * (trailing + 1 + position - len(v_shape)) + v_shape  # aligned to x[mask]'s dims
+    aligned = block[:position] + (1,) * mask_rank + block[position + 1:]
+    values = ctx.reshape(ctx.cast(values, dtype, node), aligned, node)
+    x = ctx.cast(x, dtype, node)
+    if arg(node, 3, "accumulate", False):
+        zero = ctx.scalar(0, dtype, rank, node)
+        added = ctx.finish(ctx.network.add_select(mask, values, zero), node, suffix="masked_values")
+        return elementwise(ctx, x, added, "SUM", node, dtype, "accumulate")
+    return ctx.finish(ctx.network.add_select(mask, values, x), node, suffix="masked_put")
+
+
 def _indexed_shape(p: _Plan, x_shape: tuple) -> tuple:
     """The shape of ``x[indices]``."""
     b = tuple(torch.broadcast_shapes(*p.shapes)) if not any(is_dynamic(s) for s in p.shapes) \
@@ -293,6 +348,8 @@ def _index_put_supported(node: torch.fx.Node, settings) -> bool:
         return False
     if values.dtype != x.dtype:
         return False
+    if _masked_form(node) is not None:
+        return nonempty(node) and not (arg(node, 3, "accumulate", False) and x.dtype == torch.bool)
     p = plan(node.args[0], list(node.args[1]))
     if isinstance(p, str):
         return False  # plan() says why

@@ -243,3 +243,32 @@ def test_embedding_bag_reading_past_the_last_offset_runs_in_pytorch(mode, paddin
     run = assert_converts(fn, [torch.randn(5, 2), torch.tensor([0, 1, 2, 3, 4]), torch.tensor([0, 2, 3])],
                           engines=None, pytorch_ops=None)
     assert "aten._embedding_bag_forward_only.default" in run.pytorch_ops
+
+
+@settings(**FAST)
+@given(shape=shapes(1, 4, 1, 5), data=st.data(), dtype=data_dtypes, seed=seeds, accumulate=st.booleans())
+def test_index_put_with_a_mask_from_the_graph(shape, data, dtype, seed, accumulate):
+    """x[m] = v, x[:, m] = v with a mask input and values that broadcast over the selected
+    elements: a SELECT (an add of one when accumulating), whatever the mask holds."""
+    rank = len(shape)
+    position = data.draw(st.integers(0, rank - 1))
+    mask_rank = data.draw(st.integers(1, rank - position))
+    mask = tensor(shape[position:position + mask_rank], torch.bool, seed)
+    block = list(shape[:position]) + [1] + list(shape[position + mask_rank:])
+    keep = data.draw(st.integers(0, len(block)))
+    value_shape = tuple(1 if data.draw(st.booleans()) else d for d in block[len(block) - keep:])
+    if accumulate and dtype == torch.bool:
+        dtype = torch.int32
+    values = tensor(value_shape, dtype, seed + 1)
+
+    def fn(a, m, v):
+        return torch.ops.aten.index_put.default(a, [None] * position + [m], v, accumulate)
+    assert_converts(fn, [tensor(shape, dtype, seed + 2), mask, values], FULL)
+
+
+def test_index_put_of_one_value_per_masked_element_runs_in_pytorch():
+    """Values with one row per selected element: their number is data-dependent."""
+    x, mask, values = torch.randn(3, 4), torch.tensor([True, False, True]), torch.randn(2, 4)
+    run = assert_converts(lambda a, m, v: torch.ops.aten.index_put.default(a, [m], v) * 2,
+                          [x, mask, values], engines=None, pytorch_ops=None)
+    assert "aten.index_put.default" in run.pytorch_ops
