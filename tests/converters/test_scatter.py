@@ -129,6 +129,7 @@ def along(draw, distinct: bool):
         index = torch.randperm(n, generator=g)[:draw(st.integers(1, n))]
     else:
         index = torch.randint(0, n, (draw(st.integers(1, 6)),), generator=g)
+    index = index.to(draw(st.sampled_from([torch.int64, torch.int32])))
     free = [d for d in range(rank) if d != dim % rank and shape[d] >= 2]
     dynamic = draw(st.sampled_from(free)) if free and draw(st.booleans()) else None
     return shape, dim, index, dynamic, seed
@@ -150,6 +151,7 @@ def test_index_add(case, dtype, alpha):
 @given(case=along(distinct=True), dtype=all_dtypes)
 def test_index_copy(case, dtype):
     shape, dim, index, dynamic, seed = case
+    index = index.long()  # torch's index_copy takes int64 indices only
     src_shape = list(shape)
     src_shape[dim] = index.numel()
     x, src = tensor(shape, dtype, seed), tensor(src_shape, dtype, seed + 1)
@@ -162,6 +164,7 @@ def test_index_copy(case, dtype):
 def test_index_fill(case, dtype, as_tensor, negative):
     """Scalar and 0-d tensor values; negative indices wrap."""
     shape, dim, index, dynamic, seed = case
+    index = index.long()  # torch's index_fill takes int64 indices only
     if negative:
         index = index - shape[dim]
     value = True if dtype == torch.bool else (7 if dtype in (torch.int32, torch.int64) else -1.5)
