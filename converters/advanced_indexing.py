@@ -239,8 +239,12 @@ def _index_supported(node: torch.fx.Node, settings) -> bool:
     x = val(node.args[0])
     if not isinstance(x, torch.Tensor) or x.dtype not in _DATA or not isinstance(val(node), torch.Tensor):
         return False
-    if isinstance(plan(node.args[0], list(node.args[1])), str):
+    p = plan(node.args[0], list(node.args[1]))
+    if isinstance(p, str):
         return False  # plan() says why (a mask from the graph: a data-dependent shape, ...)
+    if not same_shape(_indexed_shape(p, tuple(x.shape)), val(node).shape):
+        return False  # torch's fake index.Tensor (2.14) mis-shapes a last 0-d index after a
+        # higher-rank one (x[i, 0-d j] recorded as 0-d): an engine built to it would be wrong
     return nonempty(node)
 
 

@@ -40,16 +40,11 @@ def indexing(draw, min_rank: int = 1):
         keep = draw(st.integers(0, len(base)))
         own = tuple(1 if draw(st.booleans()) else s for s in base[len(base) - keep:])
         indices.append(torch.randint(-shape[d], shape[d], own, generator=g))
+    if len(indices) > 1 and indices[-1].dim() == 0 and max(i.dim() for i in indices) > 0:
+        indices[-1] = indices[-1].reshape(1)  # torch's fake kernel mis-shapes this (test below)
     free = [d for d in range(rank) if d not in dims and shape[d] >= 2]
     dynamic = draw(st.sampled_from(free)) if free and draw(st.booleans()) else None
     return shape, dims, indices, dynamic
-
-
-def _key(dims, rank, indices):
-    key = [slice(None)] * (max(dims) + 1)
-    for d, i in zip(dims, indices):
-        key[d] = i
-    return tuple(key)
 
 
 @settings(**FAST)
@@ -122,7 +117,10 @@ def test_index_put(case, dtype, index_dtype, seed, unsafe, broadcast_values):
     shape, dims, indices, dynamic = case
     op = torch.ops.aten._unsafe_index_put.default if unsafe else torch.ops.aten.index_put.default
     x = tensor(shape, dtype, seed)
-    block = x[_key(dims, len(shape), indices)].shape
+    key = [None] * (max(dims) + 1)
+    for d, i in zip(dims, indices):
+        key[d] = i
+    block = torch.ops.aten.index.Tensor(x, key).shape  # python's x[...] reads 0-d tensors as ints
     value_shape = block[-1:] if broadcast_values and block else block
 
     def fn(a, v, *idx):
@@ -272,3 +270,13 @@ def test_index_put_of_one_value_per_masked_element_runs_in_pytorch():
     run = assert_converts(lambda a, m, v: torch.ops.aten.index_put.default(a, [m], v) * 2,
                           [x, mask, values], engines=None, pytorch_ops=None)
     assert "aten.index_put.default" in run.pytorch_ops
+
+
+def test_index_whose_recorded_shape_is_wrong_runs_in_pytorch():
+    """torch 2.14's fake index.Tensor records x[i, j] with a 1-d i and a 0-d last j as 0-d (eager
+    gives i's shape): declined, so no engine is built to the wrong shape."""
+    op = torch.ops.aten.index.Tensor
+    run = assert_converts(lambda x, i, j: op(x, [i, j]),
+                          [torch.randn(3, 4), torch.tensor([-1, 0]), torch.tensor(2)], engines=None,
+                          pytorch_ops=None)
+    assert "aten.index.Tensor" in run.pytorch_ops
