@@ -55,20 +55,27 @@ def _binary(op: str, with_alpha: bool = False):
     return convert
 
 
+def _rounding_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half types: a quotient of two half values rounded to half can land on the
+    next integer before it is floored or truncated; eager computes these in float32 too."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def _div_mode(ctx, node, args, kwargs):
     mode = get(args, kwargs, 2, "rounding_mode", None)
-    dtype = out_dtype(ctx, node)
+    result = out_dtype(ctx, node)
     a, b = args[0], args[1]
     if mode is None:
-        return elementwise(ctx, a, b, "DIV", node, dtype)
+        return elementwise(ctx, a, b, "DIV", node, result)
+    dtype = _rounding_dtype(result)
     if mode == "floor":
-        return elementwise(ctx, a, b, "FLOOR_DIV", node, dtype)
+        return ctx.cast(elementwise(ctx, a, b, "FLOOR_DIV", node, dtype), result, node)
     quotient = elementwise(ctx, a, b, "DIV", node, dtype)  # ints: DIV truncates toward zero
     if dtype not in FLOATS:
         return quotient
     magnitude = unary(ctx, unary(ctx, quotient, "ABS", node), "FLOOR", node)
-    return elementwise(ctx, unary(ctx, quotient, "SIGN", node), magnitude, "PROD", node, dtype,
-                       suffix="trunc")
+    return ctx.cast(elementwise(ctx, unary(ctx, quotient, "SIGN", node), magnitude, "PROD", node, dtype,
+                                suffix="trunc"), result, node)
 
 
 def _div_mode_supported(node, settings) -> bool:
@@ -77,7 +84,9 @@ def _div_mode_supported(node, settings) -> bool:
 
 
 def _floor_divide(ctx, node, args, kwargs):
-    return elementwise(ctx, args[0], args[1], "FLOOR_DIV", node, out_dtype(ctx, node))
+    result = out_dtype(ctx, node)
+    return ctx.cast(elementwise(ctx, args[0], args[1], "FLOOR_DIV", node, _rounding_dtype(result)),
+                    result, node)
 
 
 def _unary(op: str | tuple[str, ...]):

@@ -81,7 +81,11 @@ def test_group_norm_statistics_outputs_fall_back():
 def test_instance_norm(nd, batch, channels, dtype, precision, seed):
     model = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[nd](channels)
     shape = (batch, channels) + (3,) * nd
-    assert_converts(model.to(dtype), [_data(shape, dtype, seed)], {**FULL, "precision": precision})
+    # over as few as 3 values, eager's bfloat16 kernel (which rounds its intermediates) and the
+    # engine's float32 statistics can differ by more than bfloat16's usual tolerance
+    loose = 0.1 if dtype == torch.bfloat16 else None
+    assert_converts(model.to(dtype), [_data(shape, dtype, seed)], {**FULL, "precision": precision},
+                    rtol=loose, atol=loose)
 
 
 @settings(**FAST)

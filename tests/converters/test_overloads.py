@@ -68,3 +68,105 @@ def test_split_with_sizes(shape, dtype, seed, data):
     x = tensor(shape, dtype, seed)
     assert_converts(lambda x: [~p if p.dtype == torch.bool else -p for p in torch.split(x, sizes, dim)],
                     [x])
+
+
+# Forms other tracers produce (export's *_copy, unsafe_*), or that a model reaches only by
+# calling the overload: each is called as such inside the compiled function.
+LAYOUT_FORMS = {
+    "alias": lambda x: aten.alias.default(x) * 2,
+    "t_copy": lambda x: aten.t_copy.default(x[0]),
+    "squeeze_copy": lambda x: aten.squeeze_copy.default(x.unsqueeze(1)),
+    "squeeze_copy.dim": lambda x: aten.squeeze_copy.dim(x.unsqueeze(-1), -1),
+    "split_with_sizes_copy": lambda x: aten.split_with_sizes_copy.default(
+        x, [1, x.shape[0] - 1], 0)[1] if x.shape[0] > 1 else x,
+    "unsafe_split_with_sizes": lambda x: aten.unsafe_split_with_sizes.default(
+        x, [1, x.shape[-1] - 1], -1)[0],
+    "unfold_copy": lambda x: aten.unfold_copy.default(x, -1, 1, 1),
+    "as_strided_copy": lambda x: aten.as_strided_copy.default(
+        x.contiguous(), [x.shape[0], 1], [x.stride(0), 1]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUT_FORMS))
+@settings(**PER_OP)
+@given(shape=shapes(min_rank=2, max_rank=3, min_side=2), dtype=st.sampled_from(
+    [torch.float32, torch.float16, torch.int32, torch.bool]), seed=seeds)
+def test_export_and_unsafe_layout_forms(name, shape, dtype, seed):
+    if dtype == torch.bool and name == "alias":
+        dtype = torch.int32  # alias's test doubles the values
+    x = tensor(shape, dtype, seed)
+    assert_converts(lambda x: LAYOUT_FORMS[name](x), [x], {"require_full_compilation": True})
+
+
+BINARY_FORMS = {
+    "addcdiv": lambda a, b, s: aten.addcdiv.default(a, b, b.abs() + 0.5, value=s),
+    "copysign.Scalar": lambda a, b, s: aten.copysign.Scalar(a, s),
+    "xlogy.Scalar_Other": lambda a, b, s: aten.xlogy.Scalar_Other(a, abs(s) + 0.5),
+    "xlogy.Scalar_Self": lambda a, b, s: aten.xlogy.Scalar_Self(s, b.abs() + 0.1),
+    "hardshrink": lambda a, b, s: aten.hardshrink.default(a, abs(s)),
+    "softshrink": lambda a, b, s: aten.softshrink.default(a, abs(s)),
+    "lift_fresh_copy": lambda a, b, s: aten.lift_fresh_copy.default(a) + b,
+    "any.dims": lambda a, b, s: aten.any.dims(a > s, [0, -1]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY_FORMS))
+@settings(**PER_OP)
+@given(shape=shapes(min_rank=2), dtype=st.sampled_from([torch.float32, torch.float16]),
+       scalar=st.sampled_from([-1.5, 0.5, 2.0]), seed=seeds)
+def test_direct_elementwise_forms(name, shape, dtype, scalar, seed):
+    a, b = tensor(shape, dtype, seed) * 3, tensor(shape, dtype, seed + 1)
+    assert_converts(lambda a, b: BINARY_FORMS[name](a, b, scalar), [a, b],
+                    {"require_full_compilation": True})
+
+
+@pytest.mark.parametrize("direction", ["left", "right"])
+@settings(**PER_OP)
+@given(shape=shapes(), dtype=st.sampled_from([torch.int32, torch.int64]),
+       shift=st.integers(0, 6), seed=seeds)
+def test_shifts_by_a_constant(direction, shape, dtype, shift, seed):
+    op = aten.bitwise_left_shift.Tensor_Scalar if direction == "left" else aten.bitwise_right_shift.Tensor_Scalar
+    x = tensor(shape, dtype, seed, low=-100, high=100)
+    assert_converts(lambda x: op(x, shift), [x], {"require_full_compilation": True})
+
+
+@settings(**PER_OP)
+@given(batch=st.integers(1, 2), channels=st.integers(1, 3), sizes=st.lists(st.integers(2, 7), min_size=3,
+       max_size=3), outs=st.lists(st.integers(1, 4), min_size=3, max_size=3),
+       dtype=st.sampled_from([torch.float32, torch.float16]), seed=seeds)
+def test_adaptive_avg_pool3d_of_any_output_size(batch, channels, sizes, outs, dtype, seed):
+    x = tensor((batch, channels, *sizes), dtype, seed)
+    assert_converts(lambda x: aten._adaptive_avg_pool3d.default(x, outs), [x],
+                    {"require_full_compilation": True})
+
+
+@pytest.mark.parametrize("name", ["nearest_exact3d", "linear1d"])
+@settings(**PER_OP)
+@given(size=st.integers(2, 6), out=st.integers(1, 12), align=st.booleans(),
+       dtype=st.sampled_from([torch.float32, torch.float16]), seed=seeds)
+def test_resize_overloads_called_directly(name, size, out, align, dtype, seed):
+    if name == "linear1d":
+        x = tensor((1, 2, size), dtype, seed)
+        fn = lambda x: aten.upsample_linear1d.default(x, [out], align, None)  # noqa: E731
+    else:
+        x = tensor((1, 2, size, size, size), dtype, seed)
+        fn = lambda x: aten._upsample_nearest_exact3d.default(x, [out] * 3, None, None, None)  # noqa: E731
+    run = assert_converts(fn, [x], engines=None, pytorch_ops=None)
+    assert run.engines == 1 or run.pytorch_ops  # a size TensorRT rounds differently is declined
+
+
+@settings(**PER_OP)
+@given(shape=shapes(min_rank=2, min_side=8, max_side=12), mean=st.sampled_from([-2.0, 0.0, 3.0]),
+       std=st.sampled_from([0.5, 2.0]), seed=seeds)
+def test_normal_with_a_tensor_mean_has_the_distribution_asked_for(shape, mean, std, seed):
+    """Random values differ from torch's stream: compared by distribution, never by value."""
+    from plugtrt.testing import run_through_backend
+
+    means = torch.full(shape, mean) + tensor(shape, torch.float32, seed) * 0
+    run = run_through_backend(lambda m: torch.normal(m, std), [means], {"require_full_compilation": True})
+    assert run.engines == 1 and not run.pytorch_ops
+    drawn = run.outputs
+    assert drawn.shape == means.shape and drawn.dtype == torch.float32
+    n = drawn.numel()
+    assert abs(drawn.mean().item() - mean) < 6 * std / n ** 0.5
+    assert abs(drawn.std().item() - std) < 0.35 * std

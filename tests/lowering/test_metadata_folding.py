@@ -89,7 +89,9 @@ def test_metadata_only_ops_fold(form, dtype):
     gm = make_fx(torch.func.functionalize(fns[form]), tracing_mode="fake")(x)
     folded = fold_constants(gm, CompilationSettings())
     assert _targets(folded) <= {aten.add.Tensor}, _targets(folded)
-    torch.testing.assert_close(folded(x), fns[form](x))
+    # eager's empty_like holds whatever memory held (NaN * 0 is NaN): compare with its zeros
+    want = fns["zeros_like"](x) if form == "empty_like" else fns[form](x)
+    torch.testing.assert_close(folded(x), want)
 
 
 def test_empty_folds_to_zeros_so_constants_are_deterministic():
