@@ -63,15 +63,26 @@ def _t(ctx, node, args, kwargs):
 
 
 def _expand(ctx, node, args, kwargs):
-    """Broadcast dims of size 1 by a zero-stride slice (after adding leading unit dims)."""
+    return _broadcast(ctx, args[0], tuple(val(node.args[0]).shape), node)
+
+
+def _broadcast(ctx, x, source: tuple, node):
+    """``x`` (of shape ``source``) broadcast to the node's shape: dims of size 1 by a
+    zero-stride slice, after adding leading unit dims."""
     out = tuple(val(node).shape)
-    source = tuple(val(node.args[0]).shape)
     if same_shape(source, out):
-        return args[0]
+        return x
     source = (1,) * (len(out) - len(source)) + source
-    x = lift_rank(ctx, args[0], len(out), node)
+    x = lift_rank(ctx, x, len(out), node)
     stride = tuple(0 if _is_one(s) and not _is_one(o) else 1 for s, o in zip(source, out))
     return slice_to(ctx, x, (0,) * len(out), out, stride, node, "expand")
+
+
+def _copy(ctx, node, args, kwargs):
+    """``copy(self, src)``, the functional form of ``self.copy_(src)`` that slice assignment
+    (``x[:, 1:3] = v``) leaves: ``src`` in ``self``'s dtype, broadcast to ``self``'s shape."""
+    source = ctx.cast(args[1], out_dtype(ctx, node), node)
+    return _broadcast(ctx, source, tuple(val(node.args[1]).shape), node)
 
 
 def _is_one(size) -> bool:
@@ -202,6 +213,8 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.expand", target=aten.expand.default, convert=_expand,
                         is_supported=_OK,
                         supports_dynamic_shapes=True)
+    yield ConverterSpec(name="builtin.copy", target=aten.copy.default, convert=_copy,
+                        is_supported=_OK, supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.cat", target=aten.cat.default, convert=_cat,
                         is_supported=_cat_supported,
                         supports_dynamic_shapes=True)

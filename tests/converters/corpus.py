@@ -104,7 +104,7 @@ CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (aten.slice.Tensor, (x(6, 4), 0, 1, 5, 2)), (aten.select.int, (x(3, 4), 1, -1)),
     (lambda t: aten.split.Tensor(t, 2, 1)[1], (x(3, 5),)),
     (lambda t: aten.split_with_sizes.default(t, [1, 3], 1)[1], (x(3, 4),)),
-    (aten.clone.default, (x(3),)),
+    (aten.clone.default, (x(3),)), (aten.copy.default, (x(2, 3), x(3, dtype=I))),
     # reduction
     (aten.sum.dim_IntList, (x(2, 3, 4), [1, -1], True)), (aten.sum.default, (x(2, 3, dtype=I),)),
     (aten.mean.dim, (x(2, 3, 4), [0])), (aten.mean.default, (x(2, 3),)),

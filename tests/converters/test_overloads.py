@@ -170,3 +170,24 @@ def test_normal_with_a_tensor_mean_has_the_distribution_asked_for(shape, mean, s
     n = drawn.numel()
     assert abs(drawn.mean().item() - mean) < 6 * std / n ** 0.5
     assert abs(drawn.std().item() - std) < 0.35 * std
+
+
+@settings(**PER_OP)
+@given(shape=shapes(min_rank=2, min_side=3), dtype=st.sampled_from([torch.float32, torch.float16, torch.int32]),
+       value_dtype=st.sampled_from([torch.float32, torch.int64, torch.bool]), row=st.booleans(),
+       dynamic=st.booleans(), seed=seeds)
+def test_slice_assignment_copies_a_broadcast_value(shape, dtype, value_dtype, row, dynamic, seed):
+    """``y[:, 1:3] = v`` leaves ``copy(slice, v)`` and a ``slice_scatter``: ``v`` cast to ``y``'s
+    dtype and broadcast (one row for all, or one value per element)."""
+    x = tensor(shape, dtype, seed)
+    v_shape = (2,) + (1,) * (len(shape) - 2) if row else (shape[0], 2, *shape[2:])
+    v = tensor(v_shape, value_dtype, seed + 1)
+
+    def assign(x, v):
+        y = x * 2
+        y[:, 1:3] = v
+        return y
+    marks = ({0: [0]} if row else {0: [0], 1: [0]}) if dynamic else None
+    # with a symbolic batch the size arithmetic between them may split the graph in two engines
+    assert_converts(assign, [x, v], {"require_full_compilation": True}, dynamic=marks,
+                    engines=None if dynamic else 1)
