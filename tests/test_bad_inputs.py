@@ -83,7 +83,7 @@ CASES = {
     "zero_dim": (lambda x: (x * 2 + 1).relu(), lambda: [torch.tensor(3.0)], 1),
     # inputs the graph writes
     "written_input": (_write_and_read, lambda: [torch.randn(2, 4)], 1),
-    "written_through_a_view": (_write_through_view, lambda: [torch.randn(2, 4)], 2),
+    "written_through_a_view": (_write_through_view, lambda: [torch.randn(2, 4)], 1),
     "written_non_contiguous": (_write_and_read, lambda: [torch.randn(4, 2).t()], 1),
     "written_zero_sized": (_write_and_read, lambda: [torch.randn(0, 4)], 0),
     "written_while_aliased": (_write_one_of_two, lambda: [torch.ones(2, 4)] * 2, 1),

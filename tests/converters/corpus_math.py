@@ -10,7 +10,8 @@ _unit = aten.tanh.default  # maps normal values into (-1, 1) for asin/acos/atanh
 
 CORPUS = [
     # math_unary
-    (aten.tan.default, (x(2, 3),)), (lambda t: aten.asin.default(_unit(t)), (x(2, 3),)),
+    # tan is ill-conditioned near ±pi/2, where rounding the input to half moves it far
+    (lambda t: aten.tan.default(_unit(t)), (x(2, 3),)), (lambda t: aten.asin.default(_unit(t)), (x(2, 3),)),
     (lambda t: aten.acos.default(_unit(t)), (x(2, 3),)), (aten.atan.default, (x(2, 3, dtype=I),)),
     (aten.sinh.default, (x(2, 3),)), (aten.cosh.default, (x(2, 3),)), (aten.asinh.default, (x(2, 3),)),
     (lambda t: aten.acosh.default(t + 1), (x(2, 3, positive=True),)),
