@@ -30,6 +30,12 @@ UNREACHABLE = {
                                      "into rrelu_with_noise_functional",
     "aten.scalar_tensor.default": "it reads no input: constant folding always replaces it with "
                                   "its value",
+    "aten.alias.default": "functionalization drops it: a view that changes nothing",
+    "aten.lift_fresh_copy.default": "tracing turns the tensor it lifts into a constant",
+    "aten.hardshrink.default": "torch's Python decomposition splits it while tracing",
+    "aten.softshrink.default": "torch's Python decomposition splits it while tracing",
+    "aten._embedding_bag.default": "without gradients torch picks _embedding_bag_forward_only, "
+                                   "and plugtrt compiles only graphs that need none",
 }
 """Targets no graph that ``torch.compile`` hands a backend contains, with the reason."""
 
