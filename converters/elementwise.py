@@ -83,6 +83,33 @@ def _div_mode_supported(node, settings) -> bool:
     return mode in (None, "trunc", "floor") and _ARITH_OK(node, settings)
 
 
+_INT_POWERS = range(0, 65)
+"""Integer exponents computed by repeated products (TensorRT's POW takes floats only)."""
+
+
+def _int_power_supported(node, settings) -> bool:
+    exponent = node.args[1] if len(node.args) > 1 else None
+    return (isinstance(exponent, int) and not isinstance(exponent, bool) and exponent in _INT_POWERS
+            and val(node).dtype in (torch.int32, torch.int64) and _ARITH_OK(node, settings))
+
+
+def _int_power(ctx, node, args, kwargs):
+    """``x ** n`` for integer ``x`` and a constant ``n`` >= 0, by squaring: as exact as torch's
+    (both wrap around on overflow)."""
+    dtype = out_dtype(ctx, node)
+    x, n = ctx.cast(args[0], dtype, node), args[1]
+    result = elementwise(ctx, elementwise(ctx, x, 0, "PROD", node, dtype), 1, "SUM", node, dtype) \
+        if n == 0 else None
+    square = x
+    while n:
+        if n & 1:
+            result = square if result is None else elementwise(ctx, result, square, "PROD", node, dtype)
+        n >>= 1
+        if n:
+            square = elementwise(ctx, square, square, "PROD", node, dtype)
+    return result
+
+
 def _floor_divide(ctx, node, args, kwargs):
     result = out_dtype(ctx, node)
     return ctx.cast(elementwise(ctx, args[0], args[1], "FLOOR_DIV", node, _rounding_dtype(result)),
@@ -265,6 +292,9 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.floor_divide", target=aten.floor_divide.default,
                         convert=_floor_divide, is_supported=_ARITH_OK, constant_args=_OPERANDS,
                             supports_dynamic_shapes=True)
+    yield ConverterSpec(name="builtin.pow.tensor_scalar.int", target=aten.pow.Tensor_Scalar,
+                        convert=_int_power, is_supported=_int_power_supported, priority=-1,
+                        supports_dynamic_shapes=True)
     for target in _POW:
         yield ConverterSpec(name=_spec_name("pow", target), target=target,
                             convert=_binary("POW"), is_supported=_FLOAT_OK,

@@ -42,7 +42,7 @@ CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (aten.div.Tensor, (x(2, 3, dtype=I), x(3, dtype=I, positive=True))), (aten.div.Scalar, (x(3), 4.0)),
     (lambda a, b: aten.div.Tensor_mode(a, b, rounding_mode="floor"), (x(5, dtype=I), x(5, dtype=I, positive=True))),
     (lambda a: aten.div.Scalar_mode(a, 2.0, rounding_mode="trunc"), (x(5),)), (aten.floor_divide.default, (x(5), x(5, positive=True))),
-    (aten.pow.Tensor_Scalar, (x(4), 2.0)), (aten.pow.Tensor_Tensor, (x(4, positive=True), x(4))),
+    (aten.pow.Tensor_Scalar, (x(4), 2.0)), (aten.pow.Tensor_Scalar, (x(2, 3, dtype=I), 3)), (aten.pow.Tensor_Tensor, (x(4, positive=True), x(4))),
     (aten.pow.Scalar, (2.0, x(4))), (aten.maximum.default, (x(3), x(3))), (aten.minimum.default, (x(3), x(3))),
     (aten.neg.default, (x(3, dtype=I),)), (aten.abs.default, (x(3),)), (aten.sqrt.default, (x(3, positive=True),)),
     (aten.rsqrt.default, (x(3, positive=True),)), (aten.exp.default, (x(3),)), (aten.log.default, (x(3, positive=True),)),

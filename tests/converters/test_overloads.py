@@ -228,3 +228,33 @@ def test_randint_like_draws_in_its_range(shape, low, span, seed):
     assert run.engines == 1 and run.outputs.dtype == torch.int64 and run.outputs.shape == x.shape
     assert low <= run.outputs.min() and run.outputs.max() < low + span
     assert len(run.outputs.unique()) > 1 or span == 1
+
+
+@settings(**PER_OP)
+@given(shape=shapes(), dtype=st.sampled_from([torch.int32, torch.int64]), exponent=st.integers(0, 9),
+       dynamic=st.booleans(), seed=seeds)
+def test_integer_powers_by_repeated_products(shape, dtype, exponent, dynamic, seed):
+    x = tensor(shape, dtype, seed, low=-6, high=6)
+    assert_converts(lambda x: x ** exponent, [x], {"require_full_compilation": True},
+                    dynamic={0: [0]} if dynamic and shape[0] > 1 else None)
+
+
+@pytest.mark.parametrize("mode, rank", [("nearest", 2), ("trilinear", 3), ("bilinear", 2), ("nearest", 3)])
+@settings(**PER_OP)
+@given(size=st.integers(2, 5), scale=st.sampled_from([2, 3]), dtype=st.sampled_from([torch.float32, torch.float16]),
+       seed=seeds)
+def test_interpolation_by_mode(mode, rank, size, scale, dtype, seed):
+    """Each mode every run (the resize tests draw modes): integer scales, which TensorRT's
+    formula and torch's agree on, must convert."""
+    x = tensor((1, 2) + (size,) * rank, dtype, seed)
+    assert_converts(lambda x: torch.nn.functional.interpolate(x, scale_factor=scale, mode=mode), [x],
+                    {"require_full_compilation": True})
+
+
+@settings(**PER_OP)
+@given(shape=shapes(min_rank=2), dtype=st.sampled_from([torch.float32, torch.int32, torch.bool]),
+       keepdim=st.booleans(), seed=seeds)
+def test_all_over_several_dims(shape, dtype, keepdim, seed):
+    x = tensor(shape, dtype, seed, low=-1, high=2)
+    assert_converts(lambda x: torch.ops.aten.all.dims(x, [0, -1], keepdim), [x],
+                    {"require_full_compilation": True})
