@@ -32,12 +32,13 @@ from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
 
 _F32 = torch.float32
-_NONE, _VEC = trt.MatrixOperation.NONE, trt.MatrixOperation.VECTOR
+_NONE, _VEC = "NONE", "VECTOR"
+"""trt.MatrixOperation names, looked up when a layer is built: the module loads without TensorRT."""
 
 
 def _mm(ctx, node, a, b, dtype, op_a=_NONE, op_b=_NONE, suffix="matmul"):
-    layer = ctx.network.add_matrix_multiply(ctx.cast(a, dtype, node), op_a,
-                                            ctx.cast(b, dtype, node), op_b)
+    layer = ctx.network.add_matrix_multiply(ctx.cast(a, dtype, node), getattr(trt.MatrixOperation, op_a),
+                                            ctx.cast(b, dtype, node), getattr(trt.MatrixOperation, op_b))
     return ctx.name(layer, node, suffix).get_output(0)
 
 
