@@ -17,7 +17,6 @@ broadcast over the selected elements), which is a SELECT whatever the mask holds
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,19 +28,20 @@ from plugtrt.conversion import (
     NUMERIC,
     arg,
     aten,
+    broadcast_to,
+    constant_value,
     elementwise,
     get,
     is_dynamic,
-    lift_rank,
     nonempty,
     norm_dim,
     only_first_output_used,
     out_dtype,
     reduce,
     same_shape,
-    size_tensor,
     slice_to,
     val,
+    wrap_index,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -49,51 +49,6 @@ from plugtrt.trt_adapter import trt
 
 _DATA = NUMERIC | {torch.bool}
 _INDEX = frozenset({torch.int32, torch.int64})
-
-
-def constant_value(node: Any) -> torch.Tensor | None:
-    """The tensor a ``get_attr`` node holds (a frozen weight or folded constant); None otherwise."""
-    if not isinstance(node, torch.fx.Node) or node.op != "get_attr" or node.graph.owning_module is None:
-        return None
-    try:
-        value = operator.attrgetter(node.target)(node.graph.owning_module)
-    except AttributeError:
-        return None
-    return value if isinstance(value, torch.Tensor) else None
-
-
-def wrap_index(ctx, index: Any, size: Any, node: torch.fx.Node) -> Any:
-    """``index`` with negative entries counted from the end of a dim of ``size`` (int or SymInt):
-    ``where(index < 0, index + size, index)`` in the index's dtype."""
-    dtype = ctx.dtype(index)
-    rank = len(index.shape)
-    if isinstance(size, int):
-        bound = size
-    else:
-        bound = ctx.cast(size_tensor(ctx, size, node), dtype, node)
-        bound = lift_rank(ctx, ctx.reshape(bound, (1,), node), max(rank, 1), node)
-        if rank == 0:
-            bound = ctx.reshape(bound, (), node)
-    negative = elementwise(ctx, index, 0, "LESS", node, dtype, "negative")
-    shifted = elementwise(ctx, index, bound, "SUM", node, dtype, "wrap")
-    return ctx.finish(ctx.network.add_select(negative, shifted, index), node, suffix="wrapped")
-
-
-def broadcast_to(ctx, x: Any, shape: tuple, node: torch.fx.Node, source: tuple | None = None) -> Any:
-    """``x`` (of torch shape ``source``, default its own) broadcast to ``shape`` by a zero-stride
-    slice; no layer when it has that shape already."""
-    source = tuple(x.shape) if source is None else tuple(source)
-    if same_shape(source, shape):
-        return x
-    source = (1,) * (len(shape) - len(source)) + source
-    # a static size other than 1 is what the dim has (torch checked it equals the target's)
-    shape = tuple(s if isinstance(s, int) and s != 1 else o for s, o in zip(source, shape))
-    if same_shape(source, shape):
-        return lift_rank(ctx, x, len(shape), node)
-    x = lift_rank(ctx, x, len(shape), node)
-    stride = tuple(0 if (isinstance(s, int) and s == 1 and not (isinstance(o, int) and o == 1)) else 1
-                   for s, o in zip(source, shape))
-    return slice_to(ctx, x, (0,) * len(shape), shape, stride, node, "broadcast")
 
 
 class _Plan:

@@ -221,9 +221,9 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.slice", target=aten.slice.Tensor, convert=_slice,
                         is_supported=_slice_supported,
                         supports_dynamic_shapes=True)
-    yield ConverterSpec(name="builtin.select", target=aten.select.int, convert=_select,
-                        is_supported=_select_supported,
-                        supports_dynamic_shapes=True)
+    for name, target in (("select", aten.select.int), ("select_copy", aten.select_copy.int)):
+        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_select,
+                            is_supported=_select_supported, supports_dynamic_shapes=True)
     for name, target in (("split", aten.split.Tensor), ("split_with_sizes", aten.split_with_sizes.default)):
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_split,
                             is_supported=_split_supported,

@@ -68,7 +68,7 @@ def _split_supported(node, settings) -> bool:
             and _OK(node, settings))
 
 
-# -- narrow, slice_copy, select_copy -------------------------------------------------------------
+# -- narrow, slice_copy --------------------------------------------------------------------------
 def _slice_along(ctx, node, x, dim: int, begin, step: int = 1):
     source = val(node.args[0]).shape
     out = val(node).shape
@@ -127,25 +127,6 @@ def _slice_copy_supported(node, settings) -> bool:
         return False
     dim_size = x.shape[norm_dim(arg(node, 1, "dim", 0), x.dim())]
     return isinstance(dim_size, int) or not (isinstance(start, int) and start < 0)
-
-
-def _select_copy(ctx, node, args, kwargs):
-    source = val(node.args[0]).shape
-    rank = len(source)
-    dim = norm_dim(args[1], rank)
-    index = args[2] if args[2] >= 0 else source[dim] + args[2]
-    starts, shape = [0] * rank, list(source)
-    starts[dim], shape[dim] = index, 1
-    picked = slice_to(ctx, args[0], starts, shape, [1] * rank, node)
-    return ctx.shuffle(picked, node, shape=tuple(val(node).shape))
-
-
-def _select_copy_supported(node, settings) -> bool:
-    source = val(node.args[0])
-    if not (len(node.args) > 2 and isinstance(node.args[2], int) and source.dim() >= 1):
-        return False
-    size = source.shape[norm_dim(node.args[1], source.dim())]
-    return (isinstance(size, int) or node.args[2] >= 0) and _OK(node, settings)
 
 
 # -- permutations -----------------------------------------------------------------------------
@@ -245,8 +226,6 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
                             is_supported=_narrow_supported, **dynamic)
     yield ConverterSpec(name="builtin.slice_copy", target=aten.slice_copy.Tensor, convert=_slice_copy,
                         is_supported=_slice_copy_supported, **dynamic)
-    yield ConverterSpec(name="builtin.select_copy", target=aten.select_copy.int, convert=_select_copy,
-                        is_supported=_select_copy_supported, **dynamic)
     for name, target in (("movedim.int", aten.movedim.int), ("movedim.intlist", aten.movedim.intlist)):
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_movedim,
                             is_supported=_ints(1, "source", allow_single=True), **dynamic)
