@@ -258,3 +258,15 @@ def test_all_over_several_dims(shape, dtype, keepdim, seed):
     x = tensor(shape, dtype, seed, low=-1, high=2)
     assert_converts(lambda x: torch.ops.aten.all.dims(x, [0, -1], keepdim), [x],
                     {"require_full_compilation": True})
+
+
+@pytest.mark.parametrize("kind, rank", [("avg", 1), ("avg", 2), ("avg", 3), ("max", 1), ("max", 2), ("max", 3)])
+@settings(**PER_OP)
+@given(sizes=st.lists(st.integers(2, 7), min_size=3, max_size=3), outs=st.lists(st.integers(1, 4), min_size=3,
+       max_size=3), dtype=st.sampled_from([torch.float32, torch.float16]), seed=seeds)
+def test_adaptive_pooling_of_any_output_size(kind, rank, sizes, outs, dtype, seed):
+    """Every kind and rank in every run (the pooling tests draw them): output sizes that do not
+    divide the input are windows of torch's floor/ceil bounds."""
+    pool = getattr(torch.nn.functional, f"adaptive_{kind}_pool{rank}d")
+    x = tensor((1, 2, *sizes[:rank]), dtype, seed)
+    assert_converts(lambda x: pool(x, outs[:rank]), [x], {"require_full_compilation": True})
