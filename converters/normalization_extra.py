@@ -71,11 +71,16 @@ def _group_norm(ctx, node, args, kwargs):
     grouped = ctx.reshape(x, (shape[0], groups, inner), node)
     out = ctx.reshape(_normalize(ctx, node, grouped, [2], (1, 1, 1), eps=eps), shape, node)
     channel = (1, channels) + (1,) * (len(shape) - 2)
+    return (_result(ctx, node, _affine(ctx, node, out, weight, bias, channel)), None, None)
+
+
+def _affine(ctx, node, out, weight, bias, channel: tuple):
+    """``out * weight + bias`` per channel, in float32, each only where given."""
     if weight is not None:
         out = elementwise(ctx, out, _param(ctx, node, weight, channel), "PROD", node, _F32, "weight")
     if bias is not None:
         out = elementwise(ctx, out, _param(ctx, node, bias, channel), "SUM", node, _F32, "bias")
-    return (_result(ctx, node, out), None, None)
+    return out
 
 
 def _group_norm_supported(node: torch.fx.Node, settings) -> bool:
@@ -96,17 +101,10 @@ def _batch_stats_norm(ctx, node, args, kwargs):
     axes = [0] + list(range(2, rank))
     channel = (1, shape[1]) + (1,) * (rank - 2)
     ones = (1,) * rank
-    x = ctx.upcast(x, node)
-    if weight is None and bias is None:
-        return (_result(ctx, node, _normalize(ctx, node, x, axes, ones, eps=eps)), None, None)
     # a channel count that is symbolic (instance norm's N*C under a dynamic batch) cannot shape
     # a constant: normalise with unit parameters, then apply the affine elementwise
-    out = _normalize(ctx, node, x, axes, ones, eps=eps)
-    if weight is not None:
-        out = elementwise(ctx, out, _param(ctx, node, weight, channel), "PROD", node, _F32, "weight")
-    if bias is not None:
-        out = elementwise(ctx, out, _param(ctx, node, bias, channel), "SUM", node, _F32, "bias")
-    return (_result(ctx, node, out), None, None)
+    out = _normalize(ctx, node, ctx.upcast(x, node), axes, ones, eps=eps)
+    return (_result(ctx, node, _affine(ctx, node, out, weight, bias, channel)), None, None)
 
 
 def _batch_stats_supported(node: torch.fx.Node, settings) -> bool:

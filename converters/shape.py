@@ -1,5 +1,7 @@
 """Built-in converters for ops that move data without arithmetic: views and reshapes,
-permutes and transposes, (un)squeeze, expand, cat, slice, select, split and clone.
+permutes and transposes, (un)squeeze, expand, cat, slice, select, every split and chunk, and
+clone, each with export's functional ``*_copy`` forms and the aliases tracing leaves
+(``swapaxes``, ``expand_as``, ``unsafe_split`` ...).
 
 Each converter takes the result's shape from the node's fake value rather than re-deriving
 torch's rules (``-1`` in a view, squeeze of non-unit dims, ...). Where a size is symbolic, the
@@ -162,7 +164,8 @@ def _select_supported(node, settings) -> bool:
 
 
 def _split(ctx, node, args, kwargs):
-    """split.Tensor / split_with_sizes: one slice per piece, sizes from the node's results."""
+    """Every split, chunk and tensor_split overload: one slice per piece along the dim at
+    argument 2, sizes from the node's results (consecutive pieces, none empty)."""
     x = args[0]
     rank = len(x.shape)
     dim = norm_dim(get(args, kwargs, 2, "dim", 0), rank)
@@ -176,9 +179,12 @@ def _split(ctx, node, args, kwargs):
 
 
 def _split_supported(node, settings) -> bool:
+    """Non-empty pieces (TensorRT has no empty tensors; ``tensor_split`` past the end, or
+    ``chunk`` into more pieces than elements, makes some) of a tensor of rank >= 1."""
     pieces = val(node)
-    return (isinstance(pieces, (tuple, list)) and val(node.args[0]).dim() >= 1
-            and all(_has_elements(p) for p in pieces) and _OK(node, settings))
+    return (isinstance(pieces, (tuple, list)) and isinstance(arg(node, 2, "dim", 0), int)
+            and val(node.args[0]).dim() >= 1 and all(_has_elements(p) for p in pieces)
+            and _OK(node, settings))
 
 
 def _clone(ctx, node, args, kwargs):
@@ -189,11 +195,28 @@ def _clone_supported(node, settings) -> bool:
     return set(node.kwargs) <= {"memory_format"} and _OK(node, settings)
 
 
+# Each family with export's functional ``*_copy`` forms and the aliases tracing can leave.
 _RESHAPES = [
     ("view", aten.view.default), ("_unsafe_view", aten._unsafe_view.default),
     ("reshape", aten.reshape.default), ("flatten", aten.flatten.using_ints),
     ("unsqueeze", aten.unsqueeze.default), ("squeeze", aten.squeeze.default),
     ("squeeze.dim", aten.squeeze.dim), ("squeeze.dims", aten.squeeze.dims),
+    ("view_copy", aten.view_copy.default), ("_reshape_copy", aten._reshape_copy.default),
+    ("unsqueeze_copy", aten.unsqueeze_copy.default), ("squeeze_copy", aten.squeeze_copy.default),
+    ("squeeze_copy.dim", aten.squeeze_copy.dim), ("squeeze_copy.dims", aten.squeeze_copy.dims),
+]
+_TRANSPOSES = [("transpose", aten.transpose.int), ("transpose_copy", aten.transpose_copy.int),
+               ("swapaxes", aten.swapaxes.default), ("swapdims", aten.swapdims.default)]
+_EXPANDS = [("expand", aten.expand.default), ("expand_copy", aten.expand_copy.default),
+            ("expand_as", aten.expand_as.default)]
+_SPLITS = [
+    ("split", aten.split.Tensor), ("split_with_sizes", aten.split_with_sizes.default),
+    ("chunk", aten.chunk.default), ("unsafe_chunk", aten.unsafe_chunk.default),
+    ("tensor_split.sections", aten.tensor_split.sections),
+    ("tensor_split.indices", aten.tensor_split.indices),
+    ("unsafe_split", aten.unsafe_split.Tensor),
+    ("unsafe_split_with_sizes", aten.unsafe_split_with_sizes.default),
+    ("split_copy", aten.split_copy.Tensor), ("split_with_sizes_copy", aten.split_with_sizes_copy.default),
 ]
 
 
@@ -202,17 +225,18 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     for name, target in _RESHAPES:
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_reshape, is_supported=_OK,
                         supports_dynamic_shapes=True)
-    yield ConverterSpec(name="builtin.permute", target=aten.permute.default, convert=_permute,
-                        is_supported=_OK,
-                        supports_dynamic_shapes=True)
-    yield ConverterSpec(name="builtin.transpose", target=aten.transpose.int, convert=_transpose,
-                        is_supported=_OK,
-                        supports_dynamic_shapes=True)
-    yield ConverterSpec(name="builtin.t", target=aten.t.default, convert=_t, is_supported=_OK,
-                        supports_dynamic_shapes=True)
-    yield ConverterSpec(name="builtin.expand", target=aten.expand.default, convert=_expand,
-                        is_supported=_OK,
-                        supports_dynamic_shapes=True)
+    for name, target in (("permute", aten.permute.default), ("permute_copy", aten.permute_copy.default)):
+        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_permute, is_supported=_OK,
+                            supports_dynamic_shapes=True)
+    for name, target in _TRANSPOSES:
+        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_transpose,
+                            is_supported=_OK, supports_dynamic_shapes=True)
+    for name, target in (("t", aten.t.default), ("t_copy", aten.t_copy.default)):
+        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_t, is_supported=_OK,
+                            supports_dynamic_shapes=True)
+    for name, target in _EXPANDS:
+        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_expand,
+                            is_supported=_OK, supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.copy", target=aten.copy.default, convert=_copy,
                         is_supported=_OK, supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.cat", target=aten.cat.default, convert=_cat,
@@ -224,7 +248,7 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     for name, target in (("select", aten.select.int), ("select_copy", aten.select_copy.int)):
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_select,
                             is_supported=_select_supported, supports_dynamic_shapes=True)
-    for name, target in (("split", aten.split.Tensor), ("split_with_sizes", aten.split_with_sizes.default)):
+    for name, target in _SPLITS:
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_split,
                             is_supported=_split_supported,
                         supports_dynamic_shapes=True)

@@ -1,7 +1,6 @@
-"""Built-in converters for the split family beyond ``split``/``split_with_sizes`` (``chunk``,
-``tensor_split``, the ``unsafe_`` and ``_copy`` forms), ``narrow``, ``movedim``/``swapaxes``,
-``expand_as``, and the functional ``*_copy`` view ops that ``torch.export`` produces
-(``view_copy``, ``permute_copy``, ``slice_copy`` ...).
+"""Built-in converters for ``narrow`` (and ``narrow_copy``), ``slice_copy`` and ``movedim``.
+The other split, view and ``*_copy`` forms share their converters in
+:mod:`plugtrt.converters.shape`.
 
 Through ``torch.compile`` most of these never arrive (they are composite, or dynamo sees the
 view form); tracers that keep composite ops (pre-dispatch ``make_fx``, export) produce them.
@@ -18,8 +17,6 @@ import torch.fx
 from plugtrt.conversion import (
     NUMERIC,
     arg,
-    is_dynamic,
-    lift_rank,
     norm_dim,
     same_shape,
     slice_to,
@@ -36,36 +33,6 @@ _OK = typed(_ANY)
 
 def _shuffle(ctx, node, x, *, shape=None, perm=None):
     return ctx.shuffle(x, node, node.args[0], shape=shape, perm=perm)
-
-
-# -- splits -----------------------------------------------------------------------------------
-def _split(ctx, node, args, kwargs):
-    """One slice per piece along the dim at argument 2, sizes from the node's results (the
-    pieces of every overload here are consecutive once none is empty)."""
-    x = args[0]
-    rank = len(x.shape)
-    dim = norm_dim(arg(node, 2, "dim", 0), rank)
-    outputs, offset = [], 0
-    for i, piece in enumerate(val(node)):
-        starts = [0] * rank
-        starts[dim] = offset
-        outputs.append(slice_to(ctx, x, starts, piece.shape, (1,) * rank, node, f"piece{i}"))
-        offset = offset + piece.shape[dim]
-    return tuple(outputs)
-
-
-def _has_elements(value) -> bool:
-    return is_dynamic(value.shape) or value.numel() > 0
-
-
-def _split_supported(node, settings) -> bool:
-    """Non-empty pieces (TensorRT has no empty tensors; ``tensor_split`` past the end, or
-    ``chunk`` into more pieces than elements, makes some) of a tensor of rank >= 1."""
-    pieces = val(node)
-    dim = arg(node, 2, "dim", 0)
-    return (isinstance(pieces, (tuple, list)) and isinstance(dim, int)
-            and val(node.args[0]).dim() >= 1 and all(_has_elements(p) for p in pieces)
-            and _OK(node, settings))
 
 
 # -- narrow, slice_copy --------------------------------------------------------------------------
@@ -146,46 +113,6 @@ def _movedim(ctx, node, args, kwargs):
     return _shuffle(ctx, node, args[0], perm=_movedim_perm(args[1], args[2], rank))
 
 
-def _swap(ctx, node, args, kwargs):
-    """swapaxes / swapdims / transpose_copy: the two dims exchanged."""
-    rank = len(args[0].shape)
-    perm = list(range(rank))
-    if rank:
-        a, b = norm_dim(args[1], rank), norm_dim(args[2], rank)
-        perm[a], perm[b] = perm[b], perm[a]
-    return _shuffle(ctx, node, args[0], perm=perm)
-
-
-def _permute(ctx, node, args, kwargs):
-    rank = len(args[0].shape)
-    return _shuffle(ctx, node, args[0], perm=[norm_dim(d, rank) for d in args[1]])
-
-
-def _t(ctx, node, args, kwargs):
-    return _shuffle(ctx, node, args[0], perm=tuple(reversed(range(len(args[0].shape)))))
-
-
-def _reshape(ctx, node, args, kwargs):
-    """view_copy, _reshape_copy, (un)squeeze_copy: the result's shape, from the node."""
-    return _shuffle(ctx, node, args[0], shape=tuple(val(node).shape))
-
-
-def _expand(ctx, node, args, kwargs):
-    """expand_copy / expand_as: dims of size 1 broadcast by a zero-stride slice."""
-    out = tuple(val(node).shape)
-    source = tuple(val(node.args[0]).shape)
-    if same_shape(source, out):
-        return args[0]
-    source = (1,) * (len(out) - len(source)) + source
-    x = lift_rank(ctx, args[0], len(out), node)
-    stride = tuple(0 if _is_one(s) and not _is_one(o) else 1 for s, o in zip(source, out))
-    return slice_to(ctx, x, (0,) * len(out), out, stride, node, "expand")
-
-
-def _is_one(size) -> bool:
-    return isinstance(size, int) and size == 1
-
-
 def _ints(index: int, name: str, allow_single: bool = False):
     def check(node, settings) -> bool:
         value = arg(node, index, name)
@@ -196,31 +123,9 @@ def _ints(index: int, name: str, allow_single: bool = False):
     return check
 
 
-def _dims_ok(node, settings) -> bool:
-    return all(isinstance(a, int) for a in node.args[1:3]) and _OK(node, settings)
-
-
-_SPLITS = [
-    ("chunk", aten.chunk.default), ("unsafe_chunk", aten.unsafe_chunk.default),
-    ("tensor_split.sections", aten.tensor_split.sections),
-    ("tensor_split.indices", aten.tensor_split.indices),
-    ("unsafe_split", aten.unsafe_split.Tensor),
-    ("unsafe_split_with_sizes", aten.unsafe_split_with_sizes.default),
-    ("split_copy", aten.split_copy.Tensor), ("split_with_sizes_copy", aten.split_with_sizes_copy.default),
-]
-_RESHAPES = [
-    ("view_copy", aten.view_copy.default), ("_reshape_copy", aten._reshape_copy.default),
-    ("unsqueeze_copy", aten.unsqueeze_copy.default), ("squeeze_copy", aten.squeeze_copy.default),
-    ("squeeze_copy.dim", aten.squeeze_copy.dim), ("squeeze_copy.dims", aten.squeeze_copy.dims),
-]
-
-
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     dynamic = dict(supports_dynamic_shapes=True)
-    for name, target in _SPLITS:
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_split,
-                            is_supported=_split_supported, **dynamic)
     for name, target in (("narrow", aten.narrow.default), ("narrow_copy", aten.narrow_copy.default)):
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_narrow,
                             is_supported=_narrow_supported, **dynamic)
@@ -229,17 +134,3 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
     for name, target in (("movedim.int", aten.movedim.int), ("movedim.intlist", aten.movedim.intlist)):
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_movedim,
                             is_supported=_ints(1, "source", allow_single=True), **dynamic)
-    for name, target in (("swapaxes", aten.swapaxes.default), ("swapdims", aten.swapdims.default),
-                         ("transpose_copy", aten.transpose_copy.int)):
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_swap,
-                            is_supported=_dims_ok, **dynamic)
-    yield ConverterSpec(name="builtin.permute_copy", target=aten.permute_copy.default, convert=_permute,
-                        is_supported=_ints(1, "dims"), **dynamic)
-    yield ConverterSpec(name="builtin.t_copy", target=aten.t_copy.default, convert=_t,
-                        is_supported=_OK, **dynamic)
-    for name, target in _RESHAPES:
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_reshape,
-                            is_supported=_OK, **dynamic)
-    for name, target in (("expand_copy", aten.expand_copy.default), ("expand_as", aten.expand_as.default)):
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_expand,
-                            is_supported=_OK, **dynamic)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from plugtrt.converters import layout, splitting
+from plugtrt.converters import layout, shape, splitting
 from plugtrt.testing import assert_converts
 
 from .layout_helpers import convert_directly, converters_used
@@ -36,9 +36,10 @@ def test_registers_through_fresh_managers():
             "builtin.pixel_shuffle", "builtin.pixel_unshuffle", "builtin.stack", "builtin.unbind",
             "builtin.diag_embed", "builtin.as_strided", "builtin.alias",
             "builtin.repeat_interleave.self_int"} <= converter_names(layout)
+    assert {"builtin.narrow", "builtin.movedim.int", "builtin.slice_copy"} <= converter_names(splitting)
     assert {"builtin.chunk", "builtin.tensor_split.sections", "builtin.tensor_split.indices",
-            "builtin.narrow", "builtin.movedim.int", "builtin.swapaxes", "builtin.view_copy",
-            "builtin.slice_copy", "builtin.expand_copy", "builtin.split_copy"} <= converter_names(splitting)
+            "builtin.swapaxes", "builtin.view_copy", "builtin.expand_copy",
+            "builtin.split_copy"} <= converter_names(shape)
 
 
 @settings(**FAST)
