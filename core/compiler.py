@@ -5,6 +5,7 @@ source line and the reason (``pass_through_build_failures=True`` raises instead)
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import operator
 import time
@@ -70,6 +71,7 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any, report:
 
     Returns None for a dry run (``min_block_size=inf``), after recording the coverage.
     """
+    outside = _outside_memory(gm)
     with _Timer(report, "lower"):
         gm = decompose_declined(lower(gm, registry, settings), registry, settings)
         mark_float32(gm, settings.precision)
@@ -100,7 +102,7 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any, report:
         trt_adapter.load()  # a missing TensorRT is the user's to fix, not a block to fall back
         runtime = select_runtime(registry, settings)
     for block in blocks:
-        _replace_block(parted, block, registry, settings, runtime, report, bounds)
+        _replace_block(parted, block, registry, settings, runtime, report, bounds, outside)
     parted.graph.lint()
     parted.recompile()
     _record_pytorch_ops(parted, report)
@@ -109,13 +111,14 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any, report:
 
 
 def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry: Any, settings: Any,
-                   runtime: Any, report: CompileReport, bounds: Mapping[Any, tuple[int, int, int]] | None
-                   ) -> None:
+                   runtime: Any, report: CompileReport, bounds: Mapping[Any, tuple[int, int, int]] | None,
+                   outside: list[tuple[int, int]]) -> None:
     sub = parted.get_submodule(block.target)
     name = f"{report.graph}.{block.target}"
     with _Timer(report, "cache"):  # a hit skips conversion and the build
         cache = open_cache(registry, settings)
-        key = engine_key(sub, registry, settings, bounds) if cache is not None else None
+        key = engine_key(sub, registry, settings, bounds, runtime=runtime.record.name) \
+            if cache is not None else None
         artifact = cache.load(key, name) if key is not None else None
     cached = artifact is not None
     converters = key.converters if cached else ()
@@ -127,7 +130,8 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
                 inputs, outputs = interpreter.run(
                     [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"], bounds)
             start = time.perf_counter()
-            artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs))
+            artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs),
+                                        _private(interpreter.ctx.weight_arrays(), outside))
             # "build" is TensorRT's builder alone; reading the network back is "snapshot"
             for stage, seconds in (("build", artifact.build_seconds),
                                    ("snapshot", time.perf_counter() - start - artifact.build_seconds)):
@@ -135,7 +139,7 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
             converters = tuple(sorted(interpreter.converters_used))
             if key is not None:
                 with _Timer(report, "cache"):
-                    cache.save(key, artifact)
+                    cache.save(key, artifact.for_runtime(runtime.record.reads))
         with _Timer(report, "runtime"):
             module = runtime.record.create(artifact, settings, registry)
     except Exception as exc:  # any converter, build or runtime failure costs this block only
@@ -152,7 +156,7 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
     ops = sum(1 for n in sub.graph.nodes if n.op == "call_function" and n.target is not operator.getitem)
     report.engines.append(EngineReport(
         name=name, layers=artifact.layer_count, ops=ops, build_seconds=artifact.build_seconds,
-        runtime=runtime.record.name, layer_types=artifact.network.layer_counts(),
+        runtime=runtime.record.name, layer_types=artifact.layer_types,
         converters=converters, cached=cached))
     logger.debug("engine %s: %d ops -> %d layers, %s, runtime %s", name, ops, artifact.layer_count,
                  "from the engine cache" if cached else f"built in {artifact.build_seconds:.2f} s",
@@ -162,6 +166,38 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
             first = parted.graph.call_function(operator.getitem, (block, 0))
         block.replace_all_uses_with(first, delete_user_cb=lambda user: user is not first)
         first.meta["val"] = next(n for n in sub.graph.nodes if n.op == "output").args[0].meta.get("val")
+
+
+def _outside_memory(gm: torch.fx.GraphModule) -> list[tuple[int, int]]:
+    """Sorted, merged (start, end) address ranges of the CPU tensors the traced graph holds: the
+    model's weights and constants, which the model may still change. Tensors that lowering and
+    conversion make later are plugtrt's own."""
+    ranges = []
+    for node in gm.graph.nodes:
+        value = operator.attrgetter(node.target)(gm) if node.op == "get_attr" else None
+        if isinstance(value, torch.Tensor) and value.device.type == "cpu":
+            storage = value.untyped_storage()
+            ranges.append((storage.data_ptr(), storage.data_ptr() + storage.nbytes()))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _private(arrays: Mapping[int, Any], outside: list[tuple[int, int]]) -> dict[int, Any]:
+    """The weight arrays of a conversion that lie outside the model's memory: the network
+    snapshot keeps these by reference, and copies the rest (a weight converted as-is is the
+    model's own memory, which may change after compiling)."""
+    starts = [start for start, _ in outside]
+    private = {}
+    for address, array in arrays.items():
+        i = bisect.bisect_right(starts, address) - 1
+        if i < 0 or address >= outside[i][1]:
+            private[address] = array
+    return private
 
 
 class ContainedEngine(torch.nn.Module):

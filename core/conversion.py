@@ -123,7 +123,7 @@ class ConversionContext:
         self.network = network
         self.settings = settings
         self.float_dtype: torch.dtype | None = default_float_dtype(settings)
-        self._keep_alive: list[Any] = []  # trt.Weights does not copy
+        self._arrays: dict[int, np.ndarray] = {}  # trt.Weights does not copy: kept alive here
         self._constants: dict[tuple, Any] = {}  # one constant layer per value, shape and dtype
         self._casts: dict[tuple, Any] = {}  # (tensor name, dtype) -> the cast's output
         # shuffle output name -> [layer, first transpose, reshape, second transpose, FX node]
@@ -221,9 +221,8 @@ class ConversionContext:
             tensor = torch.where(wide.isinf(), wide, wide.clamp(limit.min, limit.max))
         staged = torch.float32 if target == torch.bfloat16 else target
         # np.ascontiguousarray makes a 0-d array 1-d: reshape back, or a scalar gets rank 1
-        array = np.ascontiguousarray(tensor.to(device="cpu", dtype=staged).numpy()).reshape(
-            tuple(tensor.shape))
-        self._keep_alive.append(array)
+        array = self._keep(np.ascontiguousarray(tensor.to(device="cpu", dtype=staged).numpy()).reshape(
+            tuple(tensor.shape)))
         layer = self.network.add_constant(tuple(array.shape), trt.Weights(array))
         out = self.name(layer, node, "const").get_output(0)
         # the source tensor stays referenced, so its address cannot be reused by another key
@@ -236,9 +235,16 @@ class ConversionContext:
         if dtype == torch.bfloat16:
             raise ConversionError("layer weights cannot be bfloat16 (numpy has none); pass the "
                                   "value as a constant input (ctx.constant) instead")
-        array = np.ascontiguousarray(value.detach().to(device="cpu", dtype=dtype).numpy())
-        self._keep_alive.append(array)
+        array = self._keep(np.ascontiguousarray(value.detach().to(device="cpu", dtype=dtype).numpy()))
         return trt.Weights(array)
+
+    def _keep(self, array: np.ndarray) -> np.ndarray:
+        self._arrays[array.ctypes.data] = array
+        return array
+
+    def weight_arrays(self) -> dict[int, np.ndarray]:
+        """Address -> every array handed to TensorRT as weights so far."""
+        return dict(self._arrays)
 
     def scalar(self, value: Any, dtype: torch.dtype, rank: int,
                node: torch.fx.Node | None = None) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -43,9 +44,18 @@ class EngineArtifact:
     inputs: tuple[BoundarySpec, ...]
     outputs: tuple[BoundarySpec, ...]
     network: Any = attrs.field(repr=False)
-    """A :class:`plugtrt.network_snapshot.NetworkSnapshot`: the layers, read back from TensorRT."""
+    """A :class:`plugtrt.network_snapshot.NetworkSnapshot`: the layers, read back from TensorRT;
+    None in a cached artifact for a runtime that does not read it."""
     build_seconds: float
     layer_count: int
+    layer_types: dict[str, int] = attrs.field(factory=dict)
+    """Layers per ``trt.LayerType`` name, for the compile report."""
+
+    def for_runtime(self, parts: frozenset[str]) -> EngineArtifact:
+        """This artifact with only the ``parts`` (``"plan"``, ``"network"``) a runtime reads:
+        what the engine cache stores, so an entry does not hold the weights twice."""
+        return attrs.evolve(self, plan=self.plan if "plan" in parts else b"",
+                            network=self.network if "network" in parts else None)
 
 
 _LOGGER = None
@@ -119,8 +129,11 @@ def _add_profile(builder: Any, config: Any, inputs: tuple[BoundarySpec, ...]) ->
 
 
 def build(name: str, builder: Any, network: Any, settings: Any,
-          inputs: tuple[BoundarySpec, ...], outputs: tuple[BoundarySpec, ...]) -> EngineArtifact:
-    """Build the engine of ``network``; raises :class:`EngineBuildError` with TensorRT's errors."""
+          inputs: tuple[BoundarySpec, ...], outputs: tuple[BoundarySpec, ...],
+          private_arrays: Mapping[int, Any] | None = None) -> EngineArtifact:
+    """Build the engine of ``network``; raises :class:`EngineBuildError` with TensorRT's errors.
+    ``private_arrays`` (address -> array) are weights of the network that nothing outside
+    plugtrt holds: the snapshot keeps them by reference."""
     from plugtrt.network_snapshot import snapshot_network
     from plugtrt.progress import monitor
 
@@ -142,8 +155,9 @@ def build(name: str, builder: Any, network: Any, settings: Any,
     # error ("getReshapeDimensions works only for static reshape dimensions"): expected, muted
     log.muted = True
     try:
-        snapshot = snapshot_network(network)
+        snapshot = snapshot_network(network, private_arrays)
     finally:
         log.muted = False
     return EngineArtifact(name=name, plan=bytes(plan), inputs=inputs, outputs=outputs,
-                          network=snapshot, build_seconds=seconds, layer_count=network.num_layers)
+                          network=snapshot, build_seconds=seconds, layer_count=network.num_layers,
+                          layer_types=snapshot.layer_counts())

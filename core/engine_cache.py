@@ -7,7 +7,7 @@ bytes under a key:
 
 - the key (:mod:`plugtrt.engine_key`) covers everything that changes the engine, and is
   computed from the FX block before conversion, so a hit skips conversion and the build;
-- an entry is ``MAGIC``, the entry format, the payload's length and its SHA-256, then the
+- an entry is ``MAGIC``, the entry format, the payload's length and its XXH3-128, then the
   payload: a pickle of the key and the :class:`~plugtrt.engine.EngineArtifact` (plan,
   boundary specs, network snapshot), its numpy weights out of band. Pickle is safe here only
   because the checksum and the magic are verified first and the directory is the user's own;
@@ -24,8 +24,8 @@ bytes under a key:
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import logging
+import mmap
 import os
 import pickle
 import struct
@@ -36,15 +36,19 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import xxhash
 
 from plugtrt.engine import EngineArtifact
 from plugtrt.engine_key import EngineKey
 
 logger = logging.getLogger("plugtrt")
 
+Buffer = bytes | mmap.mmap
+"""What a store returns for an entry: its bytes, or a read-only map of them."""
+
 MAGIC = b"plugtrt-engine\n"
-ENTRY_FORMAT = 1
-_HEADER = struct.Struct("<IQ32s")  # format, payload length, sha256(payload)
+ENTRY_FORMAT = 2
+_HEADER = struct.Struct("<IQ16s")  # format, payload length, xxh3_128(payload)
 _TABLE = struct.Struct("<QI")  # pickle length, number of out-of-band buffers (then their lengths)
 
 
@@ -88,8 +92,10 @@ class EngineStore:
     location: str
     """Where entries live, for messages (a path, a URL)."""
 
-    def get(self, key: str) -> bytes | None:
-        """The entry stored under ``key``, or None; counts a hit or a miss."""
+    def get(self, key: str) -> Buffer | None:
+        """The entry stored under ``key`` (bytes, or a read-only buffer such as a file's
+        ``mmap``, so that loading reads only the pages it touches), or None; counts a hit or a
+        miss."""
         raise NotImplementedError
 
     def put(self, key: str, data: bytes) -> None:
@@ -114,7 +120,8 @@ class CorruptEntryError(Exception):
 
 
 def encode_entry(key: EngineKey, artifact: EngineArtifact) -> bytes:
-    """``MAGIC``, header (format, payload length, SHA-256 of the payload), then the payload:
+    """``MAGIC``, header (format, payload length, XXH3-128 of the payload: a checksum against
+    truncation and flipped bits, at memory speed), then the payload:
     a table of lengths, the pickle, and the large buffers (numpy weights) the pickle refers
     to out of band, so that loading does not copy them again."""
     buffers: list[pickle.PickleBuffer] = []
@@ -123,17 +130,17 @@ def encode_entry(key: EngineKey, artifact: EngineArtifact) -> bytes:
     raws = [buffer.raw() for buffer in buffers]
     parts = [_TABLE.pack(len(meta), len(raws)), struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)),
              meta, *raws]
-    digest = hashlib.sha256()
+    digest = xxhash.xxh3_128()
     for part in parts:
         digest.update(part)
     header = _HEADER.pack(ENTRY_FORMAT, sum(memoryview(p).nbytes for p in parts), digest.digest())
     return b"".join([MAGIC, header, *parts])
 
 
-def decode_entry(key: EngineKey, data: bytes) -> EngineArtifact:
+def decode_entry(key: EngineKey, data: Buffer) -> EngineArtifact:
     """The artifact in ``data``, or :class:`CorruptEntryError` naming the failed check. Weights
     are zero-copy views of ``data``."""
-    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _HEADER.size:
+    if len(data) < len(MAGIC) + _HEADER.size or data[:len(MAGIC)] != MAGIC:
         raise CorruptEntryError("not a plugtrt engine entry (bad header)")
     entry_format, length, checksum = _HEADER.unpack_from(data, len(MAGIC))
     payload = memoryview(data)[len(MAGIC) + _HEADER.size:]
@@ -141,7 +148,7 @@ def decode_entry(key: EngineKey, data: bytes) -> EngineArtifact:
         raise CorruptEntryError(f"entry format {entry_format}, this plugtrt reads {ENTRY_FORMAT}")
     if payload.nbytes != length:
         raise CorruptEntryError(f"truncated: {payload.nbytes} of {length} payload bytes")
-    if hashlib.sha256(payload).digest() != checksum:
+    if xxhash.xxh3_128(payload).digest() != checksum:
         raise CorruptEntryError("checksum mismatch")
     try:  # verified bytes that do not parse or unpickle were written by other code
         meta_length, count = _TABLE.unpack_from(payload)

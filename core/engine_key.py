@@ -10,13 +10,15 @@ hashed with SHA-256:
   tracing recorded for it, which includes the block's input shapes and dtypes (a dynamic
   size by its symbolic expression, ``s0`` or ``2*s0``);
 - for a dynamic block, its optimization profile: each symbol's (min, opt, max);
-- the value of every constant (frozen weights included): SHA-256 over the tensor's full
-  bytes, with its dtype and shape, so two different tensors never share a digest
-  (hardware-accelerated SHA-256 reads ResNet-50's 102 MB of weights in about 0.05 s);
+- the value of every constant (frozen weights included): XXH3-128 over the tensor's full
+  bytes, with its dtype and shape. Every byte is read, so two different tensors share a
+  digest only by a 128-bit accident (nothing in the cache directory is adversarial: it is
+  the user's own); XXH3 reads ResNet-50's 102 MB of weights in about 3 ms, SHA-256 in 50;
 - the converter each node would get (``registry.converter_for(node, settings)``): its record
   name, its plugin, the plugin's distribution and version, and a digest of the plugin
   package's source files, so an upgraded or locally edited converter package misses;
-- every build-affecting setting (:meth:`CompilationSettings.engine_key`);
+- every build-affecting setting (:meth:`CompilationSettings.engine_key`), and the runtime the
+  engine is made for (an entry holds only the parts of the artifact that runtime reads);
 - TensorRT's flavour and version, torch's version, plugtrt's version and a digest of the
   core's source files (the conversion context and builder config live there);
 - the target device: the CUDA compute capability of ``settings.device`` (or the current
@@ -40,12 +42,13 @@ from typing import Any
 
 import attrs
 import torch
+import xxhash
 import torch.fx
 import torch.utils._pytree as pytree
 
 from plugtrt import trt_adapter
 
-KEY_FORMAT = 1
+KEY_FORMAT = 2
 """Bumped whenever what the key covers changes, so older entries miss instead of matching."""
 
 
@@ -64,10 +67,11 @@ class _Uncacheable(Exception):
 
 
 def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
-               bounds: Mapping[Any, tuple[int, int, int]] | None = None) -> EngineKey | None:
+               bounds: Mapping[Any, tuple[int, int, int]] | None = None, *, runtime: str) -> EngineKey | None:
     """The key of ``block`` (a TensorRT partition) under ``registry``, ``settings`` and, for a
-    dynamic block, the (min, opt, max) ``bounds`` of its optimization profile, or None where it
-    cannot be keyed faithfully (the block is then built and not cached)."""
+    dynamic block, the (min, opt, max) ``bounds`` of its optimization profile, for the runtime
+    named ``runtime`` (an entry holds only what that runtime reads), or None where it cannot be
+    keyed faithfully (the block is then built and not cached)."""
     index: dict[torch.fx.Node, int] = {}
     nodes: list[Any] = []
     converters: dict[str, list[str]] = {}
@@ -97,6 +101,7 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
         "profile": sorted([str(symbol), list(b)] for symbol, b in (bounds or {}).items()),
         "converters": converters,
         "settings": settings.engine_key(),
+        "runtime": runtime,
         "tensorrt": [trt_adapter.flavour(), trt_adapter.load().__version__],
         "torch": torch.__version__,
         "plugtrt": core_fingerprint(),
@@ -108,11 +113,11 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
 
 
 def tensor_digest(value: Any) -> str:
-    """SHA-256 of a dense tensor's dtype, shape and every byte of its data."""
+    """XXH3-128 of a dense tensor's dtype, shape and every byte of its data."""
     if not isinstance(value, torch.Tensor) or value.layout != torch.strided or value.is_quantized:
         raise _Uncacheable(f"constant {type(value).__name__}")
     tensor = value.detach().to("cpu").contiguous().reshape(-1)
-    digest = hashlib.sha256(f"{tensor.dtype}{tuple(value.shape)}".encode())
+    digest = xxhash.xxh3_128(f"{tensor.dtype}{tuple(value.shape)}".encode())
     digest.update(tensor.view(torch.uint8).numpy())
     return digest.hexdigest()
 

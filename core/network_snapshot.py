@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -153,11 +154,17 @@ def _label(value: Any) -> str:
     return str(value)
 
 
-def snapshot_network(network) -> NetworkSnapshot:
-    """Copy ``network`` (a live ``trt.INetworkDefinition``) into a ``NetworkSnapshot``."""
+def snapshot_network(network, private: Mapping[int, np.ndarray] | None = None) -> NetworkSnapshot:
+    """Copy ``network`` (a live ``trt.INetworkDefinition``) into a ``NetworkSnapshot``.
+
+    Weights are copied out of TensorRT, whose views die with the network, except those found
+    in ``private`` (address -> array): arrays the conversion made and nothing else holds, which
+    the snapshot keeps by reference (half of a compile's copying, for a model whose weights
+    the conversion folds or transposes)."""
+    private = private or {}
     inputs = tuple(_tensor_spec(network.get_input(i)) for i in range(network.num_inputs))
     outputs = tuple(network.get_output(i).name for i in range(network.num_outputs))
-    layers = tuple(_layer_snapshot(i, network.get_layer(i)) for i in range(network.num_layers))
+    layers = tuple(_layer_snapshot(i, network.get_layer(i), private) for i in range(network.num_layers))
     return NetworkSnapshot(inputs=inputs, outputs=outputs, layers=layers)
 
 
@@ -169,7 +176,7 @@ def _tensor_spec(tensor) -> TensorSpec:
     return TensorSpec(name=tensor.name, shape=shape, dtype=_dtype(tensor.dtype))
 
 
-def _layer_snapshot(index: int, layer) -> LayerSnapshot:
+def _layer_snapshot(index: int, layer, private: Mapping[int, np.ndarray]) -> LayerSnapshot:
     type_name = layer.type.name
     inputs = tuple(None if t is None else t.name
                    for t in (layer.get_input(j) for j in range(layer.num_inputs)))
@@ -189,7 +196,7 @@ def _layer_snapshot(index: int, layer) -> LayerSnapshot:
                 if prop == "attention":
                     params.update(_attention_params(value))
             elif isinstance(value, (np.ndarray, trt.Weights)):
-                weights[prop] = _weights_copy(value)
+                weights[prop] = _weights_of(value, private)
             else:
                 params[prop] = _plain(value)
     if type_name in ("PLUGIN_V2", "PLUGIN_V3"):
@@ -243,9 +250,12 @@ def _attention_params(attention) -> dict[str, Any]:
     return out
 
 
-def _weights_copy(value) -> np.ndarray:
-    array = value if isinstance(value, np.ndarray) else value.numpy()
-    return np.array(array, copy=True)
+def _weights_of(value, private: Mapping[int, np.ndarray]) -> np.ndarray:
+    view = value if isinstance(value, np.ndarray) else value.numpy()
+    array = private.get(view.ctypes.data)
+    if array is not None and array.dtype == view.dtype and array.size == view.size:
+        return array.reshape(view.shape)
+    return np.array(view, copy=True)
 
 
 def _dtype(trt_dtype) -> torch.dtype | str:

@@ -108,6 +108,10 @@ class RuntimeSpec:
     of outputs. ``registry`` holds every plugin's records (e.g. ``registry.layer_evaluators``)."""
     available: Callable[..., str | None] = attrs.field(validator=v.is_callable())
     """``available(settings) -> None`` when usable here, else the reason it is not."""
+    reads: frozenset[str] = attrs.field(default=frozenset({"plan", "network"}), converter=frozenset,
+                                        validator=v.deep_iterable(v.in_({"plan", "network"})))
+    """The parts of an :class:`EngineArtifact` that ``create`` uses: the serialized ``plan``,
+    the ``network`` snapshot, or both (the default). The engine cache stores only these."""
 
 
 @attrs.frozen(kw_only=True)

@@ -113,4 +113,4 @@ def _create(artifact, settings, registry) -> TensorRTEngineModule:
 
 @hookimpl
 def plugtrt_runtimes() -> Iterator[RuntimeSpec]:
-    yield RuntimeSpec(name="tensorrt", create=_create, available=_available)
+    yield RuntimeSpec(name="tensorrt", create=_create, available=_available, reads={"plan"})

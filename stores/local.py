@@ -11,13 +11,14 @@ event to ``counters``: appends are atomic, so concurrent processes never lose a 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from plugtrt.engine_cache import CacheStats, cache_dir
+from plugtrt.engine_cache import Buffer, CacheStats, cache_dir
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import EngineStoreSpec
 
@@ -43,9 +44,13 @@ class LocalDirectoryStore:
             with open(self.root / "counters", "ab") as counters:
                 counters.write(event)
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> Buffer | None:
+        """A read-only map of the entry's file: loading copies nothing, and an entry replaced or
+        evicted meanwhile stays readable (the map holds the old file)."""
         try:
-            data = self._path(key).read_bytes()
+            with open(self._path(key), "rb") as file:
+                data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) \
+                    if os.fstat(file.fileno()).st_size else b""
         except FileNotFoundError:
             self._count(b"m")
             return None

@@ -53,7 +53,7 @@ def _conformance(argv: list[str]) -> int:
 
 @hookimpl
 def plugtrt_runtimes() -> Iterator[RuntimeSpec]:
-    yield RuntimeSpec(name="reference", create=_create, available=_available)
+    yield RuntimeSpec(name="reference", create=_create, available=_available, reads={"network"})
 
 
 @hookimpl
