@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import resource
 import shutil
@@ -117,11 +118,14 @@ def measure_inductor(name: str) -> dict:
 
 
 def run_child(mode: str, name: str, timeout: float) -> dict:
-    """``measure_<mode>(name)`` in a fresh interpreter; its failure becomes an ``error`` entry."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+    """``measure_<mode>(name)`` in a fresh interpreter, with an empty engine cache (a cold
+    compile: ``bench/cache.py`` measures warm ones); its failure becomes an ``error`` entry."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out, \
+            tempfile.TemporaryDirectory(prefix="plugtrt-bench-cold-") as cache:
         cmd = [sys.executable, __file__, "--child", mode, name, out.name]
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                  env={**os.environ, "PLUGTRT_CACHE_DIR": cache})
         except subprocess.TimeoutExpired:
             return {"error": f"no result within {timeout:.0f} s"}
         if done.returncode != 0:

@@ -24,12 +24,15 @@ import attrs
 import torch
 import torch.fx
 
-from plugtrt.compiler import compile_aten
+from plugtrt import graph_cache
+from plugtrt.compiler import EngineFailedWithoutBlock, compile_aten
 from plugtrt.decompositions import decomposition_table
 from plugtrt.dynamic import DynamicSizes
+from plugtrt.engine_cache import open_cache
 from plugtrt.errors import InvalidOptionError, PlugtrtError
 from plugtrt.manager import PluginRegistry, default_registry
 from plugtrt.report import MAX_REPORTS, CompileReport, record
+from plugtrt.runtimes_select import select_runtime
 from plugtrt.settings import CompilationSettings
 from plugtrt.tracing import module_weight_indices, specialise_scalars, trace_to_aten
 from plugtrt.weights import FrozenWeights
@@ -241,20 +244,14 @@ class CompiledGraph:
         report = CompileReport(graph=f"{self.name}.{len(self.specialisations)}",
                                dynamic=self.dynamic is not None)
         start = time.perf_counter()
+        settings = _engine_settings(self.settings, args)
         try:
-            table = decomposition_table(self.registry, self.settings)
-            bounds = None
-            if self.dynamic is not None:
-                bounds = self.dynamic.bounds_for(self.dynamic.values(args))
-                logger.debug("%s is dynamic: one profile for %s", self.name, DynamicSizes.describe(bounds))
-            t0 = time.perf_counter()
-            aten, mutated = trace_to_aten(self._traced_gm, args, self.frozen, table,
-                                          symbolic=self.dynamic is not None,
-                                          keep_whole=self.registry.converters.keys())
-            self._found_writes(mutated, args)
-            report.stage_seconds["trace"] = time.perf_counter() - t0
-            logger.debug("aten graph of %s:\n%s", report.graph, aten.code)
-            module = compile_aten(aten, self.registry, _engine_settings(self.settings, args), report, bounds)
+            cache, key = self._graph_cache_key(args, settings, report)
+            module = self._restore(cache, key, args, settings, report) if key is not None else None
+            if module is None:
+                module = self._trace_and_compile(args, settings, report)
+                if key is not None and module is not None:
+                    graph_cache.save(cache, key, module, args, self.frozen, self.mutated, report)
         except PlugtrtError:
             raise
         except Exception as exc:
@@ -277,10 +274,14 @@ class CompiledGraph:
         if module is None:
             compiled = self.gm.forward
         else:
-            def compiled(*call_args: Any, _module=module, _user=user, _mutated=self.mutated) -> Any:
+            def compiled(*call_args: Any, _module=module, _user=user, _mutated=self.mutated, _key=key) -> Any:
                 if _mutated and _writes_shared_memory(call_args, _mutated, _user):
                     return self._run_aliased(call_args)
-                outputs = _module(*(call_args[i] for i in _user))
+                try:
+                    outputs = _module(*(call_args[i] for i in _user))
+                except EngineFailedWithoutBlock:  # a restored engine failed: as a failed build would
+                    self.specialisations[_key] = self.gm.forward
+                    return self.gm.forward(*call_args)
                 if not _mutated:
                     return outputs
                 # the graph's writes to its inputs, done on the real tensors, as eager does
@@ -292,6 +293,54 @@ class CompiledGraph:
         self.specialisations[key] = compiled
         self.modules[key] = module
         return compiled
+
+    def _trace_and_compile(self, args: Sequence[Any], settings: CompilationSettings,
+                           report: CompileReport) -> torch.fx.GraphModule | None:
+        table = decomposition_table(self.registry, self.settings)
+        bounds = None
+        if self.dynamic is not None:
+            bounds = self.dynamic.bounds_for(self.dynamic.values(args))
+            logger.debug("%s is dynamic: one profile for %s", self.name, DynamicSizes.describe(bounds))
+        t0 = time.perf_counter()
+        aten, mutated = trace_to_aten(self._traced_gm, args, self.frozen, table,
+                                      symbolic=self.dynamic is not None,
+                                      keep_whole=self.registry.converters.keys())
+        self._found_writes(mutated, args)
+        report.stage_seconds["trace"] = time.perf_counter() - t0
+        logger.debug("aten graph of %s:\n%s", report.graph, aten.code)
+        return compile_aten(aten, self.registry, settings, report, bounds)
+
+    def _graph_cache_key(self, args: Sequence[Any], settings: CompilationSettings,
+                         report: CompileReport) -> tuple[Any, str | None]:
+        """The cache and this compile's graph cache key, or None: no cache, a dynamic graph, a
+        dry run, or a graph the key cannot describe (its engines are still cached)."""
+        if self.dynamic is not None or settings.dry_run:
+            return None, None
+        t0 = time.perf_counter()
+        cache = open_cache(self.registry, settings)
+        key = None
+        if cache is not None:
+            try:
+                runtime = select_runtime(self.registry, settings).record.name
+            except PlugtrtError:  # compiling says why, in full
+                runtime = None
+            if runtime is not None:
+                key = graph_cache.graph_key(self._traced_gm, args, self.frozen, self.registry, settings,
+                                            runtime)
+        report.stage_seconds["cache"] = time.perf_counter() - t0
+        return cache, key
+
+    def _restore(self, cache: Any, key: str, args: Sequence[Any], settings: CompilationSettings,
+                 report: CompileReport) -> torch.fx.GraphModule | None:
+        t0 = time.perf_counter()
+        restored = graph_cache.restore(cache, key, args, self.registry, settings,
+                                       select_runtime(self.registry, settings), report)
+        report.stage_seconds["cache"] += time.perf_counter() - t0
+        if restored is None:
+            return None
+        module, mutated = restored
+        self._found_writes(mutated, args)
+        return module
 
 
 def _writes_shared_memory(args: Sequence[Any], mutated: Sequence[int], inputs: Sequence[int]) -> bool:

@@ -23,7 +23,7 @@ from plugtrt.blocks import block_size, tensorrt_blocks
 from plugtrt.conversion import describe
 from plugtrt.decompositions import decompose_declined
 from plugtrt.engine_cache import open_cache
-from plugtrt.engine_key import engine_key
+from plugtrt.engine_key import EngineKey, engine_key
 from plugtrt.errors import ConversionError, PlugtrtError
 from plugtrt.interpreter import NetworkInterpreter
 from plugtrt.precision import mark_float32
@@ -151,7 +151,8 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry:
         warnings.warn(message, stacklevel=2)
         report.fallbacks.append(message)
         return
-    module = ContainedEngine(module, sub, f"block {block.target} ({_first_op(sub)})", settings, report)
+    module = ContainedEngine(module, sub, block.target, f"block {block.target} ({_first_op(sub)})", settings,
+                             report, cache_key=key)
     parted.add_submodule(block.target, module)
     ops = sum(1 for n in sub.graph.nodes if n.op == "call_function" and n.target is not operator.getitem)
     report.engines.append(EngineReport(
@@ -200,16 +201,26 @@ def _private(arrays: Mapping[int, Any], outside: list[tuple[int, int]]) -> dict[
     return private
 
 
+class EngineFailedWithoutBlock(Exception):
+    """A restored engine (:mod:`plugtrt.graph_cache`) failed at run time, and has no PyTorch
+    block to run instead: its caller runs the whole graph in PyTorch."""
+
+
 class ContainedEngine(torch.nn.Module):
     """An engine's runtime module with its PyTorch block behind it: when the engine fails at run
     time, that call and every later one run the block in PyTorch, with one warning (recorded in
-    the compile report), instead of failing the model (``pass_through_build_failures`` raises)."""
+    the compile report), instead of failing the model (``pass_through_build_failures`` raises).
+    An engine restored from the graph cache has no block (``block`` is None): it raises
+    :class:`EngineFailedWithoutBlock` after the warning instead."""
 
-    def __init__(self, engine: torch.nn.Module, block: torch.fx.GraphModule, where: str,
-                 settings: Any, report: CompileReport):
+    def __init__(self, engine: torch.nn.Module, block: torch.fx.GraphModule | None, target: str,
+                 where: str, settings: Any, report: CompileReport, cache_key: EngineKey | None = None):
         super().__init__()
         self.engine, self.block = engine, block
-        self._where, self._raise, self._report = where, settings.pass_through_build_failures, report
+        self.target, self.where, self.cache_key = target, where, cache_key
+        """The block's name in the partitioned module; its description for messages; the key
+        its engine is cached under (None when it is not)."""
+        self._raise, self._report = settings.pass_through_build_failures, report
         self.failure: str | None = None
 
     def forward(self, *inputs: Any) -> tuple:
@@ -219,10 +230,14 @@ class ContainedEngine(torch.nn.Module):
             except Exception as exc:
                 if self._raise:
                     raise
-                self.failure = (f"plugtrt: {self._where} failed at run time and runs in PyTorch from now "
-                                f"on: {exc!r}. Set pass_through_build_failures=True to raise instead.")
+                instead = "" if self.block is not None else "the whole graph "
+                self.failure = (f"plugtrt: {self.where} failed at run time and {instead}runs in PyTorch "
+                                f"from now on: {exc!r}. Set pass_through_build_failures=True to raise "
+                                "instead.")
                 warnings.warn(self.failure, stacklevel=2)
                 self._report.fallbacks.append(self.failure)
+        if self.block is None:
+            raise EngineFailedWithoutBlock(self.failure)
         result = self.block(*inputs)
         return tuple(result) if isinstance(result, (tuple, list)) else (result,)
 

@@ -7,9 +7,11 @@ bytes under a key:
 
 - the key (:mod:`plugtrt.engine_key`) covers everything that changes the engine, and is
   computed from the FX block before conversion, so a hit skips conversion and the build;
+  whole compiled graphs are kept in the same store under their own keys
+  (:mod:`plugtrt.graph_cache`), so a hit there skips tracing too;
 - an entry is ``MAGIC``, the entry format, the payload's length and its XXH3-128, then the
-  payload: a pickle of the key and the :class:`~plugtrt.engine.EngineArtifact` (plan,
-  boundary specs, network snapshot), its numpy weights out of band. Pickle is safe here only
+  payload: a pickle of the key and the content (an :class:`~plugtrt.engine.EngineArtifact` with
+  what its runtime reads, or a graph entry), numpy weights out of band. Pickle is safe here only
   because the checksum and the magic are verified first and the directory is the user's own;
 - an entry that fails any check (truncated, a flipped byte, another key's entry) is
   logged as a warning, deleted and rebuilt, never loaded;
@@ -119,29 +121,28 @@ class CorruptEntryError(Exception):
     """An entry failed verification; the message says which check."""
 
 
-def encode_entry(key: EngineKey, artifact: EngineArtifact) -> bytes:
+def encode_entry(digest: str, content: Any) -> bytes:
     """``MAGIC``, header (format, payload length, XXH3-128 of the payload: a checksum against
-    truncation and flipped bits, at memory speed), then the payload:
-    a table of lengths, the pickle, and the large buffers (numpy weights) the pickle refers
-    to out of band, so that loading does not copy them again."""
+    truncation and flipped bits, at memory speed), then the payload: a table of lengths, the
+    pickle of ``{"key": digest, "content": content}``, and the large buffers (numpy weights)
+    the pickle refers to out of band, so that loading does not copy them again."""
     buffers: list[pickle.PickleBuffer] = []
-    meta = pickle.dumps({"key": key.digest, "artifact": artifact}, protocol=5,
-                        buffer_callback=buffers.append)
+    meta = pickle.dumps({"key": digest, "content": content}, protocol=5, buffer_callback=buffers.append)
     raws = [buffer.raw() for buffer in buffers]
     parts = [_TABLE.pack(len(meta), len(raws)), struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws)),
              meta, *raws]
-    digest = xxhash.xxh3_128()
+    checksum = xxhash.xxh3_128()
     for part in parts:
-        digest.update(part)
-    header = _HEADER.pack(ENTRY_FORMAT, sum(memoryview(p).nbytes for p in parts), digest.digest())
+        checksum.update(part)
+    header = _HEADER.pack(ENTRY_FORMAT, sum(memoryview(p).nbytes for p in parts), checksum.digest())
     return b"".join([MAGIC, header, *parts])
 
 
-def decode_entry(key: EngineKey, data: Buffer) -> EngineArtifact:
-    """The artifact in ``data``, or :class:`CorruptEntryError` naming the failed check. Weights
-    are zero-copy views of ``data``."""
+def decode_entry(digest: str, data: Buffer, kind: type) -> Any:
+    """The ``kind`` object stored under ``digest`` in ``data``, or :class:`CorruptEntryError`
+    naming the failed check. Weights are zero-copy views of ``data``."""
     if len(data) < len(MAGIC) + _HEADER.size or data[:len(MAGIC)] != MAGIC:
-        raise CorruptEntryError("not a plugtrt engine entry (bad header)")
+        raise CorruptEntryError("not a plugtrt cache entry (bad header)")
     entry_format, length, checksum = _HEADER.unpack_from(data, len(MAGIC))
     payload = memoryview(data)[len(MAGIC) + _HEADER.size:]
     if entry_format != ENTRY_FORMAT:
@@ -162,9 +163,9 @@ def decode_entry(key: EngineKey, data: Buffer) -> EngineArtifact:
         content = pickle.loads(meta, buffers=buffers)
     except Exception as exc:
         raise CorruptEntryError(f"unreadable payload ({exc!r})") from exc
-    if content.get("key") != key.digest or not isinstance(content.get("artifact"), EngineArtifact):
-        raise CorruptEntryError("holds another key's engine")
-    return content["artifact"]
+    if content.get("key") != digest or not isinstance(content.get("content"), kind):
+        raise CorruptEntryError("holds another key's entry")
+    return content["content"]
 
 
 _warned: set[str] = set()
@@ -210,43 +211,56 @@ class EngineCache:
     def load(self, key: EngineKey, name: str) -> EngineArtifact | None:
         """The cached engine of ``key``, renamed ``name``, or None (a miss, or a bad entry that
         has been deleted after a warning)."""
-        if not self.read:
-            return None
-        location = self.store.location
-        try:
-            data = self.store.get(key.digest)
-        except Exception as exc:
-            _warn_once(location, "read", exc)
-            return None
-        if data is None:
-            return None
-        try:
-            artifact = decode_entry(key, data)
-        except CorruptEntryError as exc:
-            warnings.warn(f"plugtrt: engine cache entry {key.digest[:16]} in {location} is corrupt "
-                          f"({exc}); deleted it and rebuilding engine {name}", stacklevel=3)
-            try:
-                self.store.delete(key.digest)
-            except Exception as delete_exc:
-                _warn_once(location, "written", delete_exc)
+        artifact = self.load_entry(key.digest, EngineArtifact, f"engine {name}")
+        if artifact is None:
             return None
         logger.debug("engine %s: loaded from the engine cache (%s)", name, key.digest[:16])
         return attrs.evolve(artifact, name=name, build_seconds=0.0)
 
     def save(self, key: EngineKey, artifact: EngineArtifact) -> None:
         """Hand ``artifact`` to the background writer (the artifact is immutable)."""
+        self.save_entry(key.digest, artifact)
+
+    def load_entry(self, digest: str, kind: type, what: str) -> Any:
+        """The ``kind`` object stored under ``digest``, or None: a miss, an unreadable store
+        (one warning), or a bad entry, which is deleted after a warning naming ``what`` will be
+        rebuilt."""
+        if not self.read:
+            return None
+        location = self.store.location
+        try:
+            data = self.store.get(digest)
+        except Exception as exc:
+            _warn_once(location, "read", exc)
+            return None
+        if data is None:
+            return None
+        try:
+            return decode_entry(digest, data, kind)
+        except CorruptEntryError as exc:
+            warnings.warn(f"plugtrt: cache entry {digest[:16]} in {location} is corrupt ({exc}); "
+                          f"deleted it and rebuilding {what}", stacklevel=4)
+            try:
+                self.store.delete(digest)
+            except Exception as delete_exc:
+                _warn_once(location, "written", delete_exc)
+            return None
+
+    def save_entry(self, digest: str, content: Any) -> None:
+        """Hand ``content`` (immutable) to the background writer, which stores it under
+        ``digest``. Entries are written in the order they are handed over."""
         if not self.write or self.store.location in _unwritable:
             return
         with _pending_lock:
             _pending[:] = [f for f in _pending if not f.done()]
-            _pending.append(_writer.submit(self._write, key, artifact))
+            _pending.append(_writer.submit(self._write, digest, content))
 
-    def _write(self, key: EngineKey, artifact: EngineArtifact) -> None:
+    def _write(self, digest: str, content: Any) -> None:
         location = self.store.location
         if location in _unwritable:
             return
         try:
-            self.store.put(key.digest, encode_entry(key, artifact))
+            self.store.put(digest, encode_entry(digest, content))
         except Exception as exc:
             _unwritable.add(location)
             _warn_once(location, "written", exc)

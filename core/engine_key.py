@@ -62,7 +62,7 @@ class EngineKey:
     """Names of the converters that the block's nodes get, sorted."""
 
 
-class _Uncacheable(Exception):
+class Uncacheable(Exception):
     """The block holds something the key cannot describe faithfully."""
 
 
@@ -78,12 +78,13 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
     try:
         for node in block.graph.nodes:
             index[node] = len(index)
-            entry: list[Any] = [node.op, _encode(node.args, index), _encode(node.kwargs, index),
+            entry: list[Any] = [node.op, encode_argument(node.args, index),
+                                encode_argument(node.kwargs, index),
                                 _value_spec(node.meta.get("val"))]
             if node.op == "get_attr":
                 entry.append(tensor_digest(operator.attrgetter(node.target)(block)))
             elif node.op == "call_function":
-                entry.append(_target_name(node.target))
+                entry.append(target_name(node.target))
                 if node.target is not operator.getitem:
                     reg = registry.converter_for(node, settings)
                     if reg is None:
@@ -93,7 +94,7 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
             elif node.op not in ("placeholder", "output"):
                 return None  # the interpreter converts only functions; let it say so
             nodes.append(entry)
-    except _Uncacheable:
+    except Uncacheable:
         return None
     document = {
         "format": KEY_FORMAT,
@@ -102,7 +103,7 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
         "converters": converters,
         "settings": settings.engine_key(),
         "runtime": runtime,
-        "tensorrt": [trt_adapter.flavour(), trt_adapter.load().__version__],
+        "tensorrt": trt_adapter.version(),
         "torch": torch.__version__,
         "plugtrt": core_fingerprint(),
         "device": target_device(settings),
@@ -115,32 +116,34 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
 def tensor_digest(value: Any) -> str:
     """XXH3-128 of a dense tensor's dtype, shape and every byte of its data."""
     if not isinstance(value, torch.Tensor) or value.layout != torch.strided or value.is_quantized:
-        raise _Uncacheable(f"constant {type(value).__name__}")
+        raise Uncacheable(f"constant {type(value).__name__}")
     tensor = value.detach().to("cpu").contiguous().reshape(-1)
     digest = xxhash.xxh3_128(f"{tensor.dtype}{tuple(value.shape)}".encode())
     digest.update(tensor.view(torch.uint8).numpy())
     return digest.hexdigest()
 
 
-def _encode(value: Any, index: dict[torch.fx.Node, int]) -> Any:
+def encode_argument(value: Any, index: dict[torch.fx.Node, int]) -> Any:
     """A node argument as JSON that identifies it exactly; node references by position."""
     if isinstance(value, torch.fx.Node):
         return ["node", index[value]]
     if value is None or isinstance(value, (bool, int, str)):
         return value
+    if value is Ellipsis:
+        return ["ellipsis"]
     if isinstance(value, float):
         return ["float", repr(value)]
     if isinstance(value, (list, tuple)):
-        return [type(value).__name__, [_encode(v, index) for v in value]]
+        return [type(value).__name__, [encode_argument(v, index) for v in value]]
     if isinstance(value, dict):
-        return ["dict", [[str(k), _encode(v, index)] for k, v in sorted(value.items())]]
+        return ["dict", [[str(k), encode_argument(v, index)] for k, v in sorted(value.items())]]
     if isinstance(value, slice):
-        return ["slice", [_encode(v, index) for v in (value.start, value.stop, value.step)]]
+        return ["slice", [encode_argument(v, index) for v in (value.start, value.stop, value.step)]]
     if isinstance(value, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
         return [type(value).__name__, str(value)]
     if isinstance(value, torch.Tensor):
         return ["tensor", tensor_digest(value)]
-    raise _Uncacheable(f"argument {type(value).__name__}")
+    raise Uncacheable(f"argument {type(value).__name__}")
 
 
 def _value_spec(value: Any) -> Any:
@@ -156,9 +159,11 @@ def _value_spec(value: Any) -> Any:
     return leaves
 
 
-def _target_name(target: Any) -> str:
+def target_name(target: Any) -> str:
     if isinstance(target, torch._ops.OpOverload):
         return str(target)
+    if isinstance(target, torch._ops.HigherOrderOperator):
+        return f"higher_order.{target.name()}"
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
 
 
@@ -190,21 +195,28 @@ def plugin_fingerprint(registry: Any, plugin: str) -> str:
     return memo[plugin]
 
 
-def _distribution(dist: Any, module: Any) -> str:
-    """The distribution (name and version) that provides a plugin: the one of its entry point,
+def _distribution(dist: str | None, module: Any) -> str:
+    """The distribution (``name==version``) that provides a plugin: ``dist``, its entry point's,
     else the one its module's package belongs to; ``unpackaged`` when neither says."""
     if dist is not None:
-        return f"{dist.name}=={dist.version}"
+        return dist
     top = (getattr(module, "__name__", "") or "").split(".")[0]
     for name in _packages_distributions().get(top, []):
         return f"{name}=={importlib.metadata.version(name)}"
     return "unpackaged"
 
 
-def _entry_point_distributions() -> dict[str, Any]:
-    """Entry-point name -> distribution, for the ``plugtrt`` group."""
-    return {ep.name: ep.dist for ep in importlib.metadata.entry_points(group="plugtrt")
-            if ep.dist is not None}
+def _entry_point_distributions() -> dict[str, str]:
+    """Entry-point name -> ``name==version`` of its distribution, for the ``plugtrt`` group; each
+    distribution's metadata is parsed once (it is an email parse, a millisecond each)."""
+    labels: dict[Any, str] = {}
+    found = {}
+    for ep in importlib.metadata.entry_points(group="plugtrt"):
+        if ep.dist is not None:
+            if ep.dist not in labels:
+                labels[ep.dist] = f"{ep.dist.name}=={ep.dist.version}"
+            found[ep.name] = labels[ep.dist]
+    return found
 
 
 @functools.cache

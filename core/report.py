@@ -39,6 +39,9 @@ class CompileReport:
     dry_run: bool = False
     dynamic: bool = False
     """The graph had symbolic sizes: its engines were built with an optimization profile."""
+    restored: bool = False
+    """Restored whole from the graph cache (:mod:`plugtrt.graph_cache`): not traced, lowered,
+    partitioned or converted in this process."""
 
     def summary(self) -> str:
         stages = ", ".join(f"{k} {v:.2f}s" for k, v in self.stage_seconds.items())

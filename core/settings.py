@@ -114,6 +114,16 @@ _NOT_BOOL = v.not_(v.instance_of(bool), msg="a bool is not a count")
 _OPT_INT = v.optional([v.instance_of(int), _NOT_BOOL])
 
 
+_PRESENTATION = frozenset({"debug", "progress_bar", "cache_built_engines", "reuse_cached_engines",
+                           "engine_cache_dir", "engine_cache_size", "engine_cache_store"})
+"""Settings that change what is logged or where the cache lives, never a compiled graph."""
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr``, with sets sorted: a set of strings iterates in a per-process order."""
+    return repr(sorted(map(str, value))) if isinstance(value, (set, frozenset)) else repr(value)
+
+
 @attrs.frozen(kw_only=True)
 class CompilationSettings:
     """Every option of the ``plugtrt`` backend; immutable, derive variants with ``attrs.evolve``."""
@@ -215,6 +225,12 @@ class CompilationSettings:
                 f"options partitioner={settings.partitioner!r} and use_fast_partitioner="
                 f"{settings.use_fast_partitioner} disagree; give only one of them")
         return settings
+
+    def graph_key(self) -> dict[str, str]:
+        """Every setting that can change what a graph compiles to, as strings, for the graph
+        cache key: all but where the cache lives and what is shown."""
+        return {f.name: _stable_repr(getattr(self, f.name)) for f in attrs.fields(type(self))
+                if f.name not in _PRESENTATION}
 
     def engine_key(self) -> dict[str, str]:
         """The settings that change a built engine, as strings, for the engine cache key."""

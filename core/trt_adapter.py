@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
+import importlib.util
 import types
 
 import torch
@@ -31,6 +33,22 @@ def load() -> types.ModuleType:
         + "). Install one: `pip install 'plugtrt[tensorrt]'` on a datacenter GPU, "
         "or `pip install 'plugtrt[rtx]'` (TensorRT-RTX, which also builds on a CPU-only machine)."
     )
+
+
+@functools.cache
+def version() -> str:
+    """``flavour==version`` of the TensorRT :func:`load` imports, from the installed
+    distribution's metadata where it has one, without importing TensorRT (a cache key needs
+    it, and a compile restored from the cache need not load TensorRT at all)."""
+    for name in _FLAVOURS:
+        if importlib.util.find_spec(name) is None:
+            continue
+        try:
+            return f"{name}=={importlib.metadata.version(name)}"
+        except importlib.metadata.PackageNotFoundError:
+            break
+    module = load()
+    return f"{module.__name__}=={module.__version__}"
 
 
 def flavour() -> str:

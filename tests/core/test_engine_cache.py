@@ -48,7 +48,8 @@ def _compile(model, x, registry=None, **options):
 
 
 def _entries(cache: Path) -> list[Path]:
-    return sorted(cache.glob("*.engine"))
+    """The engine entries (graph entries, :mod:`plugtrt.graph_cache`, are named ``graph-*``)."""
+    return sorted(p for p in cache.glob("*.engine") if not p.name.startswith("graph-"))
 
 
 def test_second_compile_loads_the_engine_and_matches_eager(engine_cache_dir):
@@ -107,8 +108,9 @@ def test_two_processes_compiling_at_once_both_succeed_and_leave_one_entry(engine
     results = [_result(p) for p in processes]
     assert all(r["diff"] <= 1e-5 for r in results)
     entries = _entries(engine_cache_dir)
-    assert len(entries) == 1  # one entry, and no temporary file left beside it
-    assert {p.name for p in engine_cache_dir.iterdir()} == {entries[0].name, "counters"}
+    graphs = list(engine_cache_dir.glob("graph-*.engine"))
+    assert len(entries) == 1 and len(graphs) == 1  # one entry each, and no temporary file beside them
+    assert {p.name for p in engine_cache_dir.iterdir()} == {entries[0].name, graphs[0].name, "counters"}
     assert _compile(_mlp(), torch.ones(3, 8))[1] == [True]  # and it is a valid one
 
 
@@ -150,7 +152,7 @@ def test_settings_that_do_not_change_the_engine_hit():
 def test_another_tensorrt_version_misses(monkeypatch):
     x = torch.randn(3, 8)
     _compile(_mlp(), x)
-    monkeypatch.setattr(trt_adapter.load(), "__version__", "0.0.0-other")
+    monkeypatch.setattr(trt_adapter, "version", lambda: "tensorrt_rtx==0.0.0-other")
     assert _compile(_mlp(), x)[1] == [False]
 
 
@@ -189,14 +191,14 @@ def test_another_converter_plugin_version_misses(fake_distribution):
     pytest.param(lambda data: data[: len(data) // 2], "truncated", id="truncated"),
     pytest.param(lambda data: data[:-100] + bytes([data[-100] ^ 0x01]) + data[-99:],
                  "checksum mismatch", id="flipped-byte"),
-    pytest.param(lambda data: b"garbage" + data[7:], "not a plugtrt engine entry", id="header"),
+    pytest.param(lambda data: b"garbage" + data[7:], "not a plugtrt cache entry", id="header"),
 ])
 def test_a_damaged_entry_is_rebuilt_with_a_warning(engine_cache_dir, damage, reason):
     x = torch.randn(3, 8)
     _compile(_mlp(), x)
     (entry,) = _entries(engine_cache_dir)
     entry.write_bytes(damage(entry.read_bytes()))
-    with pytest.warns(UserWarning, match=rf"engine cache entry .* is corrupt \({reason}.*rebuilding"):
+    with pytest.warns(UserWarning, match=rf"cache entry .* is corrupt \({reason}.*rebuilding engine"):
         assert _compile(_mlp(), x)[1] == [False]
     assert _compile(_mlp(), x)[1] == [True]  # the rebuilt entry replaced the damaged one
 
@@ -240,7 +242,7 @@ def test_reading_and_writing_can_each_be_turned_off(engine_cache_dir):
 def test_least_recently_used_entries_are_evicted_beyond_the_cap(engine_cache_dir):
     x = torch.randn(3, 8)
     _compile(_mlp(0), x)
-    size = _entries(engine_cache_dir)[0].stat().st_size
+    size = sum(p.stat().st_size for p in engine_cache_dir.glob("*.engine"))  # its engine and graph
     cap = {"engine_cache_size": int(size * 2.5)}
     _compile(_mlp(1), x, **cap)
     assert _compile(_mlp(0), x, **cap)[1] == [True]  # seed 0 is now more recent than seed 1
@@ -257,7 +259,8 @@ def test_cache_command_shows_and_clears(engine_cache_dir, capsys):
     _compile(_mlp(), x)
     assert main(["cache"]) == 0
     shown = capsys.readouterr().out
-    assert str(engine_cache_dir) in shown and "entries: 1" in shown and "hits: 1" in shown
+    # an engine entry and its graph's entry (plugtrt.graph_cache), each missed once and hit once
+    assert str(engine_cache_dir) in shown and "entries: 2" in shown and "hits: 2" in shown
     assert main(["cache", "--clear"]) == 0
     assert "entries: 0" in capsys.readouterr().out and not _entries(engine_cache_dir)
 
@@ -296,7 +299,7 @@ def test_an_engine_store_plugin_is_chosen_by_name(engine_cache_dir):
     x = torch.randn(3, 8)
     assert _compile(_mlp(), x, registry, engine_cache_store="memory")[1] == [False]
     assert _compile(_mlp(), x, registry, engine_cache_store="memory")[1] == [True]
-    assert len(plugin.entries) == 1 and not _entries(engine_cache_dir)
+    assert len(plugin.entries) == 2 and not list(engine_cache_dir.glob("*.engine"))  # engine and graph
     with pytest.raises(Exception, match=r"no engine store named 'redis'.*installed: local, memory"):
         _compile(_mlp(), x, registry, engine_cache_store="redis")
 
