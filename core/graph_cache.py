@@ -188,8 +188,8 @@ def save(cache: Any, key: str, module: torch.fx.GraphModule, args: Sequence[Any]
     buffer = io.BytesIO()
     try:
         _ModulePickler(buffer, weights).dump(module)
-    except (Uncacheable, pickle.PicklingError, TypeError, AttributeError) as exc:
-        logger.debug("%s: no graph cache entry: %s", report.graph, exc)
+    except Exception as exc:  # whatever the module holds, not caching it never fails a compile
+        logger.debug("%s: no graph cache entry: %r", report.graph, exc)
         return
     cache.save_entry(key, GraphEntry(
         module=buffer.getvalue(), mutated=tuple(mutated), engines=tuple(report.engines),

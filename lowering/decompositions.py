@@ -52,12 +52,24 @@ def _efficient(query, key, value, attn_bias, compute_log_sumexp, dropout_p=0.0, 
     return _math_attention(query, key, value, attn_bias, is_causal, scale), empty, empty, empty
 
 
+def _logsumexp(query, key, is_causal, scale):
+    """Per query row, the log of the sum of its exponentiated scores, in float32: the statistic
+    the flash kernel always returns beside its output (dead code, removed, where unread)."""
+    scale = query.shape[-1] ** -0.5 if scale is None else scale
+    scores = torch.matmul(query.float(), key.float().transpose(-2, -1)) * scale
+    if is_causal:
+        rows, columns = scores.shape[-2:]
+        keep = torch.ones(rows, columns, dtype=torch.bool, device=query.device).tril()
+        scores = scores.masked_fill(~keep, float("-inf"))
+    return torch.logsumexp(scores, -1)
+
+
 def _flash(query, key, value, dropout_p=0.0, is_causal=False, return_debug_mask=False, *, scale=None):
     if dropout_p != 0.0 or return_debug_mask:
         return NotImplemented
     empty = query.new_empty(0)
     out = _math_attention(query, key, value, None, is_causal, scale)
-    return out, empty, empty, empty, 0, 0, empty, empty, empty
+    return out, _logsumexp(query, key, is_causal, scale), empty, empty, 0, 0, empty, empty, empty
 
 
 def _cudnn(query, key, value, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False,
@@ -69,8 +81,9 @@ def _cudnn(query, key, value, attn_bias, compute_log_sumexp, dropout_p=0.0, is_c
     return out, empty, empty, empty, 0, 0, empty, empty, empty
 
 
-# Fused attention kernels, as dispatch picks them per device, computed the math way; only
-# output 0 exists in inference, the statistics outputs are placeholders nobody reads.
+# Fused attention kernels, as dispatch picks them per device, computed the math way. The flash
+# kernel's logsumexp is computed too; the other outputs are empty or zero as the kernels give
+# them for dense inputs without a backward pass (a kernel asked for its statistics is kept).
 _ATTENTION = {
     aten._scaled_dot_product_flash_attention_for_cpu.default:
         decomposition_table[aten._scaled_dot_product_flash_attention_for_cpu.default],

@@ -4,6 +4,7 @@ tracers (``torch.export``, ``make_fx(pre_dispatch=True)``) keep: trace, convert 
 converters, build the engine, evaluate it with the reference runtime, compare with eager."""
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 
 import torch
@@ -15,9 +16,17 @@ from plugtrt.testing import tolerance
 def assert_pre_dispatch_converts(fn: Callable, inputs: Sequence[torch.Tensor], converter: str,
                                  precision: torch.dtype = torch.float32, rtol: float | None = None,
                                  atol: float | None = None, expected: Callable | None = None) -> None:
-    """``fn(*inputs)`` traced pre-dispatch converts entirely, uses ``converter``, and the
-    engine's outputs equal eager's (``expected(*inputs)``'s, for kernels that exist only on
-    CUDA: tracing on CPU uses their meta functions)."""
+    """:func:`convert_pre_dispatch`, and ``converter`` is among the converters used."""
+    used = convert_pre_dispatch(fn, inputs, precision, rtol, atol, expected)
+    assert converter in used, sorted(used)
+
+
+def convert_pre_dispatch(fn: Callable, inputs: Sequence[torch.Tensor],
+                         precision: torch.dtype = torch.float32, rtol: float | None = None,
+                         atol: float | None = None, expected: Callable | None = None) -> set[str]:
+    """``fn(*inputs)`` traced pre-dispatch converts entirely, and the engine's outputs equal
+    eager's (``expected(*inputs)``'s, for kernels that exist only on CUDA: tracing on CPU uses
+    their meta functions). Returns the converters used."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     from plugtrt import engine
@@ -30,7 +39,6 @@ def assert_pre_dispatch_converts(fn: Callable, inputs: Sequence[torch.Tensor], c
     gm = make_fx(fn, tracing_mode="fake", pre_dispatch=True)(*inputs)
     gm.graph.eliminate_dead_code()
     settings = CompilationSettings(precision=precision)
-    import operator
     declined = [n.target for n in gm.graph.nodes if n.op == "call_function"
                 and n.target is not operator.getitem
                 and default_registry().converter_for(n, settings) is None]
@@ -38,7 +46,6 @@ def assert_pre_dispatch_converts(fn: Callable, inputs: Sequence[torch.Tensor], c
     builder, network = engine.new_network()
     interpreter = NetworkInterpreter(gm, default_registry(), settings, network)
     specs_in, specs_out = interpreter.run([n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"])
-    assert converter in interpreter.converters_used, sorted(interpreter.converters_used)
     artifact = engine.build("pre_dispatch", builder, network, settings, tuple(specs_in), tuple(specs_out))
     results = evaluate(artifact.network, {s.name: t for s, t in zip(specs_in, inputs)})
     outputs = [results[s.name].to(s.model_dtype) for s in specs_out]
@@ -48,3 +55,4 @@ def assert_pre_dispatch_converts(fn: Callable, inputs: Sequence[torch.Tensor], c
         r, a = tolerance(want.dtype, precision)
         torch.testing.assert_close(got, want, rtol=r if rtol is None else rtol,
                                    atol=a if atol is None else atol, equal_nan=True)
+    return set(interpreter.converters_used)

@@ -56,17 +56,17 @@ def test_activations(name, shape, dtype, argument, seed, dynamic):
     assert_converts(lambda x: op(x, argument), [x], FULL, dynamic=_dynamic(x) if dynamic else None)
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(["hardswish", "mish", "selu", "celu", "logsigmoid", "softshrink"]),
-       shape=shapes(), precision=precisions, seed=seeds)
+@pytest.mark.parametrize("name", ["hardswish", "mish", "selu", "celu", "logsigmoid", "softshrink"])
+@settings(**PER_OP)
+@given(shape=shapes(), precision=precisions, seed=seeds)
 def test_activations_under_precision(name, shape, precision, seed):
     x = tensor(shape, torch.float32, seed) * 3
     assert_converts(lambda x: ACTIVATIONS[name](x, 0.5), [x], {**FULL, "precision": precision})
 
 
-@settings(**FAST)
-@given(name=st.sampled_from(["softshrink", "hardshrink", "threshold", "logsigmoid", "hardswish"]),
-       shape=shapes(), seed=seeds)
+@pytest.mark.parametrize("name", ["softshrink", "hardshrink", "threshold", "logsigmoid", "hardswish"])
+@settings(**PER_OP)
+@given(shape=shapes(), seed=seeds)
 def test_nan_and_infinities(name, shape, seed):
     x = tensor(shape, torch.float32, seed) * 3
     pick = torch.randint(0, 6, shape, generator=torch.Generator().manual_seed(seed))

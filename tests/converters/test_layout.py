@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from plugtrt.converters import layout, shape, splitting
 from plugtrt.testing import assert_converts
 
-from .layout_helpers import convert_directly, converters_used
+from .layout_helpers import converters_used
+from .pre_dispatch import convert_pre_dispatch
 from .strategies import FAST, converter_names, seeds, shapes, tensor
 
 aten = torch.ops.aten
@@ -210,7 +211,7 @@ def test_composite_forms_as_export_keeps_them(shape, dtype, data, seed):
     except RuntimeError:
         assume(False)
     assume(all(t.numel() for t in eager))  # empty pieces are declined: TensorRT has no empty tensors
-    used = convert_directly(fn, [x, y])
+    used = convert_pre_dispatch(fn, [x, y])
     assert {"builtin.chunk", "builtin.tensor_split.sections", "builtin.narrow", "builtin.movedim.intlist",
             "builtin.swapaxes", "builtin.expand_as", "builtin.tile",
             "builtin.repeat_interleave.self_int"} <= used

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from plugtrt.converters import random as random_converters
 from plugtrt.testing import run_through_backend
 
-from .strategies import FAST, converter_names, seeds, tensor
+from .strategies import FAST, PER_OP, converter_names, seeds, tensor
 
 FULL = {"require_full_compilation": True}
 FLOATS = [torch.float32, torch.float16, torch.bfloat16]
@@ -71,8 +72,9 @@ def test_registers_through_a_fresh_manager():
             "builtin.native_dropout.train", "builtin.dropout.train"} <= converter_names(random_converters)
 
 
-@settings(**FAST)
-@given(form=st.sampled_from(["rand", "rand_like", "uniform"]), dtype=st.sampled_from(FLOATS),
+@pytest.mark.parametrize("form", ["rand", "rand_like", "uniform"])
+@settings(**PER_OP)
+@given(dtype=st.sampled_from(FLOATS),
        bounds=st.sampled_from([(0.0, 1.0), (-2.0, 3.0), (5.0, 5.5), (-100.0, -10.0)]),
        rows=st.integers(24, 40), precision=st.sampled_from([torch.float32, torch.float16]),
        dynamic=st.booleans(), seed=seeds)
@@ -86,10 +88,10 @@ def test_uniform_draws(form, dtype, bounds, rows, precision, dynamic, seed):
     check_uniform(sample(fn, [x], {"precision": precision}, dynamic=_dynamic(dynamic)), low, high, worst)
 
 
-@settings(**FAST)
-@given(form=st.sampled_from(["randn", "randn_like", "normal_", "normal_scalar", "normal_tensor_float",
-                             "normal_float_tensor", "normal_tensor_tensor"]),
-       dtype=st.sampled_from(FLOATS), mean=st.sampled_from([0.0, 1.5, -20.0]),
+@pytest.mark.parametrize("form", ["randn", "randn_like", "normal_", "normal_scalar", "normal_tensor_float",
+                                  "normal_float_tensor", "normal_tensor_tensor"])
+@settings(**PER_OP)
+@given(dtype=st.sampled_from(FLOATS), mean=st.sampled_from([0.0, 1.5, -20.0]),
        std=st.sampled_from([1.0, 0.25, 3.0]), rows=st.integers(24, 40), dynamic=st.booleans(),
        seed=seeds)
 def test_normal_draws(form, dtype, mean, std, rows, dynamic, seed):
@@ -116,9 +118,9 @@ def test_normal_draws(form, dtype, mean, std, rows, dynamic, seed):
     check_normal(values, want_mean, want_std, dtype)
 
 
-@settings(**FAST)
-@given(form=st.sampled_from(["randint", "randint_low", "randint_like", "randint_like_low"]),
-       dtype=st.sampled_from([torch.int64, torch.int32, torch.float32, torch.float16]),
+@pytest.mark.parametrize("form", ["randint", "randint_low", "randint_like", "randint_like_low"])
+@settings(**PER_OP)
+@given(dtype=st.sampled_from([torch.int64, torch.int32, torch.float32, torch.float16]),
        low=st.integers(-50, 50), width=st.integers(1, 9), rows=st.integers(24, 40),
        dynamic=st.booleans(), seed=seeds)
 def test_randint_draws_every_integer_in_range_equally(form, dtype, low, width, rows, dynamic, seed):
@@ -141,8 +143,9 @@ def test_randint_draws_every_integer_in_range_equally(form, dtype, low, width, r
     assert (counts - expected).abs().max() <= SIGMAS * math.sqrt(expected * (1 - 1 / k)) + 1
 
 
-@settings(**FAST)
-@given(form=st.sampled_from(["tensor", "p"]), dtype=st.sampled_from(FLOATS),
+@pytest.mark.parametrize("form", ["tensor", "p"])
+@settings(**PER_OP)
+@given(dtype=st.sampled_from(FLOATS),
        p=st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]), rows=st.integers(24, 40), dynamic=st.booleans(),
        seed=seeds)
 def test_bernoulli_hits_with_chance_p(form, dtype, p, rows, dynamic, seed):

@@ -46,6 +46,25 @@ def test_every_fused_attention_kernel_has_a_stable_decomposition():
 
 
 @settings(max_examples=8, deadline=None)
+@given(sizes=st.tuples(*[st.integers(1, 5)] * 4), head=st.sampled_from([4, 8]), causal=st.booleans(),
+       scale=st.sampled_from([None, 0.5]), dtype=st.sampled_from([torch.float32, torch.float16]))
+def test_flash_decomposition_returns_the_kernels_logsumexp(sizes, head, causal, scale, dtype):
+    """The CUDA flash kernel returns its logsumexp beside the output; code that reads it (merging
+    partial attentions) gets what the kernel's CPU twin computes, not a placeholder."""
+    batch, heads, queries, keys = sizes
+    q = torch.randn(batch, heads, queries, head, dtype=dtype)
+    k, v = (torch.randn(batch, heads, keys, head, dtype=dtype) for _ in range(2))
+    (flash,) = [r.record.fn for r in default_registry().decompositions
+                if r.record.target is aten._scaled_dot_product_flash_attention.default]
+    out, logsumexp = flash(q, k, v, 0.0, causal, scale=scale)[:2]
+    want_out, want_logsumexp = aten._scaled_dot_product_flash_attention_for_cpu.default(
+        q, k, v, 0.0, causal, scale=scale)
+    rtol, atol = (1e-5, 1e-5) if dtype == torch.float32 else (1e-2, 1e-2)
+    torch.testing.assert_close(out, want_out, rtol=rtol, atol=atol)
+    torch.testing.assert_close(logsumexp, want_logsumexp, rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=8, deadline=None)
 @given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), low=st.integers(-5, 0),
        span=st.integers(0, 6), dtype=st.sampled_from([torch.int32, torch.int64]))
 def test_node_its_converter_declines_is_decomposed_and_converts(shape, low, span, dtype):
