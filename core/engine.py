@@ -54,11 +54,24 @@ class EngineArtifact:
     layer_types: dict[str, int] = attrs.field(factory=dict)
     """Layers per ``trt.LayerType`` name, for the compile report."""
 
+    def __reduce__(self) -> tuple:
+        """Pickled (``torch.save``, ``copy.deepcopy``) with the plan as bytes: a view of
+        TensorRT's memory cannot be pickled. The engine cache passes a ``PickleBuffer``
+        instead, which pickle protocol 5 writes out of band without a copy."""
+        fields = {f.name: getattr(self, f.name) for f in attrs.fields(type(self))}
+        if not isinstance(self.plan, (bytes, pickle.PickleBuffer)):
+            fields["plan"] = bytes(self.plan)
+        return _artifact, (fields,)
+
     def for_runtime(self, parts: frozenset[str]) -> EngineArtifact:
         """This artifact with only the ``parts`` (``"plan"``, ``"network"``) a runtime reads:
         what the engine cache stores, so an entry does not hold the weights twice."""
         return attrs.evolve(self, plan=pickle.PickleBuffer(self.plan) if "plan" in parts else b"",
                             network=self.network if "network" in parts else None)
+
+
+def _artifact(fields: dict[str, Any]) -> EngineArtifact:
+    return EngineArtifact(**fields)
 
 
 _LOGGER = None

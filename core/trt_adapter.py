@@ -37,18 +37,25 @@ def load() -> types.ModuleType:
 
 @functools.cache
 def version() -> str:
-    """``flavour==version`` of the TensorRT :func:`load` imports, from the installed
-    distribution's metadata where it has one, without importing TensorRT (a cache key needs
-    it, and a compile restored from the cache need not load TensorRT at all)."""
+    """``flavour==version`` of the TensorRT :func:`load` imports (``none`` where neither flavour
+    is installed), from the distribution's metadata where it has one: a cache key needs it,
+    and a compile restored from the cache, or one that builds no engine, need not import
+    TensorRT at all."""
     for name in _FLAVOURS:
-        if importlib.util.find_spec(name) is None:
+        try:
+            if importlib.util.find_spec(name) is None:
+                continue
+        except ImportError:
             continue
         try:
             return f"{name}=={importlib.metadata.version(name)}"
         except importlib.metadata.PackageNotFoundError:
-            break
-    module = load()
-    return f"{module.__name__}=={module.__version__}"
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            return f"{name}=={getattr(module, '__version__', 'unknown')}"
+    return "none"
 
 
 def flavour() -> str:

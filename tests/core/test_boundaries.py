@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import subprocess
+import textwrap
 import sys
 from pathlib import Path
 
@@ -50,18 +51,47 @@ def test_core_import_path_does_not_load_onnx_or_the_conformance_tool():
     assert out.strip() == "[]"
 
 
+_NO_TENSORRT = textwrap.dedent("""
+    import importlib.machinery, sys
+    class Missing:
+        def create_module(self, spec):
+            raise ImportError(f"no module named {spec.name!r} (blocked by the test)")
+        def exec_module(self, module):
+            pass
+    class NoTensorRT:
+        def find_spec(self, name, path, target=None):
+            if name.split('.')[0] in ('tensorrt', 'tensorrt_rtx', 'tensorrt_bindings',
+                                      'tensorrt_rtx_bindings'):
+                return importlib.machinery.ModuleSpec(name, Missing())
+    sys.meta_path.insert(0, NoTensorRT())
+""")
+
+
 def test_every_builtin_plugin_loads_without_tensorrt():
     """A machine without TensorRT still loads the plugins (the coverage dry run, a GPU machine
     that only traces): a module that touches ``trt`` at import time breaks every compile there."""
-    code = ("import sys\n"
-            "class NoTensorRT:\n"
-            "    def find_spec(self, name, path, target=None):\n"
-            "        if name.split('.')[0] in ('tensorrt', 'tensorrt_rtx', 'tensorrt_bindings',\n"
-            "                                  'tensorrt_rtx_bindings'):\n"
-            "            raise ImportError(name)\n"
-            "sys.meta_path.insert(0, NoTensorRT())\n"
-            "from plugtrt.manager import default_registry\n"
-            "print(len(default_registry().converters))")
+    code = _NO_TENSORRT + "from plugtrt.manager import default_registry\nprint(len(default_registry().converters))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.strip()) > 300
+
+
+def test_a_compile_that_builds_no_engine_needs_no_tensorrt(engine_cache_dir):
+    """Keys of the engine and graph caches name TensorRT's version without importing it: a graph
+    left to PyTorch compiles, is cached and restored where TensorRT is missing."""
+    code = _NO_TENSORRT + textwrap.dedent("""
+        import torch, plugtrt
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()).eval()
+        x = torch.randn(2, 4)
+        for _ in range(2):
+            torch._dynamo.reset()
+            with torch.no_grad():
+                got = torch.compile(model, backend="plugtrt", dynamic=False,
+                                    options={"min_block_size": 100})(x)
+                torch.testing.assert_close(got, model(x))
+            plugtrt.engine_cache.wait_for_writes()
+        print([r.restored for r in plugtrt.compile_reports()])
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[False, True]"

@@ -311,3 +311,27 @@ def test_default_cache_dir_follows_the_platform_convention(monkeypatch, tmp_path
         assert default_cache_dir() == tmp_path / "plugtrt"
     monkeypatch.setenv("PLUGTRT_CACHE_DIR", str(tmp_path / "mine"))
     assert default_cache_dir() == tmp_path / "mine"
+
+
+def test_a_built_artifact_pickles_and_deep_copies_with_its_plan():
+    """After a build the plan is a view of TensorRT's memory (no copy); ``torch.save`` and
+    ``copy.deepcopy`` of a compiled module still work, with the plan's bytes."""
+    import copy
+    import pickle
+
+    from plugtrt import engine
+    from plugtrt.engine import BoundarySpec
+    from plugtrt.settings import CompilationSettings
+    from plugtrt.trt_adapter import trt
+
+    builder, network = engine.new_network()
+    x = network.add_input("x", trt.float32, (2, 3))
+    y = network.add_activation(x, trt.ActivationType.RELU).get_output(0)
+    y.name = "y"
+    network.mark_output(y)
+    spec = {"shape": (2, 3), "model_dtype": torch.float32, "engine_dtype": torch.float32}
+    artifact = engine.build("relu", builder, network, CompilationSettings(),
+                            (BoundarySpec(name="x", **spec),), (BoundarySpec(name="y", **spec),))
+    plan = bytes(artifact.plan)
+    for copied in (copy.deepcopy(artifact), pickle.loads(pickle.dumps(artifact))):
+        assert bytes(copied.plan) == plan and copied.layer_types == {"ACTIVATION": 1}
