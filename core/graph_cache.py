@@ -14,7 +14,8 @@ The key (one canonical JSON document, hashed with SHA-256) covers:
 - every setting (:meth:`CompilationSettings.graph_key`), and the runtime the settings select;
 - every registered plugin (name, distribution, version, source digest): lowering passes,
   partitioners and decompositions shape the module as much as converters do;
-- TensorRT's flavour and version, torch's version, plugtrt's core and the target device.
+- TensorRT's flavour and version, torch's version and default dtype, plugtrt's core and the
+  target device.
 
 The entry holds the partitioned module, pickled with the frozen weights as references to the
 call's inputs (rebound on a hit, so the module reads the model's own tensors as a freshly
@@ -23,8 +24,9 @@ engine; a graph whose engine entry has been evicted is compiled again); the inpu
 writes; and its compile report's engines, coverage and fallbacks.
 
 Not cached here (their engines still are, in the engine cache): graphs with symbolic sizes,
-graphs calling something that is not torch's (a function dynamo keeps whole, whose source the
-key cannot see), graphs holding modules, and modules whose pickle would need anything else.
+graphs calling something that is not torch's (a function dynamo keeps whole, or a custom
+operator, whose implementation the key cannot see), graphs holding modules, and modules
+whose pickle would need anything else.
 
 A restored engine has no PyTorch block behind it: if it fails at run time, the whole graph
 runs in PyTorch from then on (:class:`plugtrt.compiler.ContainedEngine` says so, once).
@@ -58,6 +60,8 @@ GRAPH_FORMAT = 1
 
 _TORCH_MODULES = ("torch", "_operator", "operator", "builtins", "math")
 """Where a dynamo graph's call targets may come from for the graph to be keyed by their names."""
+_TORCH_NAMESPACES = ("aten", "prims")
+"""Operator namespaces whose operators are torch's own (covered by torch's version)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -89,7 +93,7 @@ def graph_key(gm: torch.fx.GraphModule, args: Sequence[Any], frozen: Sequence[in
             "plugins": sorted([name, plugin_fingerprint(registry, name)]
                               for name, _ in registry.plugin_manager.list_name_plugin()),
             "tensorrt": trt_adapter.version(),
-            "torch": torch.__version__,
+            "torch": [torch.__version__, str(torch.get_default_dtype())],
             "plugtrt": core_fingerprint(),
             "device": target_device(settings),
         }
@@ -107,9 +111,7 @@ def _graph_document(gm: torch.fx.GraphModule) -> list:
         index[node] = len(index)
         entry = [node.op, encode_argument(node.args, index), encode_argument(node.kwargs, index)]
         if node.op == "call_function":
-            if not isinstance(node.target, torch._ops.OperatorBase) and \
-                    getattr(node.target, "__module__", "").split(".")[0] not in _TORCH_MODULES:
-                raise Uncacheable(f"call to {target_name(node.target)}, whose source the key cannot see")
+            _check_target(node.target)
             entry.append(target_name(node.target))
         elif node.op == "call_method":
             entry.append(node.target)
@@ -121,6 +123,20 @@ def _graph_document(gm: torch.fx.GraphModule) -> list:
             raise Uncacheable(f"{node.op} node {node.name}")
         nodes.append(entry)
     return nodes
+
+
+def _check_target(target: Any) -> None:
+    """Raise :class:`Uncacheable` for a call the key would name without covering what it does:
+    a function from outside torch that dynamo keeps whole, or a custom operator (its Python
+    implementation, which tracing may have inlined, can change with no name changing)."""
+    if isinstance(target, torch._ops.HigherOrderOperator):
+        return  # its subgraphs are get_attr nodes, covered recursively
+    if isinstance(target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+        if target.namespace not in _TORCH_NAMESPACES:
+            raise Uncacheable(f"custom operator {target_name(target)}")
+        return
+    if getattr(target, "__module__", "").split(".")[0] not in _TORCH_MODULES:
+        raise Uncacheable(f"call to {target_name(target)}, whose source the key cannot see")
 
 
 def _input_spec(value: Any) -> Any:

@@ -253,3 +253,18 @@ def test_a_graph_calling_a_function_kept_whole_has_no_graph_entry(engine_cache_d
         torch._dynamo.disallow_in_graph(double)
     assert not restored and all(e.cached for e in run.reports[0].engines)
     assert not list(engine_cache_dir.glob("graph-*.engine"))
+
+
+def test_a_graph_calling_a_custom_operator_has_no_graph_entry(engine_cache_dir):
+    """A custom operator's Python implementation can change with nothing in the graph changing."""
+    @torch.library.custom_op("plugtrt_test::twice", mutates_args=())
+    def twice(t: torch.Tensor) -> torch.Tensor:
+        return t * 2
+
+    @twice.register_fake
+    def _(t):
+        return torch.empty_like(t)
+
+    x = torch.randn(3, 4)
+    run, restored = _compile(lambda t: twice(torch.relu(t)) + 1, x)
+    assert not restored and not list(engine_cache_dir.glob("graph-*.engine"))
