@@ -17,6 +17,27 @@ def small_cnn() -> nn.Module:
         nn.Flatten(), nn.Linear(16, 10), nn.Softmax(dim=-1)).eval()
 
 
+def seeded_mlp(seed: int = 0, *, nudge: float = 0.0) -> nn.Module:
+    """A small MLP with the weights of ``torch.manual_seed(seed)`` (the cache tests compile it in
+    several processes); ``nudge`` is added to one weight, a change a cache key must see."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    with torch.no_grad():
+        model[0].weight[0, 0] += nudge
+    return model
+
+
+class Scaled(nn.Module):
+    """A reshape and a scalar: node arguments that only a cache key's args cover."""
+
+    def __init__(self, shape: tuple[int, ...], scale: float):
+        super().__init__()
+        self.shape, self.scale = shape, scale
+
+    def forward(self, x):
+        return torch.relu(x.reshape(self.shape) * self.scale)
+
+
 class SeedModel(nn.Module):
     """The three-input model of the original backend's torch.compile guide."""
 

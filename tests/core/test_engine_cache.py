@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from plugtrt import EngineStoreSpec, hookimpl, trt_adapter
 from plugtrt.__main__ import main
@@ -22,20 +21,7 @@ from plugtrt.engine_cache import default_cache_dir, wait_for_writes
 from plugtrt.manager import PluginRegistry, load_entry_points, new_plugin_manager
 from plugtrt.testing import assert_close_to_eager, run_through_backend
 
-def _mlp(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
-
-
-class Scaled(nn.Module):
-    """A reshape and a scalar: node arguments that only the key's args cover."""
-
-    def __init__(self, shape: tuple[int, ...], scale: float):
-        super().__init__()
-        self.shape, self.scale = shape, scale
-
-    def forward(self, x):
-        return torch.relu(x.reshape(self.shape) * self.scale)
+from ..models import Scaled, seeded_mlp
 
 
 def _compile(model, x, registry=None, **options):
@@ -54,10 +40,10 @@ def _entries(cache: Path) -> list[Path]:
 
 def test_second_compile_loads_the_engine_and_matches_eager(engine_cache_dir):
     x = torch.randn(3, 8)
-    built, cached = _compile(_mlp(), x)
+    built, cached = _compile(seeded_mlp(), x)
     assert cached == [False]
     assert len(_entries(engine_cache_dir)) == 1
-    run, cached = _compile(_mlp(), x)
+    run, cached = _compile(seeded_mlp(), x)
     assert cached == [True]
     assert "convert" not in run.reports[0].stage_seconds and "build" not in run.reports[0].stage_seconds
     converters = run.reports[0].engines[0].converters  # as the build recorded them
@@ -68,7 +54,7 @@ _SCRIPT = textwrap.dedent("""
     import json, os, sys, time, torch
     import plugtrt
     ready, barrier = sys.argv[1], sys.argv[2:]
-    torch.manual_seed(0)  # the weights of _mlp()
+    torch.manual_seed(0)  # the weights of seeded_mlp()
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
     x = torch.ones(3, 8)
     with torch.no_grad():
@@ -97,7 +83,7 @@ def _result(process: subprocess.Popen) -> dict:
 
 
 def test_a_new_process_builds_no_engine(engine_cache_dir, tmp_path):
-    _compile(_mlp(), torch.ones(3, 8))  # same weights and shapes as the script's
+    _compile(seeded_mlp(), torch.ones(3, 8))  # same weights and shapes as the script's
     result = _result(_spawn(tmp_path / "ready"))
     assert result["cached"] == [True] and result["diff"] <= 1e-5
 
@@ -111,27 +97,21 @@ def test_two_processes_compiling_at_once_both_succeed_and_leave_one_entry(engine
     graphs = list(engine_cache_dir.glob("graph-*.engine"))
     assert len(entries) == 1 and len(graphs) == 1  # one entry each, and no temporary file beside them
     assert {p.name for p in engine_cache_dir.iterdir()} == {entries[0].name, graphs[0].name, "counters"}
-    assert _compile(_mlp(), torch.ones(3, 8))[1] == [True]  # and it is a valid one
+    assert _compile(seeded_mlp(), torch.ones(3, 8))[1] == [True]  # and it is a valid one
 
 
-def _changed_weight():
-    model = _mlp()
-    with torch.no_grad():
-        model[0].weight[0, 0] += 1e-3
-    return model
 
-
-_MLP = (_mlp, (3, 8), {})
+_MLP = (seeded_mlp, (3, 8), {})
 _SCALED = (lambda: Scaled((6, 4), 2.0), (2, 12), {})
 
 
 @pytest.mark.parametrize("base, variant", [
-    pytest.param(_MLP, (_changed_weight, (3, 8), {}), id="weight"),
+    pytest.param(_MLP, (lambda: seeded_mlp(nudge=1e-3), (3, 8), {}), id="weight"),
     pytest.param(_SCALED, (lambda: Scaled((4, 6), 2.0), (2, 12), {}), id="reshape-argument"),
     pytest.param(_SCALED, (lambda: Scaled((6, 4), 3.0), (2, 12), {}), id="scalar-argument"),
-    pytest.param(_MLP, (_mlp, (3, 8), {"optimization_level": 2}), id="build-setting"),
-    pytest.param(_MLP, (_mlp, (3, 8), {"precision": torch.half}), id="precision"),
-    pytest.param(_MLP, (_mlp, (5, 8), {}), id="input-shape"),
+    pytest.param(_MLP, (seeded_mlp, (3, 8), {"optimization_level": 2}), id="build-setting"),
+    pytest.param(_MLP, (seeded_mlp, (3, 8), {"precision": torch.half}), id="precision"),
+    pytest.param(_MLP, (seeded_mlp, (5, 8), {}), id="input-shape"),
 ])
 def test_what_changes_the_engine_misses(base, variant):
     make, shape, options = base
@@ -145,15 +125,15 @@ def test_what_changes_the_engine_misses(base, variant):
 
 def test_settings_that_do_not_change_the_engine_hit():
     x = torch.randn(3, 8)
-    _compile(_mlp(), x)
-    assert _compile(_mlp(), x, debug=True, min_block_size=2, engine_cache_size=1 << 40)[1] == [True]
+    _compile(seeded_mlp(), x)
+    assert _compile(seeded_mlp(), x, debug=True, min_block_size=2, engine_cache_size=1 << 40)[1] == [True]
 
 
 def test_another_tensorrt_version_misses(monkeypatch):
     x = torch.randn(3, 8)
-    _compile(_mlp(), x)
+    _compile(seeded_mlp(), x)
     monkeypatch.setattr(trt_adapter, "version", lambda: "tensorrt_rtx==0.0.0-other")
-    assert _compile(_mlp(), x)[1] == [False]
+    assert _compile(seeded_mlp(), x)[1] == [False]
 
 
 _ACME_RELU = """
@@ -180,11 +160,11 @@ def test_another_converter_plugin_version_misses(fake_distribution):
         return PluginRegistry(pm)
 
     x = torch.randn(3, 8)
-    run, cached = _compile(_mlp(), x, registry())
+    run, cached = _compile(seeded_mlp(), x, registry())
     assert cached == [False] and "acme.relu" in run.reports[0].engines[0].converters
-    assert _compile(_mlp(), x, registry())[1] == [True]
+    assert _compile(seeded_mlp(), x, registry())[1] == [True]
     fake_distribution("acme-trt", {"acme_trt.relu": _ACME_RELU}, version="0.2")
-    assert _compile(_mlp(), x, registry())[1] == [False]
+    assert _compile(seeded_mlp(), x, registry())[1] == [False]
 
 
 @pytest.mark.parametrize("damage, reason", [
@@ -195,12 +175,12 @@ def test_another_converter_plugin_version_misses(fake_distribution):
 ])
 def test_a_damaged_entry_is_rebuilt_with_a_warning(engine_cache_dir, damage, reason):
     x = torch.randn(3, 8)
-    _compile(_mlp(), x)
+    _compile(seeded_mlp(), x)
     (entry,) = _entries(engine_cache_dir)
     entry.write_bytes(damage(entry.read_bytes()))
     with pytest.warns(UserWarning, match=rf"cache entry .* is corrupt \({reason}.*rebuilding engine"):
-        assert _compile(_mlp(), x)[1] == [False]
-    assert _compile(_mlp(), x)[1] == [True]  # the rebuilt entry replaced the damaged one
+        assert _compile(seeded_mlp(), x)[1] == [False]
+    assert _compile(seeded_mlp(), x)[1] == [True]  # the rebuilt entry replaced the damaged one
 
 
 def _cache_warnings(record) -> list[str]:
@@ -212,7 +192,7 @@ def test_an_unwritable_cache_dir_degrades_to_no_caching_with_one_warning(tmp_pat
     blocker.write_text("not a directory")
     monkeypatch.setenv("PLUGTRT_CACHE_DIR", str(blocker / "cache"))
     with pytest.warns(UserWarning) as record:
-        assert _compile(_mlp(), torch.randn(3, 8))[1] == [False]
+        assert _compile(seeded_mlp(), torch.randn(3, 8))[1] == [False]
         assert _compile(Scaled((6, 4), 2.0), torch.randn(2, 12))[1] == [False]
     (message,) = _cache_warnings(record)
     assert str(blocker / "cache") in message and "PLUGTRT_CACHE_DIR" in message
@@ -224,7 +204,7 @@ def test_a_read_only_cache_dir_degrades_to_no_caching_with_one_warning(engine_ca
     engine_cache_dir.chmod(0o555)
     try:
         with pytest.warns(UserWarning) as record:
-            assert _compile(_mlp(), torch.randn(3, 8))[1] == [False]
+            assert _compile(seeded_mlp(), torch.randn(3, 8))[1] == [False]
             assert _compile(Scaled((6, 4), 2.0), torch.randn(2, 12))[1] == [False]
     finally:
         engine_cache_dir.chmod(0o755)
@@ -233,30 +213,30 @@ def test_a_read_only_cache_dir_degrades_to_no_caching_with_one_warning(engine_ca
 
 def test_reading_and_writing_can_each_be_turned_off(engine_cache_dir):
     x = torch.randn(3, 8)
-    _compile(_mlp(), x, cache_built_engines=False)
+    _compile(seeded_mlp(), x, cache_built_engines=False)
     assert not _entries(engine_cache_dir)
-    _compile(_mlp(), x)
-    assert _compile(_mlp(), x, reuse_cached_engines=False)[1] == [False]
+    _compile(seeded_mlp(), x)
+    assert _compile(seeded_mlp(), x, reuse_cached_engines=False)[1] == [False]
 
 
 def test_least_recently_used_entries_are_evicted_beyond_the_cap(engine_cache_dir):
     x = torch.randn(3, 8)
-    _compile(_mlp(0), x)
+    _compile(seeded_mlp(0), x)
     size = sum(p.stat().st_size for p in engine_cache_dir.glob("*.engine"))  # its engine and graph
     cap = {"engine_cache_size": int(size * 2.5)}
-    _compile(_mlp(1), x, **cap)
-    assert _compile(_mlp(0), x, **cap)[1] == [True]  # seed 0 is now more recent than seed 1
-    _compile(_mlp(2), x, **cap)
+    _compile(seeded_mlp(1), x, **cap)
+    assert _compile(seeded_mlp(0), x, **cap)[1] == [True]  # seed 0 is now more recent than seed 1
+    _compile(seeded_mlp(2), x, **cap)
     entries = _entries(engine_cache_dir)
     assert len(entries) == 2 and sum(p.stat().st_size for p in entries) <= cap["engine_cache_size"]
-    assert _compile(_mlp(0), x, **cap)[1] == [True]
-    assert _compile(_mlp(1), x, **cap)[1] == [False]
+    assert _compile(seeded_mlp(0), x, **cap)[1] == [True]
+    assert _compile(seeded_mlp(1), x, **cap)[1] == [False]
 
 
 def test_cache_command_shows_and_clears(engine_cache_dir, capsys):
     x = torch.randn(3, 8)
-    _compile(_mlp(), x)
-    _compile(_mlp(), x)
+    _compile(seeded_mlp(), x)
+    _compile(seeded_mlp(), x)
     assert main(["cache"]) == 0
     shown = capsys.readouterr().out
     # an engine entry and its graph's entry (plugtrt.graph_cache), each missed once and hit once
@@ -297,11 +277,11 @@ def test_an_engine_store_plugin_is_chosen_by_name(engine_cache_dir):
     pm.register(plugin, name="acme.memory")
     registry = PluginRegistry(pm)
     x = torch.randn(3, 8)
-    assert _compile(_mlp(), x, registry, engine_cache_store="memory")[1] == [False]
-    assert _compile(_mlp(), x, registry, engine_cache_store="memory")[1] == [True]
+    assert _compile(seeded_mlp(), x, registry, engine_cache_store="memory")[1] == [False]
+    assert _compile(seeded_mlp(), x, registry, engine_cache_store="memory")[1] == [True]
     assert len(plugin.entries) == 2 and not list(engine_cache_dir.glob("*.engine"))  # engine and graph
     with pytest.raises(Exception, match=r"no engine store named 'redis'.*installed: local, memory"):
-        _compile(_mlp(), x, registry, engine_cache_store="redis")
+        _compile(seeded_mlp(), x, registry, engine_cache_store="redis")
 
 
 def test_default_cache_dir_follows_the_platform_convention(monkeypatch, tmp_path):
