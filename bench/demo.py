@@ -53,10 +53,14 @@ def main() -> None:
         print(f"{stage:<12}{seconds:>10.3f}")
     print(f"{'first call':<12}{first_call:>10.3f}   (dynamo + plugtrt + one run)")
     print(f"{'second call':<12}{second_call:>10.3f}   (cached, no recompilation)")
-    print(f"\nengines built: {len(engines)}")
+    restored = [r.graph for r in reports if r.restored]
+    if restored:
+        print(f"\ngraphs restored from the graph cache (not traced, converted or built): "
+              f"{', '.join(restored)}; `python -m plugtrt cache --clear` for a cold compile")
+    print(f"\nengines: {len(engines)}")
     for e in engines:
-        print(f"  {e.name}: {e.ops} aten ops -> {e.layers} TensorRT layers, built in "
-              f"{e.build_seconds:.2f} s, runtime {e.runtime}")
+        how = "loaded from the engine cache" if e.cached else f"built in {e.build_seconds:.2f} s"
+        print(f"  {e.name}: {e.ops} aten ops -> {e.layers} TensorRT layers, {how}, runtime {e.runtime}")
     print(f"ops left in PyTorch: {sum(left.values())}" + "".join(f"\n  {op} x{n}" for op, n in left.items()))
     print(f"largest |compiled - eager|: {diff:.3g}")
 

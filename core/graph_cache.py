@@ -100,6 +100,9 @@ def graph_key(gm: torch.fx.GraphModule, args: Sequence[Any], frozen: Sequence[in
     except Uncacheable as exc:
         logger.debug("no graph cache entry: %s", exc)
         return None
+    except Exception as exc:  # a graph the key code does not foresee must still compile
+        logger.debug("no graph cache entry: the key failed with %r", exc)
+        return None
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return "graph-" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -132,7 +135,7 @@ def _check_target(target: Any) -> None:
     if isinstance(target, torch._ops.HigherOrderOperator):
         return  # its subgraphs are get_attr nodes, covered recursively
     if isinstance(target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
-        if target.namespace not in _TORCH_NAMESPACES:
+        if str(target).split(".")[0] not in _TORCH_NAMESPACES:  # aten.add, aten.add.Tensor
             raise Uncacheable(f"custom operator {target_name(target)}")
         return
     if getattr(target, "__module__", "").split(".")[0] not in _TORCH_MODULES:

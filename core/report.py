@@ -45,8 +45,9 @@ class CompileReport:
 
     def summary(self) -> str:
         stages = ", ".join(f"{k} {v:.2f}s" for k, v in self.stage_seconds.items())
-        return (f"{self.graph}: {len(self.engines)} engine(s), {sum(e.ops for e in self.engines)} ops in "
-                f"TensorRT, {len(self.pytorch_ops)} in PyTorch; {stages}")
+        restored = " (restored from the graph cache)" if self.restored else ""
+        return (f"{self.graph}{restored}: {len(self.engines)} engine(s), {sum(e.ops for e in self.engines)} "
+                f"ops in TensorRT, {len(self.pytorch_ops)} in PyTorch; {stages}")
 
 
 MAX_REPORTS = 256
