@@ -180,8 +180,9 @@ def _warn_once(location: str, action: str, exc: BaseException) -> None:
     _warned.add(location)
     warnings.warn(
         f"plugtrt: the engine cache at {location} cannot be {action} ({exc!r}); engines are built "
-        f"{'and not saved' if action == 'written' else 'without it'} in this process. Set engine_cache_dir (or PLUGTRT_CACHE_DIR) to a writable "
-        f"directory, or cache_built_engines=False and reuse_cached_engines=False to turn it off.",
+        f"{'and not saved' if action == 'written' else 'without it'} in this process. Set "
+        "engine_cache_dir (or PLUGTRT_CACHE_DIR) to a writable directory, or cache_built_engines=False "
+        "and reuse_cached_engines=False to turn it off.",
         stacklevel=4)
 
 

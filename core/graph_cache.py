@@ -97,11 +97,8 @@ def graph_key(gm: torch.fx.GraphModule, args: Sequence[Any], frozen: Sequence[in
             "plugtrt": core_fingerprint(),
             "device": target_device(settings),
         }
-    except Uncacheable as exc:
-        logger.debug("no graph cache entry: %s", exc)
-        return None
-    except Exception as exc:  # a graph the key code does not foresee must still compile
-        logger.debug("no graph cache entry: the key failed with %r", exc)
+    except Exception as exc:  # Uncacheable, or a graph this code does not foresee: it still compiles
+        logger.debug("no graph cache entry: %r", exc)
         return None
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return "graph-" + hashlib.sha256(text.encode()).hexdigest()
