@@ -1,5 +1,6 @@
-"""Engine cache benchmark: ResNet-50 and a 2-layer BERT compiled cold and warm, each in a fresh
-process, sharing one cache directory.
+"""Engine cache benchmark: ResNet-50 and a 2-layer BERT (or any model of
+``bench/compile_time.py``) compiled cold and warm, each in a fresh process, sharing one cache
+directory; the warm compile must restore every graph and match eager.
 
 "plugtrt s" is plugtrt's own time after dynamo hands over the graph (the sum of every compile
 report's ``total``: on a cold cache tracing to aten, lowering, partitioning, keys, conversion,
@@ -8,7 +9,7 @@ cache, engines loaded from the engine cache); "first call s" is the whole first 
 included. A warm plugtrt time must be
 at most 10% of the cold one. Prints a table and writes ``bench/results/cache.json``.
 
-    .venv/bin/python bench/cache.py [--models resnet50 bert] [--repeat 1]
+    .venv/bin/python bench/cache.py [--models resnet50 bert_2l swin_t ...] [--repeat 1]
 """
 from __future__ import annotations
 
@@ -22,21 +23,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MODELS = ("resnet50", "bert")
-
-
-def _model(name: str):
-    import torch
-
-    torch.manual_seed(0)
-    if name == "resnet50":
-        import torchvision
-
-        return torchvision.models.resnet50(weights=None).eval(), (torch.randn(1, 3, 224, 224),)
-    from transformers import BertConfig, BertModel
-
-    config = BertConfig(num_hidden_layers=2, attn_implementation="eager")
-    return BertModel(config).eval(), (torch.randint(0, config.vocab_size, (1, 128)),)
+DEFAULT_MODELS = ("resnet50", "bert_2l")
 
 
 def child(name: str) -> dict:
@@ -48,7 +35,9 @@ def child(name: str) -> dict:
     import plugtrt
 
     warnings.simplefilter("ignore")
-    model, inputs = _model(name)
+    from compile_time import build_model  # beside this file
+
+    model, inputs = build_model(name)
     with torch.no_grad():
         expected = model(*inputs)
         compiled = torch.compile(model, backend="plugtrt", dynamic=False,
@@ -56,8 +45,6 @@ def child(name: str) -> dict:
         start = time.perf_counter()
         got = compiled(*inputs)
         first_call = time.perf_counter() - start
-    if not isinstance(got, torch.Tensor):  # BERT returns a model output: compare its first tensor
-        got, expected = got[0], expected[0]
     reports = plugtrt.compile_reports()
     stages: dict[str, float] = {}
     for report in reports:
@@ -82,7 +69,9 @@ def _run(name: str, cache: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    from compile_time import MODELS
+
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(DEFAULT_MODELS))
     parser.add_argument("--repeat", type=int, default=1, help="cold/warm pairs per model")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -97,24 +86,28 @@ def main() -> int:
                 size = sum(p.stat().st_size for p in Path(cache).glob("*.engine"))
             rows.append({"model": name, "cold": cold, "warm": warm, "cache_bytes": size,
                          "ratio": warm["plugtrt_seconds"] / cold["plugtrt_seconds"]})
-    header = (f"{'model':<9} {'engines':>7} {'cold plugtrt s':>14} {'warm plugtrt s':>14} {'warm/cold':>9} "
-              f"{'cold 1st call s':>15} {'warm 1st call s':>15} {'cache MB':>8}")
+    header = (f"{'model':<18} {'engines':>7} {'cold plugtrt s':>14} {'warm plugtrt s':>14} {'warm/cold':>9} "
+              f"{'cold 1st call s':>15} {'warm 1st call s':>15} {'cache MB':>8} {'max |cold - eager|':>18} "
+              f"{'max |warm - eager|':>18}")
     print(header)
     for row in rows:
         cold, warm = row["cold"], row["warm"]
-        print(f"{row['model']:<9} {cold['engines']:>7} {cold['plugtrt_seconds']:>14.2f} "
+        print(f"{row['model']:<18} {cold['engines']:>7} {cold['plugtrt_seconds']:>14.2f} "
               f"{warm['plugtrt_seconds']:>14.2f} {row['ratio']:>9.1%} {cold['first_call_seconds']:>15.2f} "
-              f"{warm['first_call_seconds']:>15.2f} {row['cache_bytes'] / 1e6:>8.1f}")
+              f"{warm['first_call_seconds']:>15.2f} {row['cache_bytes'] / 1e6:>8.1f} "
+              f"{cold['max_abs_diff']:>18.3g} {warm['max_abs_diff']:>18.3g}")
     for row in rows:
         stages = ", ".join(f"{k} {row['warm']['stages'][k]:.2f}" for k in row["warm"]["stages"])
         print(f"  {row['model']} warm stages (s): {stages}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cache.json").write_text(json.dumps(rows, indent=2))
+    # a restored module computes exactly what the compiled one did: the same engines, same inputs
     failed = [r["model"] for r in rows
               if r["ratio"] > 0.10 or r["warm"]["cached"] != r["warm"]["engines"] or r["cold"]["cached"]
-              or not r["warm"]["restored"]]
+              or not r["warm"]["restored"] or r["warm"]["max_abs_diff"] != r["cold"]["max_abs_diff"]]
     if failed:
-        print(f"FAILED: warm is not restored and cached, or above 10% of cold, for {', '.join(failed)}")
+        print(f"FAILED: warm is not restored and cached, differs from cold, or is above 10% of cold, "
+              f"for {', '.join(failed)}")
     return 1 if failed else 0
 
 
