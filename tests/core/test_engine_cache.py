@@ -100,7 +100,6 @@ def test_two_processes_compiling_at_once_both_succeed_and_leave_one_entry(engine
     assert _compile(seeded_mlp(), torch.ones(3, 8))[1] == [True]  # and it is a valid one
 
 
-
 _MLP = (seeded_mlp, (3, 8), {})
 _SCALED = (lambda: Scaled((6, 4), 2.0), (2, 12), {})
 

@@ -25,7 +25,6 @@ from plugtrt.testing import assert_close_to_eager, plugin_registry, run_through_
 from ..models import seeded_mlp
 
 
-
 def _compile(model, x, registry=None, **options):
     """Compile and run once next to eager; returns (run, whether the graph was restored)."""
     run = run_through_backend(model, [x], options, registry)
@@ -33,7 +32,7 @@ def _compile(model, x, registry=None, **options):
     assert_close_to_eager(run, precision=options.get("precision", torch.float32))
     (report,) = run.reports
     assert report.restored == ("trace" not in report.stage_seconds)
-    assert run.engines >= 1 and all(e.cached for e in report.engines) >= report.restored
+    assert run.engines >= 1 and (not report.restored or all(e.cached for e in report.engines))
     return run, report.restored
 
 
@@ -74,8 +73,6 @@ def test_a_new_process_restores_the_graph_without_tracing(engine_cache_dir):
     assert not cold["restored"] and "trace" in cold["stages"] and cold["diff"] <= 1e-5
     assert warm["restored"] and warm["diff"] <= 1e-5
     assert not {"trace", "lower", "partition", "convert", "build"} & set(warm["stages"])
-
-
 
 
 @pytest.mark.parametrize("options", [
