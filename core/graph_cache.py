@@ -173,6 +173,16 @@ class _ModulePickler(pickle.Pickler):
             raise Uncacheable(f"a {type(obj).__name__} module")
         return None
 
+    def reducer_override(self, obj: Any) -> Any:
+        """A GraphModule is unpickled by tracing its code again, with the tracer that made it,
+        each submodule a leaf. make_fx's tracer (behind a partition that keeps the traced
+        module's class) calls submodules anyway, which would run the engines on proxies: the
+        entry names fx's own tracer instead."""
+        if not isinstance(obj, torch.fx.GraphModule):
+            return NotImplemented
+        function, (body, *rest) = obj.__reduce__()
+        return function, ({**body, "_tracer_cls": None, "_tracer_extras": {}}, *rest)
+
 
 class _ModuleUnpickler(pickle.Unpickler):
     def __init__(self, file: io.BytesIO, args: Sequence[Any], load_engine: Callable[..., Any]):

@@ -122,25 +122,6 @@ def pm() -> pluggy.PluginManager:
     return new_plugin_manager()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_dynamo():
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
-
-
-@pytest.fixture(autouse=True)
-def engine_cache_dir(tmp_path_factory, monkeypatch):
-    """Each test gets its own engine cache directory, so the cache stays on (and exercised)
-    without touching the user's cache or leaking entries between tests."""
-    from plugtrt.engine_cache import wait_for_writes
-
-    path = tmp_path_factory.mktemp("engine-cache")
-    monkeypatch.setenv("PLUGTRT_CACHE_DIR", str(path))
-    yield path
-    wait_for_writes()  # no write of this test's may land in another test's time
-
-
 @pytest.fixture
 def fake_distribution(tmp_path, monkeypatch):
     """``make(dist, {entry_point_name: module_source}, version="0.1")``: an installed-looking

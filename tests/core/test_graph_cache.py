@@ -243,3 +243,14 @@ def test_a_graph_calling_a_custom_operator_has_no_graph_entry(engine_cache_dir):
     x = torch.randn(3, 4)
     run, restored = _compile(lambda t: twice(torch.relu(t)) + 1, x)
     assert not restored and not list(engine_cache_dir.glob("graph-*.engine"))
+
+
+def test_a_partition_made_by_a_plugin_from_the_traced_module_restores():
+    """The example package's partitioner keeps make_fx's module class, whose tracer would call
+    the engines while unpickling: the entry is re-created with fx's own tracer."""
+    registry = plugin_registry(("plugtrt", "plugtrt-example"))
+    x = torch.randn(6, 4)
+    model = lambda t: torch.sigmoid(torch.relu(t) + 1) * 2  # noqa: E731
+    assert not _compile(model, x, registry, partitioner="whole_graph")[1]
+    run, restored = _compile(model, x, registry, partitioner="whole_graph")
+    assert restored and run.engines == 1
