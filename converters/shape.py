@@ -222,36 +222,20 @@ _SPLITS = [
 
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
-    for name, target in _RESHAPES:
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_reshape, is_supported=_OK,
-                        supports_dynamic_shapes=True)
-    for name, target in (("permute", aten.permute.default), ("permute_copy", aten.permute_copy.default)):
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_permute, is_supported=_OK,
-                            supports_dynamic_shapes=True)
-    for name, target in _TRANSPOSES:
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_transpose,
-                            is_supported=_OK, supports_dynamic_shapes=True)
-    for name, target in (("t", aten.t.default), ("t_copy", aten.t_copy.default)):
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_t, is_supported=_OK,
-                            supports_dynamic_shapes=True)
-    for name, target in _EXPANDS:
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_expand,
-                            is_supported=_OK, supports_dynamic_shapes=True)
-    yield ConverterSpec(name="builtin.copy", target=aten.copy.default, convert=_copy,
-                        is_supported=_OK, supports_dynamic_shapes=True)
-    yield ConverterSpec(name="builtin.cat", target=aten.cat.default, convert=_cat,
-                        is_supported=_cat_supported,
-                        supports_dynamic_shapes=True)
-    yield ConverterSpec(name="builtin.slice", target=aten.slice.Tensor, convert=_slice,
-                        is_supported=_slice_supported,
-                        supports_dynamic_shapes=True)
-    for name, target in (("select", aten.select.int), ("select_copy", aten.select_copy.int)):
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_select,
-                            is_supported=_select_supported, supports_dynamic_shapes=True)
-    for name, target in _SPLITS:
-        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_split,
-                            is_supported=_split_supported,
-                        supports_dynamic_shapes=True)
-    yield ConverterSpec(name="builtin.clone", target=aten.clone.default, convert=_clone,
-                        is_supported=_clone_supported,
-                        supports_dynamic_shapes=True)
+    families = (
+        (_reshape, _OK, _RESHAPES),
+        (_permute, _OK, [("permute", aten.permute.default), ("permute_copy", aten.permute_copy.default)]),
+        (_transpose, _OK, _TRANSPOSES),
+        (_t, _OK, [("t", aten.t.default), ("t_copy", aten.t_copy.default)]),
+        (_expand, _OK, _EXPANDS),
+        (_copy, _OK, [("copy", aten.copy.default)]),
+        (_cat, _cat_supported, [("cat", aten.cat.default)]),
+        (_slice, _slice_supported, [("slice", aten.slice.Tensor)]),
+        (_select, _select_supported, [("select", aten.select.int), ("select_copy", aten.select_copy.int)]),
+        (_split, _split_supported, _SPLITS),
+        (_clone, _clone_supported, [("clone", aten.clone.default)]),
+    )
+    for convert, is_supported, targets in families:
+        for name, target in targets:
+            yield ConverterSpec(name=f"builtin.{name}", target=target, convert=convert,
+                                is_supported=is_supported, supports_dynamic_shapes=True)

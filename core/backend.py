@@ -246,8 +246,8 @@ class CompiledGraph:
         start = time.perf_counter()
         settings = _engine_settings(self.settings, args)
         try:
-            cache, key = self._graph_cache_key(args, settings, report)
-            module = self._restore(cache, key, args, settings, report) if key is not None else None
+            cache, runtime, key = self._graph_cache_key(args, settings, report)
+            module = self._restore(cache, runtime, key, args, settings, report) if key is not None else None
             if module is None:
                 module = self._trace_and_compile(args, settings, report)
                 if key is not None and module is not None:
@@ -311,30 +311,29 @@ class CompiledGraph:
         return compile_aten(aten, self.registry, settings, report, bounds)
 
     def _graph_cache_key(self, args: Sequence[Any], settings: CompilationSettings,
-                         report: CompileReport) -> tuple[Any, str | None]:
-        """The cache and this compile's graph cache key, or None: no cache, a dynamic graph, a
-        dry run, or a graph the key cannot describe (its engines are still cached)."""
+                         report: CompileReport) -> tuple[Any, Any, str | None]:
+        """The cache, the runtime the engines get and this compile's graph cache key; the key is
+        None without a cache, for a dynamic graph, a dry run, or a graph the key cannot describe
+        (its engines are still cached)."""
         if self.dynamic is not None or settings.dry_run:
-            return None, None
+            return None, None, None
         t0 = time.perf_counter()
-        cache = open_cache(self.registry, settings)
-        key = None
+        cache, runtime, key = open_cache(self.registry, settings), None, None
         if cache is not None:
             try:
-                runtime = select_runtime(self.registry, settings).record.name
+                runtime = select_runtime(self.registry, settings)
             except PlugtrtError:  # compiling says why, in full
                 runtime = None
             if runtime is not None:
                 key = graph_cache.graph_key(self._traced_gm, args, self.frozen, self.registry, settings,
-                                            runtime)
+                                            runtime.record.name)
         report.stage_seconds["cache"] = time.perf_counter() - t0
-        return cache, key
+        return cache, runtime, key
 
-    def _restore(self, cache: Any, key: str, args: Sequence[Any], settings: CompilationSettings,
-                 report: CompileReport) -> torch.fx.GraphModule | None:
+    def _restore(self, cache: Any, runtime: Any, key: str, args: Sequence[Any],
+                 settings: CompilationSettings, report: CompileReport) -> torch.fx.GraphModule | None:
         t0 = time.perf_counter()
-        restored = graph_cache.restore(cache, key, args, self.registry, settings,
-                                       select_runtime(self.registry, settings), report)
+        restored = graph_cache.restore(cache, key, args, self.registry, settings, runtime, report)
         report.stage_seconds["cache"] += time.perf_counter() - t0
         if restored is None:
             return None

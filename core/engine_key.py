@@ -42,9 +42,9 @@ from typing import Any
 
 import attrs
 import torch
-import xxhash
 import torch.fx
 import torch.utils._pytree as pytree
+import xxhash
 
 from plugtrt import trt_adapter
 

@@ -250,7 +250,8 @@ def restore(cache: Any, key: str, args: Sequence[Any], registry: Any, settings: 
         return None
     except Exception as exc:  # a verified entry that does not load was written by other code
         warnings.warn(f"plugtrt: graph cache entry {key[6:22]} does not load ({exc!r}); compiling "
-                      f"{report.graph} again", stacklevel=4)
+                      f"{report.graph} again. If this repeats in every process, clear the cache "
+                      "(python -m plugtrt cache --clear) and report the message.", stacklevel=4)
         return None
     for message in entry.fallbacks:  # the compile it replaces warned these
         warnings.warn(message, stacklevel=4)
