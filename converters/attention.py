@@ -155,8 +155,9 @@ def _math(ctx, node, args, kwargs):
 
 
 def _flash_cpu(ctx, node, args, kwargs):
+    """The CPU kernel shares each key/value head among ``Hq / Hkv`` query heads by itself."""
     out = _attention(ctx, node, *args[:3], kwargs.get("attn_mask"),
-                     val(node.kwargs.get("attn_mask")), get(args, kwargs, 4, "is_causal", False), kwargs.get("scale"), False,
+                     val(node.kwargs.get("attn_mask")), get(args, kwargs, 4, "is_causal", False), kwargs.get("scale"), True,
                      -math.inf, 0)
     return _outputs(node, out, 0)
 
@@ -184,8 +185,10 @@ def _broadcastable(a, b) -> bool:
 
 
 def _supported(dropout_index: int, causal_index: int, mask: tuple[int, str] | None,
-               tuple_result: bool, gqa: bool = False,
+               tuple_result: bool, gqa: str | None = None,
                flags: tuple[tuple[int, str], ...] = ()):
+    """``gqa``: None (heads must match or broadcast), "flag" (grouped when ``enable_gqa`` is
+    set) or "implicit" (the kernel groups whenever the head counts differ)."""
     def check(node: torch.fx.Node, settings) -> bool:
         floats = FLOATS | ({torch.float64} if settings.truncate_long_and_double else set())
         q, k, v = (val(a) for a in node.args[:3])
@@ -206,8 +209,8 @@ def _supported(dropout_index: int, causal_index: int, mask: tuple[int, str] | No
         causal = arg(node, causal_index, "is_causal", False)
         if causal and not all(isinstance(d, int) for d in (q.shape[-2], k.shape[-2])):
             return False  # the causal mask is a constant of the static sequence lengths
-        grouped = gqa and node.kwargs.get("enable_gqa", False) and q.dim() >= 3 \
-            and q.shape[-3] != k.shape[-3]
+        asked = gqa == "implicit" or (gqa == "flag" and node.kwargs.get("enable_gqa", False))
+        grouped = asked and q.dim() >= 3 and q.shape[-3] != k.shape[-3]
         if grouped and not (isinstance(q.shape[-3], int) and isinstance(k.shape[-3], int)
                             and q.shape[-3] % k.shape[-3] == 0 and k.shape[-3] == v.shape[-3]):
             return False
@@ -236,16 +239,16 @@ def _supported(dropout_index: int, causal_index: int, mask: tuple[int, str] | No
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     yield ConverterSpec(name="builtin.scaled_dot_product_attention",
                         target=aten.scaled_dot_product_attention.default, convert=_sdpa,
-                        is_supported=_supported(4, 5, (3, "attn_mask"), False, gqa=True),
+                        is_supported=_supported(4, 5, (3, "attn_mask"), False, gqa="flag"),
                         constant_args={3}, supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin._scaled_dot_product_attention_math",
                         target=aten._scaled_dot_product_attention_math.default, convert=_math,
-                        is_supported=_supported(4, 5, (3, "attn_mask"), True, gqa=True),
+                        is_supported=_supported(4, 5, (3, "attn_mask"), True, gqa="flag"),
                         constant_args={3}, supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin._scaled_dot_product_flash_attention_for_cpu",
                         target=aten._scaled_dot_product_flash_attention_for_cpu.default,
                         convert=_flash_cpu,
-                        is_supported=_supported(3, 4, (99, "attn_mask"), True),
+                        is_supported=_supported(3, 4, (99, "attn_mask"), True, gqa="implicit"),
                         supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin._scaled_dot_product_efficient_attention",
                         target=aten._scaled_dot_product_efficient_attention.default,
