@@ -39,6 +39,7 @@ from plugtrt.conversion import (
     out_dtype,
     reduce,
     same_shape,
+    select,
     slice_to,
     val,
     wrap_index,
@@ -278,9 +279,9 @@ def _masked_put(ctx, node, args, form: tuple[int, int]):
     x = ctx.cast(x, dtype, node)
     if arg(node, 3, "accumulate", False):
         zero = ctx.scalar(0, dtype, rank, node)
-        added = ctx.finish(ctx.network.add_select(mask, values, zero), node, suffix="masked_values")
+        added = select(ctx, mask, values, zero, node, "masked_values")
         return elementwise(ctx, x, added, "SUM", node, dtype, "accumulate")
-    return ctx.finish(ctx.network.add_select(mask, values, x), node, suffix="masked_put")
+    return select(ctx, mask, values, x, node, "masked_put")
 
 
 def _indexed_shape(p: _Plan, x_shape: tuple) -> tuple:
@@ -428,7 +429,7 @@ def _embedding_bag(ctx, node, args, kwargs):
         filler = ctx.scalar(-math.inf, compute, 3, node)
     else:
         filler = ctx.scalar(0, compute, 3, node)
-    picked = ctx.finish(ctx.network.add_select(mask, rows, filler), node, suffix="pick")
+    picked = select(ctx, mask, rows, filler, node, "pick")
     out = reduce(ctx, picked, "MAX" if mode == 2 else "SUM", [1], False, node)
     if mode != 0:
         hits = reduce(ctx, ctx.cast(mask, compute, node), "SUM", [1], False, node, "count")
@@ -437,8 +438,8 @@ def _embedding_bag(ctx, node, args, kwargs):
             out = elementwise(ctx, out, safe, "DIV", node, compute, "mean")
         else:
             empty = elementwise(ctx, hits, 0, "EQUAL", node, compute, "empty")
-            out = ctx.finish(ctx.network.add_select(empty, ctx.scalar(0, compute, 2, node), out), node,
-                             suffix="empty_bag")
+            out = select(ctx, empty, ctx.scalar(0, compute, 2, node), out, node,
+                             "empty_bag")
     return (ctx.cast(out, dtype, node), None, None, None)
 
 

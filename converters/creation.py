@@ -36,6 +36,7 @@ from plugtrt.conversion import (
     is_dynamic,
     lift_rank,
     nonempty,
+    select,
     shape_tensor,
     sizes_computable,
     slice_to,
@@ -255,8 +256,7 @@ def _triangle(ctx, node, args, kwargs):
         mask = lift_rank(ctx, ctx.finish(ctx.network.add_elementwise(diff, bound, op), node,
                                          suffix="mask"), rank, node)
     dtype = ctx.dtype(x)
-    layer = ctx.network.add_select(mask, x, ctx.scalar(False if dtype == torch.bool else 0, dtype, rank, node))
-    return ctx.finish(layer, node)
+    return select(ctx, mask, x, ctx.scalar(False if dtype == torch.bool else 0, dtype, rank, node), node)
 
 
 def _triangle_supported(node, settings) -> bool:

@@ -16,12 +16,13 @@ import torch.fx
 from plugtrt.conversion import (
     FLOATS,
     NUMERIC,
-    aten,
     all_of,
+    aten,
     elementwise,
     get,
     out_dtype,
     rank_of,
+    select,
     typed,
     unary,
     val,
@@ -184,7 +185,7 @@ def _where(ctx, node, args, kwargs):
     rank = rank_of(condition, a, b)
     condition = ctx.operand(condition, torch.bool, rank, node)
     a, b = ctx.operand(a, dtype, rank, node), ctx.operand(b, dtype, rank, node)
-    return ctx.finish(ctx.network.add_select(condition, a, b), node)
+    return select(ctx, condition, a, b, node)
 
 
 def _masked_fill(ctx, node, args, kwargs):

@@ -24,6 +24,7 @@ from plugtrt.conversion import (
     out_dtype,
     reshape_to,
     same_shape,
+    select,
     shape_tensor,
     slice_to,
     static_dims,
@@ -273,7 +274,7 @@ def _diag_embed(ctx, node, args, kwargs):
     rank = len(source) + 1
     mask = ctx.operand(torch.eye(n, dtype=torch.bool), torch.bool, rank, node)
     zero = ctx.scalar(False if dtype == torch.bool else 0, dtype, rank, node)
-    return ctx.finish(ctx.network.add_select(mask, column, zero), node)
+    return select(ctx, mask, column, zero, node)
 
 
 def _diag_embed_supported(node, settings) -> bool:

@@ -27,6 +27,7 @@ from plugtrt.conversion import (
     elementwise,
     is_dynamic,
     nonempty,
+    select,
     shape_tensor,
     sizes_computable,
     unary,
@@ -200,7 +201,7 @@ def _native_dropout(ctx, node, args, kwargs):
     rank = len(out)
     scaled = elementwise(ctx, x, 1.0 / (1.0 - p), "PROD", node, dtype, suffix="scale")
     zero = ctx.scalar(0, dtype, rank, node)
-    result = ctx.finish(ctx.network.add_select(keep, scaled, zero), node, suffix="dropped")
+    result = select(ctx, keep, scaled, zero, node, "dropped")
     return result, keep
 
 

@@ -513,6 +513,18 @@ def elementwise(ctx: Any, a: Any, b: Any, op: str, node: torch.fx.Node, dtype: t
     return ctx.name(layer, node, suffix or op.lower()).get_output(0)
 
 
+def select(ctx: Any, condition: Any, a: Any, b: Any, node: torch.fx.Node, suffix: str = "") -> Any:
+    """``where(condition, a, b)`` of three tensors of one rank. Bool ``a`` and ``b`` become
+    ``condition AND a OR NOT condition AND b``: TensorRT-RTX's builder fails on a select of bool
+    values (``MyelinCheckException: host_instr.cpp:2989``), as in ``tril`` of a bool causal mask."""
+    if ctx.dtype(a) != torch.bool:
+        return ctx.name(ctx.network.add_select(condition, a, b), node, suffix).get_output(0)
+    kept = elementwise(ctx, condition, a, "AND", node, torch.bool, f"{suffix}kept")
+    other = elementwise(ctx, unary(ctx, condition, "NOT", node, f"{suffix}not"), b, "AND", node,
+                        torch.bool, f"{suffix}other")
+    return elementwise(ctx, kept, other, "OR", node, torch.bool, suffix or "select")
+
+
 def unary(ctx: Any, x: Any, op: str, node: torch.fx.Node, suffix: str = "") -> Any:
     """``op(x)`` (``op`` names a ``trt.UnaryOperation``)."""
     layer = ctx.network.add_unary(x, getattr(trt.UnaryOperation, op))
