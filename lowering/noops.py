@@ -6,7 +6,9 @@ their users read the input directly and TensorRT sees fewer layers. A clone that
 tensor contiguous stays (a PyTorch block may ``view`` its result), and so does a copy the
 graph returns (the caller owns it). Metadata assertions
 (``_assert_tensor_metadata``, after ``x.int()``) were checked when the graph was traced for
-these very shapes, so they go too.
+these very shapes, so they go too. A ``cat`` input without elements (the pass-through half of
+a partial rotary embedding whose rotary part is the whole head, an empty cache) adds nothing
+to the result, so the cat stops reading it and the op making it goes with the dead code.
 """
 from __future__ import annotations
 
@@ -37,6 +39,22 @@ def _is_noop(node: torch.fx.Node) -> bool:
             and source.stride() == result.stride())
 
 
+def _empty_operand(node: object, result: torch.Tensor) -> bool:
+    """A statically empty tensor of the cat's dtype (another dtype takes part in type promotion)."""
+    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return (isinstance(value, torch.Tensor) and value.dtype == result.dtype
+            and all(isinstance(d, int) for d in value.shape) and value.numel() == 0)
+
+
+def _drop_empty_operands(node: torch.fx.Node) -> None:
+    result = node.meta.get("val")
+    if not isinstance(result, torch.Tensor) or not isinstance(node.args[0], (list, tuple)):
+        return
+    kept = [t for t in node.args[0] if not _empty_operand(t, result)]
+    if kept and len(kept) < len(node.args[0]):
+        node.args = (kept,) + tuple(node.args[1:])
+
+
 def remove_noops(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
     """Bypass every no-op node; the output node keeps what it returned."""
     for node in list(gm.graph.nodes):
@@ -45,6 +63,8 @@ def remove_noops(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
         elif _is_noop(node):
             node.replace_all_uses_with(node.args[0])
             gm.graph.erase_node(node)
+        elif node.op == "call_function" and node.target is aten.cat.default:
+            _drop_empty_operands(node)
     gm.recompile()
     return gm
 
