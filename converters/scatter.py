@@ -33,6 +33,8 @@ from plugtrt.conversion import (
     out_dtype,
     reduce,
     same_shape,
+    select,
+    sizes_computable,
     slice_to,
     static_shapes,
     val,
@@ -130,8 +132,7 @@ def scatter_reduced(ctx, node, x, axis: int, index, index_shape: tuple, src, mod
         filler = _extreme(compute, mode == "amax")
     else:
         filler = _IDENTITY[mode]
-    picked = ctx.finish(ctx.network.add_select(hot, src, ctx.scalar(filler, compute, rank + 1, node)),
-                        node, suffix="pick")
+    picked = select(ctx, hot, src, ctx.scalar(filler, compute, rank + 1, node), node, "pick")
     folded = reduce(ctx, picked, _REDUCE[mode], [axis], False, node)  # index dims but axis, + size
     back = list(range(rank - 1))
     back.insert(axis, rank - 1)
@@ -147,11 +148,11 @@ def scatter_reduced(ctx, node, x, axis: int, index, index_shape: tuple, src, mod
         hit = elementwise(ctx, count, 0, "GREATER", node, compute, "hit")
         safe = elementwise(ctx, count, 1, "MAX", node, compute, "safe_count")
         mean = elementwise(ctx, total, safe, "DIV", node, compute, "mean")
-        return ctx.finish(ctx.network.add_select(hit, mean, x), node, suffix="mean_or_self")
+        return select(ctx, hit, mean, x, node, "mean_or_self")
     if include_self:
         return elementwise(ctx, x, folded, _COMBINE[mode], node, compute, "combine")
     hit = elementwise(ctx, count, 0, "GREATER", node, compute, "hit")
-    return ctx.finish(ctx.network.add_select(hit, folded, x), node, suffix="reduced_or_self")
+    return select(ctx, hit, folded, x, node, "reduced_or_self")
 
 
 def _scatter_reduce(mode_of):
@@ -251,7 +252,8 @@ def _index_copy(ctx, node, args, kwargs):
     axis = norm_dim(dim, rank)
     dtype = out_dtype(ctx, node)
     perm = [axis] + [d for d in range(rank) if d != axis]
-    count = max(val(node.args[2]).numel(), 1)
+    index_fake = val(node.args[2])
+    count = index_fake.shape[0] if index_fake.dim() == 1 else 1  # may be symbolic
     src_fake = val(node.args[3])
     if src_fake.dim() == 0:
         src = ctx.reshape(src, (1,) * rank, node)
@@ -272,7 +274,8 @@ def _index_copy_ok(node: torch.fx.Node, settings) -> bool:
         return False
     if index.dtype not in INTS or index.dim() > 1 or src.dtype != x.dtype or src.dim() != x.dim():
         return False
-    return nonempty(node) and not is_dynamic(index.shape)
+    axis = norm_dim(node.args[1], x.dim())
+    return nonempty(node) and sizes_computable(index.shape) and not is_dynamic([x.shape[axis]])
 
 
 def _index_fill(ctx, node, args, kwargs):
@@ -300,7 +303,7 @@ def _index_fill(ctx, node, args, kwargs):
         hit = reduce(ctx, same, "MAX", [0], False, node, "any")
         hit = elementwise(ctx, ctx.reshape(hit, tuple(view), node), 0, "GREATER", node, torch.int32, "hit")
     fill = ctx.operand(value, dtype, rank, node)
-    return ctx.finish(ctx.network.add_select(hit, fill, ctx.cast(x, dtype, node)), node)
+    return select(ctx, hit, fill, ctx.cast(x, dtype, node), node)
 
 
 def _index_fill_ok(node: torch.fx.Node, settings) -> bool:
@@ -457,7 +460,7 @@ def _masked_scatter(ctx, node, args, kwargs):
     picked = ctx.finish(ctx.network.add_gather(flat_src, position, 0), node, suffix="pick")
     flat_x = ctx.reshape(broadcast_to(ctx, ctx.cast(x, dtype, node), shape, node,
                                       tuple(val(node.args[0]).shape)), (count,), node)
-    out = ctx.finish(ctx.network.add_select(flat_mask, picked, flat_x), node, suffix="select")
+    out = select(ctx, flat_mask, picked, flat_x, node, "select")
     return ctx.reshape(out, shape, node)
 
 

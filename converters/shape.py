@@ -25,6 +25,7 @@ from plugtrt.conversion import (
     norm_dim,
     out_dtype,
     same_shape,
+    sizes_computable,
     slice_to,
     typed,
     val,
@@ -125,6 +126,8 @@ def _slice(ctx, node, args, kwargs):
     if isinstance(source[dim], int) and not isinstance(start, torch.SymInt) \
             and not isinstance(end, torch.SymInt):
         begin, _, _ = slice(start, end, step).indices(source[dim])
+    elif isinstance(start, int) and start < 0:  # from the end of a dynamic dim, clamped as torch does
+        begin = torch.sym_max(source[dim] + start, 0)
     else:  # validated: a start of None, a symbolic size, or an int >= 0 (no clamping needed)
         begin = start or 0
     if same_shape(val(node).shape, source):
@@ -143,9 +146,8 @@ def _slice_supported(node, settings) -> bool:
     bounds = [start, arg(node, 3, "end")]
     if not all(b is None or isinstance(b, int) or isinstance(val(b), torch.SymInt) for b in bounds):
         return False
-    dim_size = x.shape[norm_dim(arg(node, 1, "dim", 0), x.dim())]
-    # from the end of a dynamic dim, torch clamps a start that may fall before 0; we cannot
-    return isinstance(dim_size, int) or not (isinstance(start, int) and start < 0)
+    # from the end of a dynamic dim, the start is computed (and clamped at 0) in the engine
+    return sizes_computable(val(node).shape)
 
 
 def _select(ctx, node, args, kwargs):

@@ -26,6 +26,16 @@ from plugtrt.trt_adapter import to_trt_dtype
 logger = logging.getLogger("plugtrt")
 
 
+def _symbolic_number(node: torch.fx.Node, index: int, arg: Any) -> bool:
+    """``arg`` is a symbolic size at a Tensor or Scalar parameter of ``node``'s op."""
+    if not isinstance(arg, torch.fx.Node) or not isinstance(val(arg), (torch.SymInt, torch.SymFloat)):
+        return False
+    schema = getattr(node.target, "_schema", None)
+    if schema is None or index >= len(schema.arguments):
+        return False
+    return str(schema.arguments[index].type) in ("Tensor", "Scalar")
+
+
 class NetworkInterpreter:
     """Walks one TensorRT block (a partition submodule) and fills ``network``.
 
@@ -116,9 +126,15 @@ class NetworkInterpreter:
         arrives as its ``torch.Tensor``."""
         args = tuple(
             env[a] if i in constant_args and isinstance(a, torch.fx.Node) and a.op == "get_attr"
+            else self._scalar(node, i, a, env) if _symbolic_number(node, i, a)
             else torch.fx.node.map_arg(a, lambda n: self._tensor(n, env))
             for i, a in enumerate(node.args))
         return args, torch.fx.node.map_arg(node.kwargs, lambda n: self._tensor(n, env))
+
+    def _scalar(self, node: torch.fx.Node, index: int, arg: torch.fx.Node, env: dict) -> Any:
+        """A size passed where the op takes a Tensor or a Scalar: a 0-d tensor, as torch wraps a
+        Python number (a size tensor has one element, which would add a dim to the result)."""
+        return self.ctx.reshape(env[arg], (), node)
 
     def _convert(self, node: torch.fx.Node, env: dict) -> Any:
         if node.target is operator.getitem:
