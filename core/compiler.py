@@ -157,7 +157,7 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, blocks: _
             f"plugtrt: {where} did not build whole; bisected, it runs in "
             f"{len(blocks.report.engines) - engines} engine(s) and these ops run in PyTorch instead:",
             *(f"  - {_ops_of(piece)}: {reason}" for piece, reason in failed), hint])
-    warnings.warn(message, stacklevel=3)
+    warnings.warn(message, stacklevel=2)
     blocks.report.fallbacks.append(message)
 
 
