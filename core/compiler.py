@@ -1,7 +1,8 @@
 """Stages 2-7 on one traced aten graph: lower, check support, partition, convert, build, wrap.
 
-A block that fails to convert or build stays in PyTorch with a warning naming the op, its
-source line and the reason (``pass_through_build_failures=True`` raises instead).
+A block that fails to convert or build is bisected until only the ops that fail stay in
+PyTorch, with a warning naming them, their source lines and the reason
+(``pass_through_build_failures=True`` raises instead).
 """
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ import torch.fx
 
 from plugtrt import engine as engine_mod
 from plugtrt import trt_adapter
+from plugtrt.bisection import split_in_half
 from plugtrt.blocks import block_size, tensorrt_blocks
 from plugtrt.conversion import describe
 from plugtrt.decompositions import decompose_declined
 from plugtrt.engine_cache import open_cache
 from plugtrt.engine_key import EngineKey, engine_key
-from plugtrt.errors import ConversionError, PlugtrtError
+from plugtrt.errors import ConversionError, NetworkRejectedError, PlugtrtError
 from plugtrt.interpreter import NetworkInterpreter
 from plugtrt.precision import mark_float32
 from plugtrt.report import CompileReport, EngineReport
@@ -100,9 +102,12 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any, report:
     blocks = tensorrt_blocks(parted)
     if blocks:
         trt_adapter.load()  # a missing TensorRT is the user's to fix, not a block to fall back
-        runtime = select_runtime(registry, settings)
+        with _Timer(report, "cache"):
+            cache = open_cache(registry, settings)
+        context = _Blocks(registry, settings, select_runtime(registry, settings), report, bounds,
+                          outside, cache)
     for block in blocks:
-        _replace_block(parted, block, registry, settings, runtime, report, bounds, outside)
+        _replace_block(parted, block, context)
     parted.graph.lint()
     parted.recompile()
     _record_pytorch_ops(parted, report)
@@ -110,63 +115,140 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any, report:
     return parted
 
 
-def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, registry: Any, settings: Any,
-                   runtime: Any, report: CompileReport, bounds: Mapping[Any, tuple[int, int, int]] | None,
-                   outside: list[tuple[int, int]]) -> None:
+@attrs.frozen
+class _Blocks:
+    """What every TensorRT block of one graph, and every piece of one, is converted and built
+    with."""
+
+    registry: Any
+    settings: Any
+    runtime: Any
+    report: CompileReport
+    bounds: Mapping[Any, tuple[int, int, int]] | None
+    outside: list[tuple[int, int]]
+    cache: Any
+
+
+def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, blocks: _Blocks) -> None:
+    """Replace ``block`` with an engine; where it fails to convert or build, with the engines of
+    its parts and the ops that failed, with one warning naming those ops, their source lines
+    and the error (``pass_through_build_failures=True`` raises at the first failure instead).
+
+    A block that TensorRT refuses or a converter cannot convert is bisected
+    (:mod:`plugtrt.bisection`): each half is tried as a block again, recursively, so only the
+    failing ops themselves run in PyTorch, at a cost of about ``2 * log2(ops)`` extra attempts per
+    failing op. A part that builds keeps its engine even when it has fewer ops than
+    ``min_block_size``: the failure has already cut the block there, and sending a part that
+    built to PyTorch would leave more ops out of TensorRT than TensorRT refused. Failures are
+    remembered in the engine cache, so a later compile splits at once without trying again.
+    Any other failure (the runtime cannot load the engine) costs its block or piece whole.
+    """
     sub = parted.get_submodule(block.target)
-    name = f"{report.graph}.{block.target}"
-    with _Timer(report, "cache"):  # a hit skips conversion and the build
-        cache = open_cache(registry, settings)
-        key = engine_key(sub, registry, settings, bounds, runtime=runtime.record.name) \
-            if cache is not None else None
-        artifact = cache.load(key, name) if key is not None else None
-    cached = artifact is not None
-    converters = key.converters if cached else ()
-    try:
-        if artifact is None:
-            with _Timer(report, "convert"):
-                builder, network = engine_mod.new_network()
-                interpreter = NetworkInterpreter(sub, registry, settings, network)
-                inputs, outputs = interpreter.run(
-                    [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"], bounds)
-            start = time.perf_counter()
-            artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs),
-                                        _private(interpreter.ctx.weight_arrays(), outside))
-            # "build" is TensorRT's builder alone; reading the network back is "snapshot"
-            for stage, seconds in (("build", artifact.build_seconds),
-                                   ("snapshot", time.perf_counter() - start - artifact.build_seconds)):
-                report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
-            converters = tuple(sorted(interpreter.converters_used))
-            if key is not None:
-                with _Timer(report, "cache"):
-                    cache.save(key, artifact.for_runtime(runtime.record.reads))
-        with _Timer(report, "runtime"):
-            module = runtime.record.create(artifact, settings, registry)
-    except Exception as exc:  # any converter, build or runtime failure costs this block only
-        if settings.pass_through_build_failures:
-            raise
-        reason = str(exc) if isinstance(exc, PlugtrtError) else repr(exc)
-        message = (f"plugtrt: block {block.target} ({_first_op(sub)}) runs in PyTorch instead: {reason}. "
-                   "Set pass_through_build_failures=True to raise instead.")
-        warnings.warn(message, stacklevel=2)
-        report.fallbacks.append(message)
+    where, engines = f"block {block.target} ({_first_op(sub)})", len(blocks.report.engines)
+    failed: list[tuple[torch.fx.GraphModule, str]] = []
+    _place(parted, block, block.target, blocks, failed)
+    if not failed:
         return
-    module = ContainedEngine(module, sub, block.target, f"block {block.target} ({_first_op(sub)})", settings,
-                             report, cache_key=key)
-    parted.add_submodule(block.target, module)
-    ops = sum(1 for n in sub.graph.nodes if n.op == "call_function" and n.target is not operator.getitem)
-    report.engines.append(EngineReport(
+    hint = "Set pass_through_build_failures=True to raise instead."
+    if failed[0][0] is sub:
+        message = f"plugtrt: {where} runs in PyTorch instead: {failed[0][1]}. {hint}"
+    else:
+        message = "\n".join([
+            f"plugtrt: {where} did not build whole; bisected, it runs in "
+            f"{len(blocks.report.engines) - engines} engine(s) and these ops run in PyTorch instead:",
+            *(f"  - {_ops_of(piece)}: {reason}" for piece, reason in failed), hint])
+    warnings.warn(message, stacklevel=2)
+    blocks.report.fallbacks.append(message)
+
+
+def _place(owner: torch.fx.GraphModule, node: torch.fx.Node, path: str, blocks: _Blocks,
+           failed: list[tuple[torch.fx.GraphModule, str]]) -> None:
+    """Replace the block ``node`` calls in ``owner`` (``path`` from the partitioned module) with
+    its engine, else split it and place each half; append each piece left in PyTorch, with
+    why, to ``failed``."""
+    sub = owner.get_submodule(node.target)
+    try:
+        module, key, artifact, converters = _engine(sub, path, blocks)
+    except Exception as exc:
+        if blocks.settings.pass_through_build_failures:
+            raise
+        halves = split_in_half(sub) if isinstance(exc, (ConversionError, NetworkRejectedError)) else None
+        if halves is None:
+            failed.append((sub, str(exc) if isinstance(exc, PlugtrtError) else repr(exc)))
+            return
+        logger.debug("%s.%s failed; bisecting it: %s", blocks.report.graph, path, exc)
+        for half in halves:
+            _place(sub, half, f"{path}.{half.target}", blocks, failed)
+        sub.graph.lint()
+        sub.recompile()
+        return
+    module = ContainedEngine(module, sub, path, f"block {path} ({_first_op(sub)})", blocks.settings,
+                             blocks.report, cache_key=key)
+    owner.add_submodule(node.target, module)
+    ops = block_size(sub.graph.nodes)
+    name = f"{blocks.report.graph}.{path}"
+    cached = converters is None
+    blocks.report.engines.append(EngineReport(
         name=name, layers=artifact.layer_count, ops=ops, build_seconds=artifact.build_seconds,
-        runtime=runtime.record.name, layer_types=artifact.layer_types,
-        converters=converters, cached=cached))
+        runtime=blocks.runtime.record.name, layer_types=artifact.layer_types,
+        converters=key.converters if cached else converters, cached=cached))
     logger.debug("engine %s: %d ops -> %d layers, %s, runtime %s", name, ops, artifact.layer_count,
                  "from the engine cache" if cached else f"built in {artifact.build_seconds:.2f} s",
-                 runtime.record.name)
+                 blocks.runtime.record.name)
     if len(artifact.outputs) == 1 and not _returns_tuple(sub):
-        with parted.graph.inserting_after(block):
-            first = parted.graph.call_function(operator.getitem, (block, 0))
-        block.replace_all_uses_with(first, delete_user_cb=lambda user: user is not first)
+        with owner.graph.inserting_after(node):
+            first = owner.graph.call_function(operator.getitem, (node, 0))
+        node.replace_all_uses_with(first, delete_user_cb=lambda user: user is not first)
         first.meta["val"] = next(n for n in sub.graph.nodes if n.op == "output").args[0].meta.get("val")
+
+
+def _engine(sub: torch.fx.GraphModule, path: str, blocks: _Blocks
+            ) -> tuple[torch.nn.Module, EngineKey | None, Any, tuple[str, ...] | None]:
+    """The runtime module of ``sub``'s engine, its cache key, the artifact and the converters
+    that built it (None when it came from the engine cache). A failure the cache remembers for
+    ``sub`` is raised again without converting or building; a new failure to convert or build
+    is remembered."""
+    report, settings, cache = blocks.report, blocks.settings, blocks.cache
+    name = f"{report.graph}.{path}"
+    with _Timer(report, "cache"):  # a hit skips conversion and the build
+        key = engine_key(sub, blocks.registry, settings, blocks.bounds,
+                         runtime=blocks.runtime.record.name) if cache is not None else None
+        artifact = cache.load(key, name) if key is not None else None
+        remembered = cache.load_failure(key) if key is not None and artifact is None else None
+    if remembered is not None:
+        raise NetworkRejectedError(f"{remembered} (remembered by the engine cache: not tried again)")
+    converters = None
+    if artifact is None:
+        try:
+            artifact, converters = _build(sub, name, blocks)
+        except (ConversionError, NetworkRejectedError) as exc:
+            if key is not None:
+                cache.save_failure(key, str(exc))
+            raise
+        if key is not None:
+            with _Timer(report, "cache"):
+                cache.save(key, artifact.for_runtime(blocks.runtime.record.reads))
+    with _Timer(report, "runtime"):
+        module = blocks.runtime.record.create(artifact, settings, blocks.registry)
+    return module, key, artifact, converters
+
+
+def _build(sub: torch.fx.GraphModule, name: str, blocks: _Blocks) -> tuple[Any, tuple[str, ...]]:
+    """Convert ``sub`` and build its engine: the artifact and the converters used."""
+    report, settings = blocks.report, blocks.settings
+    with _Timer(report, "convert"):
+        builder, network = engine_mod.new_network()
+        interpreter = NetworkInterpreter(sub, blocks.registry, settings, network)
+        inputs, outputs = interpreter.run(
+            [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"], blocks.bounds)
+    start = time.perf_counter()
+    artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs),
+                                _private(interpreter.ctx.weight_arrays(), blocks.outside))
+    # "build" is TensorRT's builder alone; reading the network back is "snapshot"
+    for stage, seconds in (("build", artifact.build_seconds),
+                           ("snapshot", time.perf_counter() - start - artifact.build_seconds)):
+        report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
+    return artifact, tuple(sorted(interpreter.converters_used))
 
 
 def _outside_memory(gm: torch.fx.GraphModule) -> list[tuple[int, int]]:
@@ -252,12 +334,19 @@ def _first_op(sub: torch.fx.GraphModule) -> str:
     return f"starting at {describe(node)}" if node is not None else "empty"
 
 
-def _record_pytorch_ops(parted: torch.fx.GraphModule, report: CompileReport) -> None:
-    for node in parted.graph.nodes:
+def _ops_of(piece: torch.fx.GraphModule) -> str:
+    """How a warning names the ops of a piece left in PyTorch: the op itself when it is one."""
+    ops = [n for n in piece.graph.nodes if block_size([n])]
+    return describe(ops[0]) if len(ops) == 1 else f"{len(ops)} ops {_first_op(piece)}"
+
+
+def _record_pytorch_ops(gm: torch.fx.GraphModule, report: CompileReport) -> None:
+    """Every op of ``gm`` that runs in PyTorch: its own, and those of the PyTorch blocks and
+    bisected blocks it calls (an engine's block runs only if the engine fails)."""
+    for node in gm.graph.nodes:
         if node.op == "call_function" and block_size([node]):
             report.pytorch_ops.append(str(node.target))
         elif node.op == "call_module":
-            sub = parted.get_submodule(node.target)
+            sub = gm.get_submodule(node.target)
             if isinstance(sub, torch.fx.GraphModule):
-                report.pytorch_ops.extend(str(n.target) for n in sub.graph.nodes
-                                          if n.op == "call_function" and block_size([n]))
+                _record_pytorch_ops(sub, report)

@@ -16,7 +16,7 @@ import attrs
 
 import torch
 
-from plugtrt.errors import EngineBuildError
+from plugtrt.errors import EngineBuildError, NetworkRejectedError
 from plugtrt.trt_adapter import flavour, trt
 
 logger = logging.getLogger("plugtrt")
@@ -147,7 +147,8 @@ def _add_profile(builder: Any, config: Any, inputs: tuple[BoundarySpec, ...]) ->
 def build(name: str, builder: Any, network: Any, settings: Any,
           inputs: tuple[BoundarySpec, ...], outputs: tuple[BoundarySpec, ...],
           private_arrays: Mapping[int, Any] | None = None) -> EngineArtifact:
-    """Build the engine of ``network``; raises :class:`EngineBuildError` with TensorRT's errors.
+    """Build the engine of ``network``; raises :class:`NetworkRejectedError` with TensorRT's
+    errors when the builder refuses it, :class:`EngineBuildError` when the settings cannot build.
     ``private_arrays`` (address -> array) are weights of the network that nothing outside
     plugtrt holds: the snapshot keeps them by reference."""
     from plugtrt.network_snapshot import snapshot_network
@@ -164,7 +165,7 @@ def build(name: str, builder: Any, network: Any, settings: Any,
     plan = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
     if plan is None:
-        raise EngineBuildError(f"TensorRT could not build engine {name!r}: "
+        raise NetworkRejectedError(f"TensorRT could not build engine {name!r}: "
                                + ("; ".join(log.errors) or "no reason given"))
     logger.debug("engine %s: %d layers built in %.2f s", name, network.num_layers, seconds)
     # reading a layer's static parameters where a shape tensor sets them makes TensorRT log an

@@ -11,7 +11,8 @@ bytes under a key:
   (:mod:`plugtrt.graph_cache`), so a hit there skips tracing too;
 - an entry is ``MAGIC``, the entry format, the payload's length and its XXH3-128, then the
   payload: a pickle of the key and the content (an :class:`~plugtrt.engine.EngineArtifact` with
-  what its runtime reads, or a graph entry), numpy weights out of band. Pickle is safe here only
+  what its runtime reads, a graph entry, or the :class:`BuildFailure` of a block that did not
+  build), numpy weights out of band. Pickle is safe here only
   because the checksum and the magic are verified first and the directory is the user's own;
 - an entry that fails any check (truncated, a flipped byte, another key's entry) is
   logged as a warning, deleted and rebuilt, never loaded;
@@ -168,6 +169,19 @@ def decode_entry(digest: str, data: Buffer, kind: type) -> Any:
     return content["content"]
 
 
+@attrs.frozen(kw_only=True)
+class BuildFailure:
+    """What the cache remembers of a block that failed to convert or build: the error, so that a
+    later compile splits the block at once (:mod:`plugtrt.bisection`) instead of trying again."""
+
+    reason: str
+
+
+def _failure_digest(key: EngineKey) -> str:
+    """Where a block's failure is kept: beside, never in place of, the entry its engine would have."""
+    return f"failed-{key.digest}"
+
+
 _warned: set[str] = set()
 _unwritable: set[str] = set()
 
@@ -221,6 +235,17 @@ class EngineCache:
     def save(self, key: EngineKey, artifact: EngineArtifact) -> None:
         """Hand ``artifact`` to the background writer (the artifact is immutable)."""
         self.save_entry(key.digest, artifact)
+
+    def load_failure(self, key: EngineKey) -> str | None:
+        """The error remembered for the block of ``key`` (:meth:`save_failure`), or None."""
+        failure = self.load_entry(_failure_digest(key), BuildFailure, "the block whose failure it held")
+        return failure.reason if failure is not None else None
+
+    def save_failure(self, key: EngineKey, reason: str) -> None:
+        """Remember that the block of ``key`` failed with ``reason``. The key covers TensorRT's
+        version, the converters' sources and the build settings, so after an upgrade or a fixed
+        converter the block misses and is tried again."""
+        self.save_entry(_failure_digest(key), BuildFailure(reason=reason))
 
     def load_entry(self, digest: str, kind: type, what: str) -> Any:
         """The ``kind`` object stored under ``digest``, or None: a miss, an unreadable store

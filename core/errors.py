@@ -37,6 +37,11 @@ class EngineBuildError(PlugtrtError):
     """TensorRT's builder returned no engine for a network."""
 
 
+class NetworkRejectedError(EngineBuildError):
+    """TensorRT's builder refused this network, not the builder settings: a part of the network
+    may still build, so the core bisects the block (see :mod:`plugtrt.bisection`)."""
+
+
 class ReferenceMismatchError(PlugtrtError):
     """The reference runtime computed a shape or dtype that TensorRT did not infer."""
 
