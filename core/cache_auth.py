@@ -57,10 +57,16 @@ def secret() -> bytes:
         return explicit.encode()
     path = key_file()
     try:
-        return _read_key(path)
-    except FileNotFoundError:
-        _create_key(path)
-        return _read_key(path)
+        try:
+            return _read_key(path)
+        except FileNotFoundError:
+            _create_key(path)
+            return _read_key(path)
+    except CacheKeyError:
+        raise
+    except OSError as exc:
+        raise CacheKeyError(f"cannot create or read the cache key file {path} ({exc.strerror or exc}): "
+                            f"make {path.parent} a writable directory, or set {SECRET_ENV}") from exc
 
 
 def mac(key: bytes, parts: Iterable[bytes | memoryview]) -> bytes:
@@ -90,18 +96,14 @@ def _create_key(path: Path) -> None:
     """Write a new random key to a private temporary file, then hard-link it into place: the
     link fails if another process got there first, so every process ends up with the same,
     complete key (``os.replace`` would let a second process overwrite a key already in use)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".cache-key-", dir=path.parent)  # mode 0600
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".cache-key-", dir=path.parent)  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(secrets.token_bytes(_KEY_BYTES))
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):  # another process's key won: use it
-                os.link(temp, path)
-        finally:
-            os.unlink(temp)
-    except OSError as exc:
-        raise CacheKeyError(f"cannot create the cache key file {path} ({exc.strerror or exc}): make "
-                            f"{path.parent} writable, or set {SECRET_ENV}") from exc
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(_KEY_BYTES))
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another process's key won: use it
+            os.link(temp, path)
+    finally:
+        os.unlink(temp)

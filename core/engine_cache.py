@@ -238,11 +238,12 @@ def _warn_once(location: str, action: str, exc: BaseException) -> None:
     if location in _warned:
         return
     _warned.add(location)
+    remedy = (f"{exc}" if isinstance(exc, cache_auth.CacheKeyError) else  # the key file says its own fix
+              "Set engine_cache_dir (or PLUGTRT_CACHE_DIR) to a writable directory")
     warnings.warn(
         f"plugtrt: the engine cache at {location} cannot be {action} ({exc!r}); engines are built "
-        f"{'and not saved' if action == 'written' else 'without it'} in this process. Set "
-        "engine_cache_dir (or PLUGTRT_CACHE_DIR) to a writable directory, or cache_built_engines=False "
-        "and reuse_cached_engines=False to turn it off.",
+        f"{'and not saved' if action == 'written' else 'without it'} in this process. {remedy}, "
+        "or set cache_built_engines=False and reuse_cached_engines=False to turn the cache off.",
         stacklevel=4)
 
 
