@@ -97,6 +97,9 @@ class CacheStats:
     max_bytes: int
     hits: int
     misses: int
+    foreign: tuple[str, ...] = ()
+    """Files in the store's location that are not its entries (name and why), which it never
+    deletes."""
 
 
 class EngineStore:
