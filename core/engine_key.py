@@ -12,8 +12,9 @@ hashed with SHA-256:
 - for a dynamic block, its optimization profile: each symbol's (min, opt, max);
 - the value of every constant (frozen weights included): XXH3-128 over the tensor's full
   bytes, with its dtype and shape. Every byte is read, so two different tensors share a
-  digest only by a 128-bit accident (entries are authenticated, :mod:`plugtrt.cache_auth`, so
-  only a holder of the user's secret can put one under a key); XXH3 reads ResNet-50's 102 MB of weights in about 3 ms, SHA-256 in 50;
+  digest only by a 128-bit accident, or by weights crafted to collide, which takes control of
+  the model being compiled (entries themselves are authenticated, :mod:`plugtrt.cache_auth`);
+  XXH3 reads ResNet-50's 102 MB of weights in about 3 ms, SHA-256 in 50;
 - whether each node computes in float32 under a reduced ``precision``
   (:func:`plugtrt.precision.float32_nodes`, which reads the tags that marking the whole graph
   left on the block's nodes): two blocks of identical nodes may be tagged differently;
