@@ -129,6 +129,7 @@ def test_an_uncreatable_key_file_disables_the_cache_with_one_warning(engine_cach
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(blocker))
-    with pytest.warns(UserWarning, match=rf"cannot create or read the cache key file .*a-file.*{cache_auth.SECRET_ENV}"):
+    said = rf"cannot create or read the cache key file .*a-file.*{cache_auth.SECRET_ENV}"
+    with pytest.warns(UserWarning, match=said):
         assert _compile(seeded_mlp(), torch.randn(3, 8)).engines == 1
     assert not list(engine_cache_dir.glob("*.engine"))
