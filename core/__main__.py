@@ -114,21 +114,37 @@ def _size(n: int) -> str:
 
 
 def show_cache(clear: bool, directory: str | None, store: str) -> int:
-    """The engine cache's location, entries, size and hit counts; with ``clear``, empty it first."""
+    """The engine cache's location, entries, size and hit counts, and the files beside its
+    entries that are not plugtrt's (never deleted); with ``clear``, delete the entries first.
+    A bad ``--dir`` or a store that cannot be read or cleared is one line on stderr, exit 2."""
+    if directory is not None and not Path(directory).is_dir():
+        what = "is not a directory" if Path(directory).exists() else "does not exist"
+        print(f"plugtrt cache: --dir {directory} {what}; give the engine cache's directory", file=sys.stderr)
+        return 2
     try:
         settings = CompilationSettings.from_options({"engine_cache_dir": directory, "engine_cache_store": store})
         engine_store = default_registry().pick("engine store", store).record.create(settings)
     except PlugtrtError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if clear:
-        engine_store.clear()
-        print(f"cleared the engine cache at {engine_store.location}")
-    stats = engine_store.stats()
+    try:
+        if clear:
+            engine_store.clear()
+            print(f"cleared the engine cache at {engine_store.location}")
+        stats = engine_store.stats()
+    except OSError as exc:
+        action = "clear" if clear else "read"
+        print(f"plugtrt cache: cannot {action} {engine_store.location}: {exc.strerror or exc}"
+              f"{f' ({exc.filename})' if exc.filename else ''}; check its permissions", file=sys.stderr)
+        return 2
     print(f"engine cache ({store} store): {stats.location}")
     print(f"  entries: {stats.entries}")
     print(f"  size: {_size(stats.size_bytes)} of {_size(stats.max_bytes)}")
     print(f"  hits: {stats.hits}, misses: {stats.misses}")
+    if stats.foreign:
+        print(f"  other files, not plugtrt's (kept): {len(stats.foreign)}")
+        for line in stats.foreign:
+            print(f"    {line}")
     return 0
 
 
@@ -150,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, reg in sorted(plugin_commands.items()):
         commands.add_parser(name, help=f"{reg.record.help} [plugin {reg.plugin}]")
     cache = commands.add_parser("cache", help="show the engine cache (entries, size, hits); --clear empties it")
-    cache.add_argument("--clear", action="store_true", help="remove every entry and the counters")
+    cache.add_argument("--clear", action="store_true",
+                       help="remove every entry and the counters; other files are listed and kept")
     cache.add_argument("--dir", default=None,
                        help="the cache directory (default: $PLUGTRT_CACHE_DIR, else the user cache directory)")
     cache.add_argument("--store", default="local", help="the engine store plugin (default: local)")

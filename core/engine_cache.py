@@ -9,13 +9,18 @@ bytes under a key:
   computed from the FX block before conversion, so a hit skips conversion and the build;
   whole compiled graphs are kept in the same store under their own keys
   (:mod:`plugtrt.graph_cache`), so a hit there skips tracing too;
-- an entry is ``MAGIC``, the entry format, the payload's length and its XXH3-128, then the
-  payload: a pickle of the key and the content (an :class:`~plugtrt.engine.EngineArtifact` with
-  what its runtime reads, a graph entry, or the :class:`BuildFailure` of a block that did not
-  build), numpy weights out of band. Pickle is safe here only
-  because the checksum and the magic are verified first and the directory is the user's own;
-- an entry that fails any check (truncated, a flipped byte, another key's entry) is
-  logged as a warning, deleted and rebuilt, never loaded;
+- an entry is ``MAGIC``, the entry format, the payload's length, its XXH3-128 and an
+  HMAC-SHA256 (:mod:`plugtrt.cache_auth`) over the entry's key, format, length and payload,
+  then the payload: a pickle of the key and the content (an
+  :class:`~plugtrt.engine.EngineArtifact` with what its runtime reads, a graph entry, or the
+  :class:`BuildFailure` of a block that did not build), numpy
+  weights out of band. Unpickling runs code, so nothing is unpickled before the MAC proves that
+  a holder of the user's secret wrote exactly these bytes under exactly this key;
+- an entry that fails a check (truncated, a flipped byte, another key's entry) is logged as a
+  warning, deleted and rebuilt, never loaded; one whose checksum holds but whose MAC does not
+  (written with another secret, or forged) is a miss, with one warning per store location and
+  process, and is left for the rebuilt entry to replace (a store shared by users with different
+  secrets must not have them delete each other's entries);
 - a store that cannot be read or written (read-only or full directory, a failing plugin)
   degrades to building without the cache, with one warning per store location and process,
   never a failed compile;
@@ -27,6 +32,7 @@ bytes under a key:
 from __future__ import annotations
 
 import concurrent.futures
+import hmac
 import logging
 import mmap
 import os
@@ -41,6 +47,7 @@ from typing import Any
 import attrs
 import xxhash
 
+from plugtrt import cache_auth
 from plugtrt.engine import EngineArtifact
 from plugtrt.engine_key import EngineKey
 
@@ -50,8 +57,13 @@ Buffer = bytes | mmap.mmap
 """What a store returns for an entry: its bytes, or a read-only map of them."""
 
 MAGIC = b"plugtrt-engine\n"
-ENTRY_FORMAT = 2
-_HEADER = struct.Struct("<IQ16s")  # format, payload length, xxh3_128(payload)
+ENTRY_FORMAT = 3
+_HEADER = struct.Struct(f"<IQ16s{cache_auth.MAC_SIZE}s")  # format, payload length, xxh3_128, MAC
+_PREFIX = struct.Struct("<IQ")  # what every format's header starts with: format, payload length
+_HEADER_SIZES = {2: 28, ENTRY_FORMAT: _HEADER.size}
+"""Header size per entry format that :func:`entry_size` recognises as plugtrt's (format 2 had
+no MAC): a store can tell entries of an older plugtrt from foreign files, and clear them."""
+HEADER_PREFIX_SIZE = len(MAGIC) + _PREFIX.size
 _TABLE = struct.Struct("<QI")  # pickle length, number of out-of-band buffers (then their lengths)
 
 
@@ -86,6 +98,9 @@ class CacheStats:
     max_bytes: int
     hits: int
     misses: int
+    foreign: tuple[str, ...] = ()
+    """Files in the store's location that are not its entries (name and why), which it never
+    deletes."""
 
 
 class EngineStore:
@@ -122,11 +137,59 @@ class CorruptEntryError(Exception):
     """An entry failed verification; the message says which check."""
 
 
+class UnauthenticatedEntryError(Exception):
+    """An entry's bytes are intact but its MAC does not match: another secret wrote it, or
+    someone forged it. It is never unpickled."""
+
+
+def entry_size(prefix: bytes) -> int | None:
+    """The whole size of the entry whose first :data:`HEADER_PREFIX_SIZE` bytes are ``prefix``,
+    or None when they are not a plugtrt entry header (``MAGIC`` and a format this code knows).
+    A store compares it with the file's size to recognise its own files cheaply."""
+    if len(prefix) < HEADER_PREFIX_SIZE or prefix[:len(MAGIC)] != MAGIC:
+        return None
+    entry_format, length = _PREFIX.unpack_from(prefix, len(MAGIC))
+    header = _HEADER_SIZES.get(entry_format)
+    return None if header is None else len(MAGIC) + header + length
+
+
+def verify_entry(data: Buffer) -> None:
+    """Raise :class:`CorruptEntryError` unless ``data`` is a whole plugtrt entry of a format
+    :func:`entry_size` knows, with its checksum intact. Needs no secret: it tells plugtrt's
+    entries from foreign or damaged files."""
+    _checked_payload(data, formats=_HEADER_SIZES)
+
+
+def _checked_payload(data: Buffer, formats: Any) -> memoryview:
+    """The payload of ``data`` after checking magic, format (one of ``formats``), length and
+    checksum; :class:`CorruptEntryError` naming the first check that fails."""
+    if len(data) < HEADER_PREFIX_SIZE or data[:len(MAGIC)] != MAGIC:
+        raise CorruptEntryError("not a plugtrt cache entry (bad header)")
+    entry_format, length = _PREFIX.unpack_from(data, len(MAGIC))
+    if entry_format not in formats:
+        raise CorruptEntryError(f"entry format {entry_format}, this plugtrt reads {ENTRY_FORMAT}")
+    payload = memoryview(data)[len(MAGIC) + _HEADER_SIZES[entry_format]:]
+    if payload.nbytes != length:
+        raise CorruptEntryError(f"truncated: {payload.nbytes} of {length} payload bytes")
+    checksum = bytes(data[HEADER_PREFIX_SIZE:HEADER_PREFIX_SIZE + 16])  # at this offset in every format
+    if xxhash.xxh3_128(payload).digest() != checksum:
+        raise CorruptEntryError("checksum mismatch")
+    return payload
+
+
+def _mac_parts(digest: str, length: int, payload_parts: list) -> list:
+    """What an entry's MAC covers: its key (an entry moved under another key fails), format and
+    length, and every payload byte (XXH3 is no defence against a chosen collision)."""
+    return [digest.encode(), _PREFIX.pack(ENTRY_FORMAT, length), *payload_parts]
+
+
 def encode_entry(digest: str, content: Any) -> bytes:
     """``MAGIC``, header (format, payload length, XXH3-128 of the payload: a checksum against
-    truncation and flipped bits, at memory speed), then the payload: a table of lengths, the
-    pickle of ``{"key": digest, "content": content}``, and the large buffers (numpy weights)
-    the pickle refers to out of band, so that loading does not copy them again."""
+    truncation and flipped bits, at memory speed; the MAC of :func:`_mac_parts` under
+    :func:`plugtrt.cache_auth.secret`), then the payload: a table of lengths, the pickle of
+    ``{"key": digest, "content": content}``, and the large buffers (numpy weights) the pickle
+    refers to out of band, so that loading does not copy them again."""
+    key = cache_auth.secret()  # first: a missing secret fails before any work
     buffers: list[pickle.PickleBuffer] = []
     meta = pickle.dumps({"key": digest, "content": content}, protocol=5, buffer_callback=buffers.append)
     raws = [buffer.raw() for buffer in buffers]
@@ -135,24 +198,24 @@ def encode_entry(digest: str, content: Any) -> bytes:
     checksum = xxhash.xxh3_128()
     for part in parts:
         checksum.update(part)
-    header = _HEADER.pack(ENTRY_FORMAT, sum(memoryview(p).nbytes for p in parts), checksum.digest())
+    length = sum(memoryview(p).nbytes for p in parts)
+    mac = cache_auth.mac(key, _mac_parts(digest, length, parts))
+    header = _HEADER.pack(ENTRY_FORMAT, length, checksum.digest(), mac)
     return b"".join([MAGIC, header, *parts])
 
 
 def decode_entry(digest: str, data: Buffer, kind: type) -> Any:
-    """The ``kind`` object stored under ``digest`` in ``data``, or :class:`CorruptEntryError`
-    naming the failed check. Weights are zero-copy views of ``data``."""
-    if len(data) < len(MAGIC) + _HEADER.size or data[:len(MAGIC)] != MAGIC:
-        raise CorruptEntryError("not a plugtrt cache entry (bad header)")
-    entry_format, length, checksum = _HEADER.unpack_from(data, len(MAGIC))
-    payload = memoryview(data)[len(MAGIC) + _HEADER.size:]
-    if entry_format != ENTRY_FORMAT:
-        raise CorruptEntryError(f"entry format {entry_format}, this plugtrt reads {ENTRY_FORMAT}")
-    if payload.nbytes != length:
-        raise CorruptEntryError(f"truncated: {payload.nbytes} of {length} payload bytes")
-    if xxhash.xxh3_128(payload).digest() != checksum:
-        raise CorruptEntryError("checksum mismatch")
-    try:  # verified bytes that do not parse or unpickle were written by other code
+    """The ``kind`` object stored under ``digest`` in ``data``; :class:`CorruptEntryError` naming
+    the failed check, or :class:`UnauthenticatedEntryError` (checked before anything is
+    unpickled). Weights are zero-copy views of ``data``."""
+    payload = _checked_payload(data, formats=(ENTRY_FORMAT,))
+    *_, mac = _HEADER.unpack_from(data, len(MAGIC))
+    if not hmac.compare_digest(mac, cache_auth.mac(cache_auth.secret(),
+                                                   _mac_parts(digest, payload.nbytes, [payload]))):
+        raise UnauthenticatedEntryError(
+            "its MAC does not match this process's cache secret: it was written with another "
+            f"{cache_auth.SECRET_ENV} or key file ({cache_auth.key_file()}), or altered")
+    try:  # authentic bytes that do not parse or unpickle were written by other code
         meta_length, count = _TABLE.unpack_from(payload)
         position = _TABLE.size + 8 * count
         meta = payload[position:position + meta_length]
@@ -192,12 +255,30 @@ def _warn_once(location: str, action: str, exc: BaseException) -> None:
     if location in _warned:
         return
     _warned.add(location)
+    remedy = (f"{exc}" if isinstance(exc, cache_auth.CacheKeyError) else  # the key file says its own fix
+              "Set engine_cache_dir (or PLUGTRT_CACHE_DIR) to a writable directory")
     warnings.warn(
         f"plugtrt: the engine cache at {location} cannot be {action} ({exc!r}); engines are built "
-        f"{'and not saved' if action == 'written' else 'without it'} in this process. Set "
-        "engine_cache_dir (or PLUGTRT_CACHE_DIR) to a writable directory, or cache_built_engines=False "
-        "and reuse_cached_engines=False to turn it off.",
+        f"{'and not saved' if action == 'written' else 'without it'} in this process. {remedy}, "
+        "or set cache_built_engines=False and reuse_cached_engines=False to turn the cache off.",
         stacklevel=4)
+
+
+_unauthenticated: set[str] = set()
+
+
+def _warn_unauthenticated(location: str, digest: str, what: str, exc: BaseException) -> None:
+    """One warning per store location and process (a changed secret fails every entry at
+    once), then a debug line per entry."""
+    if location in _unauthenticated:
+        logger.debug("cache entry %s in %s fails authentication; rebuilding %s", digest[:16], location, what)
+        return
+    _unauthenticated.add(location)
+    warnings.warn(
+        f"plugtrt: cache entry {digest[:16]} in {location} fails authentication ({exc}); it is not "
+        f"loaded, and {what} is rebuilt. Entries written with another secret are rebuilt the same "
+        f"way (one warning per process). Users who share a cache must share {cache_auth.SECRET_ENV}.",
+        stacklevel=5)
 
 
 _writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugtrt-engine-cache")
@@ -263,6 +344,12 @@ class EngineCache:
             return None
         try:
             return decode_entry(digest, data, kind)
+        except cache_auth.CacheKeyError as exc:  # no secret to check entries with: as unreadable
+            _warn_once(location, "read", exc)
+            return None
+        except UnauthenticatedEntryError as exc:
+            _warn_unauthenticated(location, digest, what, exc)
+            return None
         except CorruptEntryError as exc:
             warnings.warn(f"plugtrt: cache entry {digest[:16]} in {location} is corrupt ({exc}); "
                           f"deleted it and rebuilding {what}", stacklevel=4)

@@ -12,17 +12,26 @@ hashed with SHA-256:
 - for a dynamic block, its optimization profile: each symbol's (min, opt, max);
 - the value of every constant (frozen weights included): XXH3-128 over the tensor's full
   bytes, with its dtype and shape. Every byte is read, so two different tensors share a
-  digest only by a 128-bit accident (nothing in the cache directory is adversarial: it is
-  the user's own); XXH3 reads ResNet-50's 102 MB of weights in about 3 ms, SHA-256 in 50;
+  digest only by a 128-bit accident, or by weights crafted to collide, which takes control of
+  the model being compiled (entries themselves are authenticated, :mod:`plugtrt.cache_auth`);
+  XXH3 reads ResNet-50's 102 MB of weights in about 3 ms, SHA-256 in 50;
+- whether each node computes in float32 under a reduced ``precision``
+  (:func:`plugtrt.precision.float32_nodes`, which reads the tags that marking the whole graph
+  left on the block's nodes): two blocks of identical nodes may be tagged differently;
 - the converter each node would get (``registry.converter_for(node, settings)``): its record
   name, its plugin, the plugin's distribution and version, and a digest of the plugin
-  package's source files, so an upgraded or locally edited converter package misses;
+  package's source files, so an upgraded or locally edited converter package misses; a plugin
+  without a source file (``python -c``, a notebook) by the digest of its code
+  (:mod:`plugtrt.code_fingerprint`), or, where that cannot describe it, no key;
 - every build-affecting setting (:meth:`CompilationSettings.engine_key`), and the runtime the
   engine is made for (an entry holds only the parts of the artifact that runtime reads);
 - TensorRT's flavour and version, torch's version, plugtrt's version and a digest of the
   core's source files (the conversion context and builder config live there);
-- the target device: the CUDA compute capability of ``settings.device`` (or the current
-  device) as ``sm_90``, or ``"none"`` where no GPU is visible.
+- the process-wide torch state that conversion and the build may read (:func:`ambient_state`:
+  autocast, float32 matmul precision, the TF32 flags, deterministic algorithms);
+- the target device: for ``settings.device`` (or the current device) its compute capability,
+  name, SM count and memory (full TensorRT's plans are specific to a GPU model), or
+  ``"none"`` where no GPU is visible.
 
 A block the key cannot describe faithfully (a constant that is not a dense tensor, an
 argument of an unknown type, a node without a converter) gets no key and is simply built.
@@ -33,6 +42,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import logging
 import operator
 import sys
 import weakref
@@ -47,8 +57,12 @@ import torch.utils._pytree as pytree
 import xxhash
 
 from plugtrt import trt_adapter
+from plugtrt.code_fingerprint import NotFingerprintable, code_fingerprint
+from plugtrt.precision import float32_nodes
 
-KEY_FORMAT = 2
+logger = logging.getLogger("plugtrt")
+
+KEY_FORMAT = 3
 """Bumped whenever what the key covers changes, so older entries miss instead of matching."""
 
 
@@ -75,6 +89,7 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
     index: dict[torch.fx.Node, int] = {}
     nodes: list[Any] = []
     converters: dict[str, list[str]] = {}
+    float32 = float32_nodes(block, settings.precision)
     try:
         for node in block.graph.nodes:
             index[node] = len(index)
@@ -84,7 +99,7 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
             if node.op == "get_attr":
                 entry.append(tensor_digest(operator.attrgetter(node.target)(block)))
             elif node.op == "call_function":
-                entry.append(target_name(node.target))
+                entry += [target_name(node.target), node in float32]
                 if node.target is not operator.getitem:
                     reg = registry.converter_for(node, settings)
                     if reg is None:
@@ -106,6 +121,7 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
         "tensorrt": trt_adapter.version(),
         "torch": torch.__version__,
         "plugtrt": core_fingerprint(),
+        "ambient": ambient_state(),
         "device": target_device(settings),
     }
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
@@ -167,15 +183,35 @@ def target_name(target: Any) -> str:
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
 
 
-def target_device(settings: Any) -> str:
-    """The compute capability the engine is built for: ``sm_90``, or ``none`` without a GPU."""
+def target_device(settings: Any) -> Any:
+    """The GPU the engine is built for: compute capability (``sm_90``), name, SM count and
+    total memory, since full TensorRT tunes a plan to one GPU model; ``none`` without a GPU."""
     if not torch.cuda.is_available():
         return "none"
     device = settings.device
     if device is None or device.type != "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
     major, minor = torch.cuda.get_device_capability(device)
-    return f"sm_{major}{minor}"
+    props = torch.cuda.get_device_properties(device)
+    return [f"sm_{major}{minor}", props.name, props.multi_processor_count, props.total_memory]
+
+
+_AUTOCAST_DEVICES = ("cpu", "cuda")
+
+
+def ambient_state() -> dict[str, Any]:
+    """Process-wide torch state that changes what tracing produces or what a build does, yet
+    no node or setting records: autocast per device type (tracing under it inserts its casts;
+    dynamo does not put an ambient autocast in the graph), the float32 matmul precision and
+    the TF32 flags (whether float32 matmuls may use TF32), and deterministic algorithms."""
+    return {
+        "autocast": {device: str(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else None
+                     for device in _AUTOCAST_DEVICES},
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "allow_tf32": [torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32],
+        "deterministic": [torch.are_deterministic_algorithms_enabled(),
+                          torch.is_deterministic_algorithms_warn_only_enabled()],
+    }
 
 
 # -- versions and sources --------------------------------------------------------
@@ -184,15 +220,27 @@ _plugin_fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def plugin_fingerprint(registry: Any, plugin: str) -> str:
     """``dist==version source-digest`` of a registered plugin, memoised per registry (one
-    scan of the installed distributions per registry, not per plugin)."""
+    scan of the installed distributions per registry, not per plugin). A plugin without a
+    source file gets ``code-<digest>`` of its code instead, computed on every call (a notebook
+    redefines functions in place); :class:`Uncacheable`, with a debug line, where even that
+    cannot describe it."""
     if registry not in _plugin_fingerprints:
         _plugin_fingerprints[registry] = (_entry_point_distributions(), {})
     dists, memo = _plugin_fingerprints[registry]
-    if plugin not in memo:
-        obj = registry.plugin_manager.get_plugin(plugin)
-        module = obj if isinstance(obj, type(sys)) else sys.modules.get(type(obj).__module__)
-        memo[plugin] = f"{_distribution(dists.get(plugin), module)} {_module_sources(module)}"
-    return memo[plugin]
+    if plugin in memo:
+        return memo[plugin]
+    obj = registry.plugin_manager.get_plugin(plugin)
+    module = obj if isinstance(obj, type(sys)) else sys.modules.get(type(obj).__module__)
+    distribution = _distribution(dists.get(plugin), module)
+    if getattr(module, "__file__", None):
+        memo[plugin] = f"{distribution} {_module_sources(module)}"
+        return memo[plugin]
+    try:
+        return f"{distribution} code-{code_fingerprint(obj)}"
+    except NotFingerprintable as exc:
+        logger.debug("plugin %s has no source file and its code reaches %s: what it builds is not "
+                     "cached", plugin, exc)
+        raise Uncacheable(f"plugin {plugin}") from exc
 
 
 def _distribution(dist: str | None, module: Any) -> str:
@@ -227,14 +275,11 @@ def _packages_distributions() -> dict[str, list[str]]:
 def _module_sources(module: Any) -> str:
     """Digest of the Python sources of ``module``'s package (recursively), or of the module
     alone when it is top-level: a converter's helpers live beside it."""
-    file = getattr(module, "__file__", None)
-    if not file:
-        return "no-source"
     if getattr(module, "__package__", None):
         package = sys.modules.get(module.__package__)
         if package is not None and getattr(package, "__path__", None):
             return _sources_digest(tuple(sorted(package.__path__)))
-    return _sources_digest((file,))
+    return _sources_digest((module.__file__,))
 
 
 @functools.cache

@@ -14,6 +14,10 @@ The key (one canonical JSON document, hashed with SHA-256) covers:
 - every setting (:meth:`CompilationSettings.graph_key`), and the runtime the settings select;
 - every registered plugin (name, distribution, version, source digest): lowering passes,
   partitioners and decompositions shape the module as much as converters do;
+- the process-wide torch state tracing reads (:func:`plugtrt.engine_key.ambient_state`): an
+  ambient ``torch.autocast`` puts its casts in the traced graph, so a graph compiled under it
+  must not be restored for a call outside it; the float32 matmul precision, TF32 and
+  deterministic-algorithm flags;
 - TensorRT's flavour and version, torch's version and default dtype, plugtrt's core and the
   target device.
 
@@ -49,13 +53,13 @@ import torch.fx
 
 from plugtrt import trt_adapter
 from plugtrt.compiler import ContainedEngine
-from plugtrt.engine_key import (EngineKey, Uncacheable, core_fingerprint, encode_argument,
+from plugtrt.engine_key import (EngineKey, Uncacheable, ambient_state, core_fingerprint, encode_argument,
                                 plugin_fingerprint, target_device, target_name, tensor_digest)
 from plugtrt.report import CompileReport, EngineReport
 
 logger = logging.getLogger("plugtrt")
 
-GRAPH_FORMAT = 1
+GRAPH_FORMAT = 2
 """Bumped whenever what the key covers or the entry holds changes."""
 
 _TORCH_MODULES = ("torch", "_operator", "operator", "builtins", "math")
@@ -95,6 +99,7 @@ def graph_key(gm: torch.fx.GraphModule, args: Sequence[Any], frozen: Sequence[in
             "tensorrt": trt_adapter.version(),
             "torch": [torch.__version__, str(torch.get_default_dtype())],
             "plugtrt": core_fingerprint(),
+            "ambient": ambient_state(),
             "device": target_device(settings),
         }
     except Exception as exc:  # Uncacheable, or a graph this code does not foresee: it still compiles

@@ -7,6 +7,12 @@ it: an entry is written to a temporary file in the same directory and moved into
 whole entry. Least-recently-used entries (by modification time, which a hit refreshes) are
 evicted beyond ``engine_cache_size``. Hits and misses are counted by appending one byte per
 event to ``counters``: appends are atomic, so concurrent processes never lose a count.
+
+The directory may hold other files (a user's ``model.engine``, TensorRT's usual extension):
+the store recognises its entries by their header (plugtrt's magic bytes, an entry format it
+knows, and a length matching the file's), never by name, and deletes a file (eviction,
+``clear``) only after its checksum has been verified too. Every other file is listed apart by
+:meth:`LocalDirectoryStore.stats` and never deleted or counted against the size cap.
 """
 from __future__ import annotations
 
@@ -18,13 +24,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from plugtrt.engine_cache import Buffer, CacheStats, cache_dir
+from plugtrt.engine_cache import (HEADER_PREFIX_SIZE, MAGIC, Buffer, CacheStats, CorruptEntryError,
+                                  cache_dir, entry_size, verify_entry)
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import EngineStoreSpec
 
 SUFFIX = ".engine"
 _TEMP_PREFIX = ".tmp-"
 _STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a process that died mid-write
+_COUNTERS = "counters"
 
 
 class LocalDirectoryStore:
@@ -41,7 +49,7 @@ class LocalDirectoryStore:
     def _count(self, event: bytes) -> None:
         with contextlib.suppress(OSError):  # a read-only cache still serves its entries
             self.root.mkdir(parents=True, exist_ok=True)  # the first miss comes before any entry
-            with open(self.root / "counters", "ab") as counters:
+            with open(self.root / _COUNTERS, "ab") as counters:
                 counters.write(event)
 
     def get(self, key: str) -> Buffer | None:
@@ -76,49 +84,99 @@ class LocalDirectoryStore:
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
 
-    def _entries(self) -> list[tuple[int, int, Path]]:
-        """(mtime_ns, size, path) of every entry; entries another process removes meanwhile
-        are skipped."""
-        found = []
-        for path in self.root.glob(f"*{SUFFIX}"):
-            if path.name.startswith(_TEMP_PREFIX):
-                if time.time() - _mtime(path, default=time.time()) > _STALE_TEMP_SECONDS:
-                    with contextlib.suppress(OSError):
-                        path.unlink()
-                continue
+    def _entries(self, verify: bool = False) -> tuple[list[tuple[int, int, Path]], list[str]]:
+        """(mtime_ns, size, path) of every entry, and a description of every other file. An
+        entry has plugtrt's header; with ``verify``, its checksum holds too (a file that fails
+        is described as damaged). Files another process removes meanwhile are skipped."""
+        found, foreign = [], []
+        for path in sorted(self.root.iterdir()):
             try:
+                problem = self._problem(path, verify)
                 stat = path.stat()
             except FileNotFoundError:
                 continue
-            found.append((stat.st_mtime_ns, stat.st_size, path))
-        return found
+            except OSError as exc:  # another user's file, say: not ours to judge or delete
+                foreign.append(f"{path.name} (unreadable: {exc.strerror or exc})")
+                continue
+            if problem is None:
+                found.append((stat.st_mtime_ns, stat.st_size, path))
+            elif problem:
+                foreign.append(f"{path.name} ({problem})")
+        return found, foreign
+
+    def _problem(self, path: Path, verify: bool) -> str | None:
+        """None for an entry; "" for the store's own bookkeeping (counters, a temporary file,
+        deleted here once stale); else why ``path`` is not an entry."""
+        if path.is_dir():
+            return "a directory"
+        with open(path, "rb") as file:
+            prefix = file.read(HEADER_PREFIX_SIZE)
+            size = os.fstat(file.fileno()).st_size
+        if path.name == _COUNTERS and not prefix.strip(b"hm"):
+            return ""
+        if path.name.startswith(_TEMP_PREFIX) and MAGIC.startswith(prefix[:len(MAGIC)]):
+            if time.time() - _mtime(path, default=time.time()) > _STALE_TEMP_SECONDS:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            return ""
+        declared = entry_size(prefix)
+        if declared is None:
+            return "not a plugtrt entry"
+        if declared != size:
+            return f"damaged plugtrt entry: {size} of {declared} bytes"
+        if verify:
+            try:
+                _verify_file(path)
+            except CorruptEntryError as exc:
+                return f"damaged plugtrt entry: {exc}"
+        return None
+
+    def _delete_entry(self, path: Path) -> None:
+        """Delete ``path`` if it is a whole, verified entry; anything else stays."""
+        try:
+            _verify_file(path)
+        except (CorruptEntryError, FileNotFoundError):
+            return
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
     def _evict(self) -> None:
-        entries = sorted(self._entries())
+        entries = sorted(self._entries()[0])
         total = sum(size for _, size, _ in entries)
         for _, size, path in entries:  # oldest first
             if total <= self.max_bytes:
                 break
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            self._delete_entry(path)
             total -= size
 
     def stats(self) -> CacheStats:
-        entries = self._entries() if self.root.is_dir() else []
+        entries, foreign = self._entries(verify=True) if self.root.is_dir() else ([], [])
         try:
-            counters = (self.root / "counters").read_bytes()
+            counters = (self.root / _COUNTERS).read_bytes()
         except FileNotFoundError:
             counters = b""
         return CacheStats(location=self.location, entries=len(entries),
                           size_bytes=sum(size for _, size, _ in entries), max_bytes=self.max_bytes,
-                          hits=counters.count(b"h"), misses=counters.count(b"m"))
+                          hits=counters.count(b"h"), misses=counters.count(b"m"), foreign=tuple(foreign))
 
     def clear(self) -> None:
+        """Delete every entry and the counters; every other file stays."""
         if not self.root.is_dir():
             return
-        for path in [*self.root.glob(f"*{SUFFIX}"), self.root / "counters"]:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        for _, _, path in self._entries()[0]:
+            self._delete_entry(path)
+        counters = self.root / _COUNTERS
+        if counters.is_file() and not counters.read_bytes().strip(b"hm"):
+            counters.unlink()
+
+
+def _verify_file(path: Path) -> None:
+    """:func:`plugtrt.engine_cache.verify_entry` on a file, through a map (no copy)."""
+    with open(path, "rb") as file:
+        if not os.fstat(file.fileno()).st_size:
+            raise CorruptEntryError("empty")
+        # not closed explicitly: a failed check's traceback may still hold views of the map
+        verify_entry(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 def _mtime(path: Path, default: float) -> float:
