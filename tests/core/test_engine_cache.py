@@ -97,7 +97,10 @@ def test_two_processes_compiling_at_once_both_succeed_and_leave_one_entry(engine
     graphs = list(engine_cache_dir.glob("graph-*.engine"))
     assert len(entries) == 1 and len(graphs) == 1  # one entry each, and no temporary file beside them
     assert {p.name for p in engine_cache_dir.iterdir()} == {entries[0].name, graphs[0].name, "counters"}
-    assert _compile(seeded_mlp(), torch.ones(3, 8))[1] == [True]  # and it is a valid one
+    run, cached = _compile(seeded_mlp(), torch.ones(3, 8))  # and it is a valid one: nothing built
+    # a restored graph reports its engines as the process that wrote the entry saw them, and
+    # which of the two wrote last is a race: either the graph was restored or its engine loaded
+    assert all(r.restored for r in run.reports) or cached == [True]
 
 
 _MLP = (seeded_mlp, (3, 8), {})
