@@ -299,7 +299,7 @@ class CompiledGraph:
         table = decomposition_table(self.registry, self.settings)
         bounds = None
         if self.dynamic is not None:
-            bounds = self.dynamic.bounds_for(self.dynamic.values(args))
+            bounds = self.dynamic.bounds_for(self.dynamic.values(args), settings.max_dynamic_size)
             logger.debug("%s is dynamic: one profile for %s", self.name, DynamicSizes.describe(bounds))
         t0 = time.perf_counter()
         aten, mutated = trace_to_aten(self._traced_gm, args, self.frozen, table,

@@ -10,7 +10,8 @@ optimization profile:
 - **max** is the upper bound where dynamo knows one (``mark_dynamic(..., max=64)``); where it
   does not, it is the next power of two at or above twice the largest size seen, and at least
   16. A call beyond that rebuilds the engines once (logged) with the bound widened the same
-  way, so N distinct sizes cost O(log N) builds, never one per size.
+  way, so N distinct sizes cost O(log N) builds, never one per size. The ``max_dynamic_size``
+  setting gives those symbols an upper bound instead, so one build serves them all.
 """
 from __future__ import annotations
 
@@ -93,12 +94,15 @@ class DynamicSizes:
         return self.built is not None and all(
             self.built[s][0] <= v <= self.built[s][2] for s, v in values.items())
 
-    def bounds_for(self, values: dict[sympy.Symbol, int]) -> Bounds:
-        """The profile for a build at these sizes, remembering them for the policy."""
+    def bounds_for(self, values: dict[sympy.Symbol, int], max_size: int | None = None) -> Bounds:
+        """The profile for a build at these sizes, remembering them for the policy; ``max_size``
+        (the ``max_dynamic_size`` setting) bounds the symbols dynamo leaves unbounded."""
         bounds: Bounds = {}
         for symbol, value in values.items():
             self.largest[symbol] = max(self.largest.get(symbol, 0), value)
             lower, upper = self.ranges[symbol]
+            if upper is None and max_size is not None:
+                upper = max_size
             if upper is None:
                 upper = max(_SMALLEST_MAX, _next_power_of_two(2 * self.largest[symbol]))
             low = min(lower, value)

@@ -160,6 +160,14 @@ class CompilationSettings:
     partitioner: str | None = _option(
         None, v.optional(v.instance_of(str)),
         "None (from use_fast_partitioner), 'fast', 'global' or a partitioner plugin's name")
+    max_dynamic_size: int | None = _option(
+        None, [_OPT_INT, v.optional(v.ge(1))],
+        "None (sized from the sizes seen, widened by a rebuild when a larger one arrives) or an "
+        "int >= 1: the upper bound of the optimization profile for a symbolic size that dynamo "
+        "knows no bound for", engine=True)
+    """Sizes dynamo makes symbolic on its own (a second prompt length) come without an upper
+    bound, and a tensor that generate() builds cannot be given one by ``mark_dynamic``: with this,
+    one build serves every size up to it."""
     weights: str = _option(
         "frozen", v.in_(("frozen", "inputs")),
         "'frozen' (parameters and buffers become engine constants; changes are noticed, see "

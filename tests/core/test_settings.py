@@ -39,6 +39,7 @@ def test_misspelt_option_names_the_closest_valid_one():
     ("device", True, "GPU index"),
     ("torch_executed_ops", {"aten.not_an_op"}, "aten.sub.Tensor"),
     ("debug", "yes", "True or False"),
+    ("max_dynamic_size", 0, "int >= 1"),
 ])
 def test_bad_value_names_option_value_and_what_is_allowed(key, value, allowed):
     with pytest.raises(InvalidOptionError) as info:
