@@ -39,6 +39,6 @@ def test_static_cache_decoding_compiles_once_and_matches_eager():
     assert plugtrt.compile_count() == start + 1  # the cache's writes rebuild nothing
     report = plugtrt.compile_reports()[-1]
     assert report.engines and not report.fallbacks
-    assert set(report.pytorch_ops) <= {"aten.index_copy.default"}  # the cache write, on the real cache
+    assert report.pytorch_ops == []  # the cache write (index_copy_ on the real cache) included
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
