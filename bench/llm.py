@@ -70,7 +70,7 @@ def _prompt(length: int, vocab: int, seed: int):
     return torch.randint(1, vocab, (1, length), generator=generator)  # 0 is the pad token
 
 
-def _compile(model, precision: str, dynamic: bool | None):
+def _compile(model, precision: str, dynamic: bool | None, max_dynamic_size: int | None = None):
     """Replace ``model.forward`` with plugtrt's compiled one, wrapped to time each call and to
     attribute the compiles (and their reports) it triggers to prefill or decode."""
     import torch
@@ -79,7 +79,7 @@ def _compile(model, precision: str, dynamic: bool | None):
 
     compiled = torch.compile(model.forward, backend="plugtrt", dynamic=dynamic,
                              options={"runtime": "reference", "min_block_size": 1,
-                                      "precision": precision})
+                                      "precision": precision, "max_dynamic_size": max_dynamic_size})
     calls: list[dict] = []
 
     @functools.wraps(model.forward)  # generate() reads forward's signature
@@ -151,7 +151,9 @@ def measure_lengths(name: str, precision: str, new_tokens: int, lengths: list[in
         for n, ids in prompts.items():
             cache.reset()
             want[n] = model.generate(ids, **kwargs)
-        calls = _compile(model, precision, dynamic=None)
+        # generate() builds the prompt tensor, so it cannot be marked dynamic with a max: the
+        # option bounds the profile instead, so one dynamic prefill serves every later length
+        calls = _compile(model, precision, dynamic=None, max_dynamic_size=max(lengths))
         per_length = {}
         for n, ids in prompts.items():
             cache.reset()

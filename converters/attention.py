@@ -22,7 +22,7 @@ TensorRT's ``IAttention`` is not used: its causal mask is aligned bottom-right (
 top-left when the query and key lengths differ), what it does with fully masked rows is not
 specified, and it takes no scale. Dropout (training) is declined, and so is any statistics output
 (logsumexp ...) that the graph reads: only output 0 is built. Batch dims and sequence lengths may
-be dynamic; the head size, and the lengths under ``is_causal`` (a constant mask), must be static.
+be dynamic (under ``is_causal`` the mask is then built in the engine); the head size must be static.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import FLOATS, arg, aten, elementwise, get, is_dynamic, lift_rank, \
-    only_first_output_used, out_dtype, reduce, same_shape, val
+    linspace_fill, only_first_output_used, out_dtype, reduce, same_shape, select, sizes_computable, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -72,6 +72,19 @@ def _mask_operand(ctx, node, mask, fake, rank: int, hq: int, groups: int):
     return ctx.reshape(mask, target, node)
 
 
+def _causal_bias(ctx, node, rows, cols, rank: int):
+    """0 where ``j <= i``, -inf elsewhere: a constant for static lengths, else built in the
+    engine from ``column - row`` over the lengths' shape tensor."""
+    if not is_dynamic((rows, cols)):
+        keep = torch.ones(rows, cols, dtype=torch.bool).tril()
+        return torch.zeros(rows, cols).masked_fill(~keep, -math.inf).reshape((1,) * (rank - 2) + (rows, cols))
+    diff = linspace_fill(ctx, (rows, cols), 0, (-1, 1), torch.int32, node)  # column - row
+    future = elementwise(ctx, diff, 0, "GREATER", node, torch.int32, "future")
+    bias = select(ctx, future, ctx.scalar(-math.inf, _F32, 2, node), ctx.scalar(0.0, _F32, 2, node),
+                  node, "causal_bias")
+    return lift_rank(ctx, bias, rank, node)
+
+
 def _attention(ctx, node, q, k, v, mask, mf, causal: bool, scale, gqa: bool, bool_fill: float | None,
                index: int | None, dead_at: float = -math.inf):
     """softmax(q k^T * scale + mask) v; ``mf`` is the mask's fake value, ``index`` the position
@@ -96,11 +109,8 @@ def _attention(ctx, node, q, k, v, mask, mf, causal: bool, scale, gqa: bool, boo
     scale = 1.0 / math.sqrt(qf.shape[-1]) if scale is None else float(scale)
     scores = elementwise(ctx, scores, scale, "PROD", node, _F32, "scale")
     if causal:
-        rows, cols = qf.shape[-2], kf.shape[-2]
-        keep = torch.ones(rows, cols, dtype=torch.bool).tril()
-        bias = torch.zeros(rows, cols).masked_fill(~keep, -math.inf)
-        scores = elementwise(ctx, scores, bias.reshape((1,) * (rank - 2) + (rows, cols)), "SUM",
-                             node, _F32, "causal")
+        scores = elementwise(ctx, scores, _causal_bias(ctx, node, qf.shape[-2], kf.shape[-2], rank),
+                             "SUM", node, _F32, "causal")
     safe = False
     if mask is not None:
         operand = _mask_operand(ctx, node, mask, mf, rank, qf.shape[-3], groups)
@@ -207,8 +217,8 @@ def _supported(dropout_index: int, causal_index: int, mask: tuple[int, str] | No
         if not all(is_dynamic(t.shape) or t.numel() > 0 for t in (q, k, v)):
             return False
         causal = arg(node, causal_index, "is_causal", False)
-        if causal and not all(isinstance(d, int) for d in (q.shape[-2], k.shape[-2])):
-            return False  # the causal mask is a constant of the static sequence lengths
+        if causal and not sizes_computable((q.shape[-2], k.shape[-2])):
+            return False  # the causal mask is built from the sequence lengths
         asked = gqa == "implicit" or (gqa == "flag" and node.kwargs.get("enable_gqa", False))
         grouped = asked and q.dim() >= 3 and q.shape[-3] != k.shape[-3]
         if grouped and not (isinstance(q.shape[-3], int) and isinstance(k.shape[-3], int)

@@ -35,6 +35,7 @@ from plugtrt.conversion import (
     aten,
     is_dynamic,
     lift_rank,
+    linspace_fill,
     nonempty,
     select,
     shape_tensor,
@@ -149,22 +150,6 @@ def _arange_args(node: torch.fx.Node):
     if node.target is aten.arange.start:
         return args[0], args[1], 1
     return args[0], args[1], args[2] if len(args) > 2 else node.kwargs.get("step", 1)
-
-
-def linspace_fill(ctx, shape, alpha, beta, dtype: torch.dtype, node):
-    """A FILL LINSPACE of ``shape`` (ints or SymInts): ``alpha + sum_k beta[k] * index_k``, in
-    ``dtype`` (int32, int64 or float32). Alpha and beta go in as tensors (a 0-d one and one of
-    ``len(shape)`` elements), as TensorRT takes them for a rank above 1 or a dynamic shape."""
-    trt_type = {torch.int32: trt.DataType.INT32, torch.int64: trt.DataType.INT64,
-                torch.float32: trt.DataType.FLOAT}[dtype]
-    dynamic = is_dynamic(shape)
-    dims = (1,) * len(shape) if dynamic else tuple(int(d) for d in shape)
-    layer = ctx.network.add_fill(dims, trt.FillOperation.LINSPACE, trt_type)
-    if dynamic:  # the sizes as a shape tensor replace the static dims
-        layer.set_input(0, shape_tensor(ctx, shape, node))
-    layer.set_input(1, ctx.constant(torch.tensor(alpha, dtype=dtype), node, dtype=dtype))
-    layer.set_input(2, ctx.constant(torch.tensor(list(beta), dtype=dtype), node, dtype=dtype))
-    return ctx.finish(layer, node, suffix="linspace")
 
 
 def _arange(ctx, node, args, kwargs):

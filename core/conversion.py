@@ -525,6 +525,22 @@ def select(ctx: Any, condition: Any, a: Any, b: Any, node: torch.fx.Node, suffix
     return elementwise(ctx, kept, other, "OR", node, torch.bool, suffix or "select")
 
 
+def linspace_fill(ctx, shape, alpha, beta, dtype: torch.dtype, node):
+    """A FILL LINSPACE of ``shape`` (ints or SymInts): ``alpha + sum_k beta[k] * index_k``, in
+    ``dtype`` (int32, int64 or float32). Alpha and beta go in as tensors (a 0-d one and one of
+    ``len(shape)`` elements), as TensorRT takes them for a rank above 1 or a dynamic shape."""
+    trt_type = {torch.int32: trt.DataType.INT32, torch.int64: trt.DataType.INT64,
+                torch.float32: trt.DataType.FLOAT}[dtype]
+    dynamic = is_dynamic(shape)
+    dims = (1,) * len(shape) if dynamic else tuple(int(d) for d in shape)
+    layer = ctx.network.add_fill(dims, trt.FillOperation.LINSPACE, trt_type)
+    if dynamic:  # the sizes as a shape tensor replace the static dims
+        layer.set_input(0, shape_tensor(ctx, shape, node))
+    layer.set_input(1, ctx.constant(torch.tensor(alpha, dtype=dtype), node, dtype=dtype))
+    layer.set_input(2, ctx.constant(torch.tensor(list(beta), dtype=dtype), node, dtype=dtype))
+    return ctx.finish(layer, node, suffix="linspace")
+
+
 def unary(ctx: Any, x: Any, op: str, node: torch.fx.Node, suffix: str = "") -> Any:
     """``op(x)`` (``op`` names a ``trt.UnaryOperation``)."""
     layer = ctx.network.add_unary(x, getattr(trt.UnaryOperation, op))

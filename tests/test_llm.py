@@ -89,11 +89,12 @@ def test_generate_with_a_static_cache_gives_eagers_tokens_from_two_engines(name)
 
 
 @pytest.mark.filterwarnings("ignore:`past_key_values` is deprecated:FutureWarning")  # older releases lack `cache`
-def test_prompts_of_varying_length_share_one_dynamic_prefill_engine():
+@pytest.mark.parametrize("name", sorted(_CONFIGS))
+def test_prompts_of_varying_length_share_one_dynamic_prefill_engine(name):
     """A second prompt length makes dynamo trace the prefill with a symbolic length; with
     ``max_dynamic_size`` its engine's profile covers every later length up to it, and the
     static cache's writes (``index_copy_`` at the cache positions) stay inside the engine."""
-    model = _model("llama")
+    model = _model(name)
     config = model.config
     cache = transformers.StaticCache(config=config, max_cache_len=512 + 16)
     lengths = (8, 20, 100, 512, 33)
