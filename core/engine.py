@@ -114,9 +114,20 @@ def new_network() -> tuple[Any, Any]:
     return builder, builder.create_network(flags)
 
 
+def tf32_allowed() -> bool:
+    """Whether torch lets float32 matmuls round their inputs to TF32: the user set
+    ``torch.backends.cuda.matmul.allow_tf32`` or a ``torch.set_float32_matmul_precision`` other
+    than ``"highest"`` (torch keeps the two in step). Engines follow the same choice."""
+    return bool(torch.backends.cuda.matmul.allow_tf32) or torch.get_float32_matmul_precision() != "highest"
+
+
 def builder_config(builder: Any, settings: Any) -> Any:
     """The builder config for ``settings``' engine options."""
     config = builder.create_builder_config()
+    if not tf32_allowed():
+        # a fresh config has TF32 set: "float32" matmuls and convolutions would run with
+        # 10-bit mantissas on a GPU, where torch computes them in float32
+        config.clear_flag(trt.BuilderFlag.TF32)
     if settings.workspace_size:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_size)
     if settings.max_aux_streams is not None:

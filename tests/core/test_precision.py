@@ -144,3 +144,36 @@ def test_float32_intermediate_crossing_into_half_stays_finite():
     run = assert_converts(project, [torch.full((3, 64), 300.0), torch.zeros(1, 2)],
                           {"precision": torch.float16})
     assert not run.outputs.isnan().any()
+
+
+@pytest.fixture
+def matmul_precision():
+    """Restores torch's float32 matmul precision (process-wide) after the test."""
+    before = torch.get_float32_matmul_precision()
+    yield torch.set_float32_matmul_precision
+    torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.parametrize("torch_setting, tf32", [("highest", False), ("high", True), ("medium", True)])
+@pytest.mark.parametrize("precision", [torch.float32, torch.float16])
+def test_engines_use_tf32_only_where_torch_allows_it(matmul_precision, torch_setting, tf32, precision):
+    """Issue 17, item 4: a fresh builder config has BuilderFlag.TF32 set, so "float32" matmuls
+    and convolutions ran in TF32 on a GPU although torch computes them in float32."""
+    from plugtrt.engine import builder_config, new_network
+    from plugtrt.settings import CompilationSettings
+    from plugtrt.trt_adapter import trt
+
+    matmul_precision(torch_setting)
+    builder, _ = new_network()
+    config = builder_config(builder, CompilationSettings.from_options({"precision": precision}))
+    assert config.get_flag(trt.BuilderFlag.TF32) is tf32
+
+
+def test_engines_use_tf32_where_torch_cuda_matmul_allows_it(matmul_precision):
+    from plugtrt.engine import builder_config, new_network
+    from plugtrt.settings import CompilationSettings
+    from plugtrt.trt_adapter import trt
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    builder, _ = new_network()
+    assert builder_config(builder, CompilationSettings()).get_flag(trt.BuilderFlag.TF32) is True
