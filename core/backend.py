@@ -198,13 +198,16 @@ class CompiledGraph:
     def _rebuild_for(self, changed: Sequence[int], args: Sequence[Any]) -> None:
         """Drop the engines built with the old values of ``changed``. A weight that keeps
         changing (updated outside the compiled region every step) would rebuild the engines
-        every call: after its second change it becomes an engine input instead."""
+        every call: after its second change it becomes an engine input instead. So does one
+        replaced by an inference tensor (``p.data = t`` under ``inference_mode``), whose later
+        writes bump no version counter."""
         self._changes.update(changed)
-        restless = [i for i in changed if self._changes[i] >= _DEMOTE_AFTER_CHANGES]
+        restless = [i for i in changed
+                    if self._changes[i] >= _DEMOTE_AFTER_CHANGES or args[i].is_inference()]
         if restless:
-            logger.warning("plugtrt: inputs %s of %s changed %d times since compiling; they are "
-                           "engine inputs from now on, not constants", restless, self.name,
-                           _DEMOTE_AFTER_CHANGES)
+            logger.warning("plugtrt: inputs %s of %s changed %d times since compiling, or became "
+                           "inference tensors; they are engine inputs from now on, not constants",
+                           restless, self.name, _DEMOTE_AFTER_CHANGES)
             self._set_frozen(tuple(i for i in self.frozen if i not in restless), args)
         else:
             logger.warning("plugtrt: frozen weights %s of %s changed since their engines were "

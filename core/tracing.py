@@ -42,11 +42,15 @@ def module_weight_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
     the same way; a static tensor that is neither a Parameter nor reached through a module's
     ``_parameters``/``_buffers`` (a KV cache passed in or kept as a plain attribute) is state
     the user means to change between calls, so it stays an input.
+
+    An inference tensor (a weight created or loaded under ``torch.inference_mode()``) stays an
+    input too: it has no version counter, so a write to it after compiling could not be noticed
+    and a frozen copy would go stale. As an input it is read on every call.
     """
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     indices = []
     for i, (node, value) in enumerate(zip(placeholders, example_inputs)):
-        if not isinstance(value, torch.Tensor):
+        if not isinstance(value, torch.Tensor) or value.is_inference():
             continue
         if node.meta.get("tensor_dict", {}).get("_dynamo_static_input_type") is None:
             continue
