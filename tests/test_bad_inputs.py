@@ -25,6 +25,17 @@ def _head(x):
     return (_lin(x) * 2).relu()
 
 
+_half_lin = nn.Linear(4, 3).half().eval()
+
+
+def _half_head(x):
+    return (_half_lin(x) * 2).relu()
+
+
+def _conv(x):
+    return nn.functional.conv2d(x, torch.ones(2, 3, 1, 1)).relu() * 2
+
+
 def _write_and_read(x):
     x.mul_(2)
     return x.relu() + 1
@@ -96,6 +107,15 @@ CASES = {
     "none": (lambda x, n: _head(x) if n is None else x, lambda: [torch.randn(2, 4), None], 1),
     "list": (lambda xs: _head(xs[0]) + _head(xs[1]), lambda: [[torch.randn(2, 4), torch.randn(2, 4)]], 1),
     "dict": (lambda d: _head(d["x"]) * d["k"], lambda: [{"x": torch.randn(2, 4), "k": 2}], 1),
+    # operands of different dtypes: eager refuses, so does the compiled model, with eager's error
+    # (an engine would cast one of them and hide the bug)
+    "half_input_to_a_float_linear": (_head, lambda: [torch.randn(2, 4).half()], "same dtype"),
+    "float_input_to_a_half_linear": (_half_head, lambda: [torch.randn(2, 4)], "same dtype"),
+    # (dynamo's fake convolution refuses it first, in its own words)
+    "half_input_to_a_float_conv": (_conv, lambda: [torch.randn(1, 3, 4, 4).half()],
+                                   "(Half|float16).*(Float|float32)"),
+    "matmul_of_half_and_float": (lambda a, b: (a @ b).relu() * 2,
+                                 lambda: [torch.randn(2, 4).half(), torch.randn(4, 3)], "same dtype"),
     # wrong device: eager refuses, so does the compiled model
     "wrong_device": (_head, lambda: [torch.randn(2, 4, device="meta")], "device"),
     # outputs that are not (only) tensors
