@@ -206,16 +206,15 @@ class ConversionContext:
     def _clamp_finite(self, x: Any, source: torch.dtype, target: torch.dtype,
                       node: torch.fx.Node | None) -> Any:
         """``x`` (of ``source`` dtype) with its finite values clamped into ``target``'s range:
-        ``where(|x| < inf, clamp(x, -limit, limit), x)``. The select keeps inf and NaN whatever
-        TensorRT's MIN and MAX do with NaN (a comparison with NaN is false)."""
+        ``where(|x| < inf, clip(x, -limit, limit), x)``. The select keeps inf and NaN whatever
+        TensorRT's CLIP does with them (a comparison with NaN is false)."""
         limit = torch.tensor(torch.finfo(target).max, dtype=source)
         if limit.double() > torch.finfo(target).max:  # rounded up (65504 in bfloat16 is 65536)
             limit = torch.nextafter(limit, torch.zeros_like(limit))
         limit = limit.item()
         finite = elementwise(self, unary(self, x, "ABS", node, "saturate_abs"), float("inf"),
                              "LESS", node, source, "saturate_finite")
-        clamped = elementwise(self, elementwise(self, x, -limit, "MAX", node, source, "saturate_low"),
-                              limit, "MIN", node, source, "saturate_high")
+        clamped = activation(self, x, "CLIP", node, -limit, limit, "saturate_clip")
         return self.finish(self.network.add_select(finite, clamped, x), node, suffix="saturate")
 
     def upcast(self, tensor: Any, node: torch.fx.Node | None = None) -> Any:
