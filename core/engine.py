@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -79,7 +80,11 @@ _LOGGER = None
 
 def tensorrt_logger() -> Any:
     """One TensorRT logger for the process, forwarding to the ``plugtrt.tensorrt`` logging logger
-    (``debug=True`` shows its warnings; set that logger to INFO or DEBUG for TensorRT's chatter)."""
+    (``debug=True`` shows its warnings; set that logger to INFO or DEBUG for TensorRT's chatter).
+
+    Its ``errors`` (what a failed build reports) and ``muted`` flag are per thread: TensorRT
+    logs in the thread that called it, so concurrent builds, and a runtime loading a plan in
+    another thread, neither mix their errors nor clear each other's."""
     global _LOGGER
     if _LOGGER is None:
         levels = {trt.ILogger.Severity.INTERNAL_ERROR: logging.ERROR,
@@ -88,11 +93,27 @@ def tensorrt_logger() -> Any:
                   trt.ILogger.Severity.INFO: logging.INFO,
                   trt.ILogger.Severity.VERBOSE: logging.DEBUG}
 
+        class ThreadState(threading.local):
+            def __init__(self):
+                self.errors: list[str] = []
+                self.muted = False
+
         class Forward(trt.ILogger):
             def __init__(self):
                 trt.ILogger.__init__(self)
-                self.errors: list[str] = []
-                self.muted = False
+                self._state = ThreadState()
+
+            @property
+            def errors(self) -> list[str]:
+                return self._state.errors
+
+            @property
+            def muted(self) -> bool:
+                return self._state.muted
+
+            @muted.setter
+            def muted(self, value: bool) -> None:
+                self._state.muted = value
 
             def log(self, severity, msg):
                 if self.muted:

@@ -211,35 +211,56 @@ _SUSPENDED_KEYS = (torch._C.DispatchKey.Autograd, torch._C.DispatchKey.Composite
 # into gathers of computed indices. Others (matmul, native_batch_norm) keep torch's split,
 # which the converters and lowering passes expect.
 _KEEP_WHOLE = re.compile(r"aten\._?upsample_")
-_suspend_lock = threading.Lock()
-_suspended: dict[Any, list] = {}  # op -> [tracers suspending it, {key: kernel} to restore]
+_bypassing = threading.local()
+"""``ops``: the ops whose Python kernels this thread's trace bypasses (empty elsewhere)."""
+_install_lock = threading.Lock()
+
+
+def _bypassable_keys(op: Any) -> list[Any]:
+    """The keys where ``op`` has both torch's Python kernel and a C++ kernel to bypass it with
+    (``upsample_*.vec``: CompositeImplicitAutograd; ``upsample_*.default``: Autograd). At the
+    other key the Python kernel is never the one resolved, the C++ kernels taking precedence."""
+    return [k for k in _SUSPENDED_KEYS
+            if k in op.py_kernels and torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), k)]
+
+
+def _install_bypass(op: Any) -> None:
+    """Put, once per op and key, a kernel in front of torch's Python kernel that calls it, except
+    in a thread whose trace bypasses ``op`` (see :func:`_python_decompositions_suspended`),
+    where it calls the C++ kernel at the same key: what dispatch would do without the Python
+    kernel. Other threads see torch's behaviour unchanged."""
+    for key in _bypassable_keys(op):
+        python_kernel = op.py_kernels[key]
+        if getattr(python_kernel, "_plugtrt_bypass", False):
+            continue
+
+        def kernel(*args: Any, _op=op, _key=key, _python=python_kernel, **kwargs: Any) -> Any:
+            if _op in getattr(_bypassing, "ops", ()):
+                return _op._op_dk(_key, *args, **kwargs)
+            return _python(*args, **kwargs)
+
+        kernel._plugtrt_bypass = True
+        op.py_kernels[key] = kernel
+        op._dispatch_cache.clear()  # it may hold the Python kernel, cached before
 
 
 @contextlib.contextmanager
 def _python_decompositions_suspended(ops: Collection[Any]) -> Iterator[None]:
-    """Remove torch's Python kernels on the autograd and composite keys of ``ops`` while the
-    block runs (counted, so concurrent traces restore them once, when the last one ends); the
-    ops then dispatch to their C++ kernels and are recorded whole."""
-    ops = [op for op in ops if _KEEP_WHOLE.match(str(op))
-           and (op in _suspended or any(k in getattr(op, "py_kernels", {}) for k in _SUSPENDED_KEYS))]
-    with _suspend_lock:
-        for op in ops:
-            entry = _suspended.setdefault(op, [0, {}])
-            if entry[0] == 0:
-                entry[1] = {k: op.py_kernels.pop(k) for k in _SUSPENDED_KEYS if k in op.py_kernels}
-                op._dispatch_cache.clear()
-            entry[0] += 1
+    """While the block runs, in this thread only, dispatch the resampling ops among ``ops`` to
+    their C++ kernels instead of torch's Python ones (on the autograd and composite keys), so
+    they are recorded whole. Another thread tracing at the same time (a symbolic trace,
+    dynamo, export) still gets torch's Python kernels. The thread's previous set is restored
+    however the block ends."""
+    before = getattr(_bypassing, "ops", frozenset())
     try:
+        chosen = frozenset(op for op in ops if _KEEP_WHOLE.match(str(op)) and _bypassable_keys(op))
+        with _install_lock:
+            for op in chosen:
+                _install_bypass(op)
+        _bypassing.ops = before | chosen
         yield
     finally:
-        with _suspend_lock:
-            for op in ops:
-                entry = _suspended[op]
-                entry[0] -= 1
-                if entry[0] == 0:
-                    op.py_kernels.update(entry[1])
-                    op._dispatch_cache.clear()
-                    del _suspended[op]
+        _bypassing.ops = before
 
 
 def _drop_output_clones(aten: torch.fx.GraphModule) -> None:
