@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.fx
 
-from plugtrt.conversion import constant_value, describe, node_tensors, val
+from plugtrt.conversion import arg, constant_value, describe, node_tensors, val
 from plugtrt.shapes import is_dynamic, is_size_node
 
 aten = torch.ops.aten
@@ -36,6 +36,13 @@ def _operand_dtypes(node: torch.fx.Node) -> set[torch.dtype]:
         if isinstance(value, torch.Tensor):
             dtypes.add(value.dtype)
     return dtypes
+
+
+def _draws(node: torch.fx.Node) -> bool:
+    """The node draws random numbers: a ``nondeterministic_seeded`` op (rand, bernoulli,
+    dropout ...) other than a dropout in its inference form (``train=False``), an identity."""
+    return torch.Tag.nondeterministic_seeded in getattr(node.target, "tags", ()) and \
+        arg(node, 2, "train") is not False
 
 
 class SupportCheck:
@@ -68,6 +75,10 @@ class SupportCheck:
         names = {str(target), str(getattr(target, "overloadpacket", target))}
         if names & self.settings.torch_executed_ops:
             return "listed in torch_executed_ops"
+        if not self.settings.random_ops_in_engines and _draws(node):
+            return ("draws random numbers: it runs in PyTorch, so torch.manual_seed reproduces it "
+                    "(random_ops_in_engines=True moves it into engines, drawing from TensorRT's "
+                    "own generator)")
         if getattr(target, "overloadpacket", None) in _SAME_DTYPE_OPS and len(
                 dtypes := _operand_dtypes(node)) > 1:
             return (f"reads tensors of different dtypes ({', '.join(sorted(map(str, dtypes)))}), "
