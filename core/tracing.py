@@ -62,6 +62,30 @@ def module_weight_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
     return tuple(indices)
 
 
+_METADATA_WRITES = frozenset({"t_", "transpose_", "swapdims_", "swapaxes_", "as_strided_", "set_",
+                              "squeeze_", "unsqueeze_", "resize_", "resize_as_"})
+_RESIZES = frozenset({"resize_", "resize_as_"})
+
+
+def check_metadata_writes(gm: torch.fx.GraphModule) -> None:
+    """Raise where ``gm`` changes an input's shape or strides in place other than by resizing it.
+
+    The backend writes a graph's writes back into the real inputs: values with ``copy_``, after
+    a ``resize_`` to the new shape where the graph resized the input, which leaves it as eager
+    does (``resize_`` keeps the storage and makes the sizes contiguous). A transpose or
+    ``as_strided_``/``set_`` in place leaves eager's input a new view of its storage, values
+    unmoved, which a copy cannot reproduce: such a graph runs in PyTorch (the caller's fallback
+    warning gives this reason)."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for node in gm.graph.nodes:
+        name = getattr(node.target, "_opname", None) or getattr(node.target, "__name__", node.target)
+        if name in _METADATA_WRITES - _RESIZES and node.args and node.args[0] in placeholders:
+            raise RuntimeError(
+                f"the graph changes the shape or strides of input {placeholders.index(node.args[0])} "
+                f"in place ({name}); plugtrt writes back values and resize_'s shape only, so the "
+                "graph runs in PyTorch (apply the op to a clone, or outside the compiled function)")
+
+
 def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weights: Sequence[int],
                   decompositions: Mapping[Any, Any], *, symbolic: bool = False,
                   keep_whole: Collection[Any] = ()) -> tuple[torch.fx.GraphModule, tuple[int, ...]]:

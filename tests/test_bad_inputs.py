@@ -101,6 +101,13 @@ CASES = {
     "written_while_a_view_of_it_is_another_input": (_write_one_then_read_the_other,
                                                     lambda: _and_a_row(torch.randn(3, 4)), 1),
     "written_overlapping": (_write_and_read, lambda: [torch.randn(1, 4).expand(3, 4)], OVERLAP),
+    # inputs whose shape or strides the graph changes in place
+    "resized_input": (lambda x: torch.ops.aten.resize_.default(x, [3]) * 2 + 1,
+                      lambda: [torch.randn(5)], 1),
+    "resized_input_method": (lambda x: x.resize_(3) * 2 + 1, lambda: [torch.randn(5)], 1),
+    "as_strided_input_method": (lambda x: x.as_strided_((2, 2), (1, 2)) * 2 + 1,
+                                lambda: [torch.randn(6)], 1),
+    "set_input_method": (lambda x, y: x.set_(y) * 2 + 1, lambda: [torch.randn(3), torch.randn(2, 3)], 1),
     # inputs that are not tensors
     "int": (lambda x, n: _head(x) * n, lambda: [torch.randn(2, 4), 3], 1),
     "float": (lambda x, s: _head(x) * s, lambda: [torch.randn(2, 4), 0.5], 1),
@@ -177,3 +184,21 @@ def test_batch_norm_in_training_mode_runs_in_pytorch_with_eager_statistics():
             torch.testing.assert_close(compiled(x), eager(x))
     for name, value in eager.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], value)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (3, 3)])
+def test_an_input_transposed_in_place_runs_in_pytorch_with_a_reason(shape):
+    """Issue 17, item 9: the write-back copied the new value into the input as it was, so a
+    graph changing an input's shape or strides in place (t_, as_strided_) crashed; plugtrt
+    writes back values (and resize_'s new shape) only, so such a graph runs in PyTorch."""
+    def transpose(x):
+        return torch.ops.aten.t_.default(x) * 2 + 1
+
+    x = torch.randn(shape)
+    eager_x = x.clone()
+    compiled = torch.compile(transpose, backend="plugtrt", dynamic=False, options=OPTIONS)
+    with torch.no_grad(), pytest.warns(UserWarning, match="changes the shape or strides of input 0"):
+        got = compiled(x)
+    torch.testing.assert_close(got, transpose(eager_x))
+    assert x.shape == eager_x.shape and x.stride() == eager_x.stride()
+    torch.testing.assert_close(x, eager_x)
