@@ -8,7 +8,8 @@ Each op draws from the same distribution as torch's: ``U[low, high)`` for rand a
 randint (``floor`` of a uniform float draw, clamped below ``high``), ``P(1) = p`` for bernoulli.
 **The values are not torch's**: TensorRT draws from its own generator, so a seed set with
 ``torch.manual_seed`` does not reproduce them and two engines (or two calls) give different
-samples. An op given a ``generator`` is declined (it stays in PyTorch, where that generator
+samples. That is why the support check keeps random ops in PyTorch unless the user sets
+``random_ops_in_engines=True``. An op given a ``generator`` is declined (it stays in PyTorch, where that generator
 is honoured). TensorRT's random fills make float32 or float16 only; other dtypes are cast from
 float32. randint draws through float32, so ranges wider than 2**24 are declined.
 """

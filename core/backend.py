@@ -34,7 +34,7 @@ from plugtrt.manager import PluginRegistry, default_registry
 from plugtrt.report import MAX_REPORTS, CompileReport, record
 from plugtrt.runtimes_select import select_runtime
 from plugtrt.settings import CompilationSettings
-from plugtrt.tracing import module_weight_indices, specialise_scalars, trace_to_aten
+from plugtrt.tracing import check_metadata_writes, module_weight_indices, specialise_scalars, trace_to_aten
 from plugtrt.weights import FrozenWeights
 
 logger = logging.getLogger("plugtrt")
@@ -198,13 +198,16 @@ class CompiledGraph:
     def _rebuild_for(self, changed: Sequence[int], args: Sequence[Any]) -> None:
         """Drop the engines built with the old values of ``changed``. A weight that keeps
         changing (updated outside the compiled region every step) would rebuild the engines
-        every call: after its second change it becomes an engine input instead."""
+        every call: after its second change it becomes an engine input instead. So does one
+        replaced by an inference tensor (``p.data = t`` under ``inference_mode``), whose later
+        writes bump no version counter."""
         self._changes.update(changed)
-        restless = [i for i in changed if self._changes[i] >= _DEMOTE_AFTER_CHANGES]
+        restless = [i for i in changed
+                    if self._changes[i] >= _DEMOTE_AFTER_CHANGES or args[i].is_inference()]
         if restless:
-            logger.warning("plugtrt: inputs %s of %s changed %d times since compiling; they are "
-                           "engine inputs from now on, not constants", restless, self.name,
-                           _DEMOTE_AFTER_CHANGES)
+            logger.warning("plugtrt: inputs %s of %s changed %d times since compiling, or became "
+                           "inference tensors; they are engine inputs from now on, not constants",
+                           restless, self.name, _DEMOTE_AFTER_CHANGES)
             self._set_frozen(tuple(i for i in self.frozen if i not in restless), args)
         else:
             logger.warning("plugtrt: frozen weights %s of %s changed since their engines were "
@@ -285,9 +288,13 @@ class CompiledGraph:
                 if not _mutated:
                     return outputs
                 # the graph's writes to its inputs, done on the real tensors, as eager does
+                # (a resized input takes its new shape first: check_metadata_writes admits no
+                # other change of shape)
                 count = len(outputs) - len(_mutated)
                 with torch.no_grad():
                     for i, value in zip(_mutated, outputs[count:]):
+                        if call_args[i].shape != value.shape:
+                            call_args[i].resize_(value.shape)
                         call_args[i].copy_(value)
                 return outputs[:count]
         self.specialisations[key] = compiled
@@ -302,6 +309,7 @@ class CompiledGraph:
             bounds = self.dynamic.bounds_for(self.dynamic.values(args), settings.max_dynamic_size)
             logger.debug("%s is dynamic: one profile for %s", self.name, DynamicSizes.describe(bounds))
         t0 = time.perf_counter()
+        check_metadata_writes(self._traced_gm)
         aten, mutated = trace_to_aten(self._traced_gm, args, self.frozen, table,
                                       symbolic=self.dynamic is not None,
                                       keep_whole=self.registry.converters.keys())

@@ -185,6 +185,38 @@ class ConversionContext:
             self._casts[key] = self.name(layer, node, f"cast_{str(dtype).removeprefix('torch.')}").get_output(0)
         return self._casts[key]
 
+    def saturating_cast(self, tensor: Any, dtype: torch.dtype, node: torch.fx.Node | None = None) -> Any:
+        """``tensor`` as ``dtype``, with finite values beyond ``dtype``'s range clamped to its
+        finite limits and inf and NaN kept: how a value crosses into the reduced precision that
+        ``precision=half``/``bfloat16`` asks for. A plain cast would turn a finite float32 value
+        (an attention mask of ``finfo(float32).min``, a large sum) into inf, and a fully masked
+        softmax row into 0/0, where eager computes a finite answer. An explicit cast in the model
+        is not this: it converts as eager casts, overflowing to inf.
+
+        A plain :meth:`cast` where ``dtype`` holds every finite value of the tensor's type."""
+        source = self.dtype(tensor)
+        if not (source in FLOATS and dtype in FLOATS
+                and torch.finfo(source).max > torch.finfo(dtype).max):
+            return self.cast(tensor, dtype, node)
+        key = (tensor.name, dtype, "saturated")
+        if key not in self._casts:
+            self._casts[key] = self.cast(self._clamp_finite(tensor, source, dtype, node), dtype, node)
+        return self._casts[key]
+
+    def _clamp_finite(self, x: Any, source: torch.dtype, target: torch.dtype,
+                      node: torch.fx.Node | None) -> Any:
+        """``x`` (of ``source`` dtype) with its finite values clamped into ``target``'s range:
+        ``where(|x| < inf, clip(x, -limit, limit), x)``. The select keeps inf and NaN whatever
+        TensorRT's CLIP does with them (a comparison with NaN is false)."""
+        limit = torch.tensor(torch.finfo(target).max, dtype=source)
+        if limit.double() > torch.finfo(target).max:  # rounded up (65504 in bfloat16 is 65536)
+            limit = torch.nextafter(limit, torch.zeros_like(limit))
+        limit = limit.item()
+        finite = elementwise(self, unary(self, x, "ABS", node, "saturate_abs"), float("inf"),
+                             "LESS", node, source, "saturate_finite")
+        clamped = activation(self, x, "CLIP", node, -limit, limit, "saturate_clip")
+        return self.finish(self.network.add_select(finite, clamped, x), node, suffix="saturate")
+
     def upcast(self, tensor: Any, node: torch.fx.Node | None = None) -> Any:
         """float32 view of a reduced-precision float tensor, for reductions and normalisations."""
         return self.cast(tensor, torch.float32, node) if self.dtype(tensor) in FLOATS else tensor

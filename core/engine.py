@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -79,7 +80,11 @@ _LOGGER = None
 
 def tensorrt_logger() -> Any:
     """One TensorRT logger for the process, forwarding to the ``plugtrt.tensorrt`` logging logger
-    (``debug=True`` shows its warnings; set that logger to INFO or DEBUG for TensorRT's chatter)."""
+    (``debug=True`` shows its warnings; set that logger to INFO or DEBUG for TensorRT's chatter).
+
+    Its ``errors`` (what a failed build reports) and ``muted`` flag are per thread: TensorRT
+    logs in the thread that called it, so concurrent builds, and a runtime loading a plan in
+    another thread, neither mix their errors nor clear each other's."""
     global _LOGGER
     if _LOGGER is None:
         levels = {trt.ILogger.Severity.INTERNAL_ERROR: logging.ERROR,
@@ -88,11 +93,27 @@ def tensorrt_logger() -> Any:
                   trt.ILogger.Severity.INFO: logging.INFO,
                   trt.ILogger.Severity.VERBOSE: logging.DEBUG}
 
+        class ThreadState(threading.local):
+            def __init__(self):
+                self.errors: list[str] = []
+                self.muted = False
+
         class Forward(trt.ILogger):
             def __init__(self):
                 trt.ILogger.__init__(self)
-                self.errors: list[str] = []
-                self.muted = False
+                self._state = ThreadState()
+
+            @property
+            def errors(self) -> list[str]:
+                return self._state.errors
+
+            @property
+            def muted(self) -> bool:
+                return self._state.muted
+
+            @muted.setter
+            def muted(self, value: bool) -> None:
+                self._state.muted = value
 
             def log(self, severity, msg):
                 if self.muted:
@@ -114,9 +135,20 @@ def new_network() -> tuple[Any, Any]:
     return builder, builder.create_network(flags)
 
 
+def tf32_allowed() -> bool:
+    """Whether torch lets float32 matmuls round their inputs to TF32: the user set
+    ``torch.backends.cuda.matmul.allow_tf32`` or a ``torch.set_float32_matmul_precision`` other
+    than ``"highest"`` (torch keeps the two in step). Engines follow the same choice."""
+    return bool(torch.backends.cuda.matmul.allow_tf32) or torch.get_float32_matmul_precision() != "highest"
+
+
 def builder_config(builder: Any, settings: Any) -> Any:
     """The builder config for ``settings``' engine options."""
     config = builder.create_builder_config()
+    if not tf32_allowed():
+        # a fresh config has TF32 set: "float32" matmuls and convolutions would run with
+        # 10-bit mantissas on a GPU, where torch computes them in float32
+        config.clear_flag(trt.BuilderFlag.TF32)
     if settings.workspace_size:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_size)
     if settings.max_aux_streams is not None:

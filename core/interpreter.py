@@ -113,12 +113,13 @@ class NetworkInterpreter:
         """``node``'s value as converters read it: a constant as a (shared) constant layer's
         output, except an empty one (TensorRT has no empty constants; converters that accept
         empty inputs skip them); an ITensor in its engine dtype under the converting node's
-        precision (a cast where a float32 region meets a reduced-precision one)."""
+        precision (a cast where a float32 region or input meets a reduced-precision reader,
+        saturating: see :meth:`~plugtrt.conversion.ConversionContext.saturating_cast`)."""
         value, fake = env[node], val(node)
         if node.op == "get_attr" and isinstance(value, torch.Tensor) and value.numel():
             return self.ctx.constant(value, node)
         if hasattr(value, "dtype") and not isinstance(value, torch.Tensor) and isinstance(fake, torch.Tensor):
-            return self.ctx.cast(value, self.ctx.engine_dtype(fake.dtype), node)
+            return self.ctx.saturating_cast(value, self.ctx.engine_dtype(fake.dtype), node)
         return value
 
     def _arguments(self, node: torch.fx.Node, env: dict, constant_args: frozenset[int]) -> tuple:

@@ -172,6 +172,9 @@ class CompilationSettings:
         "frozen", v.in_(("frozen", "inputs")),
         "'frozen' (parameters and buffers become engine constants; changes are noticed, see "
         "plugtrt.weights_changed) or 'inputs' (the engines read them on every call)", engine=True)
+    random_ops_in_engines: bool = _option(
+        False, _BOOL, "False (random ops run in PyTorch, so torch.manual_seed reproduces them) or "
+        "True (in engines, drawing from TensorRT's own generator: not reproducible by a seed)")
     # The engine cache (plugtrt.engine_cache): where engines persist between processes. None of
     # these change an engine, so none is part of its key.
     cache_built_engines: bool = _option(True, _BOOL, "True or False (False: never write the cache)")

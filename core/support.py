@@ -8,12 +8,41 @@ from typing import Any
 import torch
 import torch.fx
 
-from plugtrt.conversion import describe, node_tensors
+from plugtrt.conversion import arg, constant_value, describe, node_tensors, val
 from plugtrt.shapes import is_dynamic, is_size_node
+
+aten = torch.ops.aten
 
 # What TensorRT's DataType can hold (both flavours); float64 converts under truncate_long_and_double.
 _TENSORRT_DTYPES = frozenset({torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.int64,
                               torch.int8, torch.uint8, torch.bool, torch.float8_e4m3fn})
+
+_SAME_DTYPE_OPS = frozenset({
+    aten.mm, aten.bmm, aten.addmm, aten.baddbmm, aten.addbmm, aten.mv, aten.addmv, aten.dot,
+    aten.vdot, aten.matmul, aten.linear, aten.convolution, aten._convolution, aten.conv1d,
+    aten.conv2d, aten.conv3d, aten.conv_transpose1d, aten.conv_transpose2d, aten.conv_transpose3d,
+    aten.prelu, aten._prelu_kernel})
+"""Ops (overload packets) whose eager kernels refuse tensor operands of different dtypes
+("mat1 and mat2 must have the same dtype") where elementwise ops promote. Tracing lets such a
+node through (fake kernels do not check), and a converter would cast one operand and return an
+answer where eager raises: these nodes run in PyTorch, which raises eager's own error."""
+
+
+def _operand_dtypes(node: torch.fx.Node) -> set[torch.dtype]:
+    """The dtypes of the tensors ``node`` reads, frozen weights (``get_attr``) included."""
+    dtypes = set()
+    for arg in node.all_input_nodes:
+        value = constant_value(arg) if arg.op == "get_attr" else val(arg)
+        if isinstance(value, torch.Tensor):
+            dtypes.add(value.dtype)
+    return dtypes
+
+
+def _draws(node: torch.fx.Node) -> bool:
+    """The node draws random numbers: a ``nondeterministic_seeded`` op (rand, bernoulli,
+    dropout ...) other than a dropout in its inference form (``train=False``), an identity."""
+    return torch.Tag.nondeterministic_seeded in getattr(node.target, "tags", ()) and \
+        arg(node, 2, "train") is not False
 
 
 class SupportCheck:
@@ -46,6 +75,15 @@ class SupportCheck:
         names = {str(target), str(getattr(target, "overloadpacket", target))}
         if names & self.settings.torch_executed_ops:
             return "listed in torch_executed_ops"
+        if not self.settings.random_ops_in_engines and _draws(node):
+            return ("draws random numbers: it runs in PyTorch, so torch.manual_seed reproduces it "
+                    "(random_ops_in_engines=True moves it into engines, drawing from TensorRT's "
+                    "own generator)")
+        if getattr(target, "overloadpacket", None) in _SAME_DTYPE_OPS and len(
+                dtypes := _operand_dtypes(node)) > 1:
+            return (f"reads tensors of different dtypes ({', '.join(sorted(map(str, dtypes)))}), "
+                    "which eager refuses for this op: PyTorch runs it and raises eager's error "
+                    "(cast the inputs to the model's dtype)")
         for value in node_tensors(node):
             if value.dtype == torch.float64 and not self.settings.truncate_long_and_double:
                 return "uses torch.float64, which TensorRT lacks (set truncate_long_and_double=True)"

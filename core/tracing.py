@@ -42,11 +42,15 @@ def module_weight_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
     the same way; a static tensor that is neither a Parameter nor reached through a module's
     ``_parameters``/``_buffers`` (a KV cache passed in or kept as a plain attribute) is state
     the user means to change between calls, so it stays an input.
+
+    An inference tensor (a weight created or loaded under ``torch.inference_mode()``) stays an
+    input too: it has no version counter, so a write to it after compiling could not be noticed
+    and a frozen copy would go stale. As an input it is read on every call.
     """
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     indices = []
     for i, (node, value) in enumerate(zip(placeholders, example_inputs)):
-        if not isinstance(value, torch.Tensor):
+        if not isinstance(value, torch.Tensor) or value.is_inference():
             continue
         if node.meta.get("tensor_dict", {}).get("_dynamo_static_input_type") is None:
             continue
@@ -56,6 +60,30 @@ def module_weight_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any
         if isinstance(value, torch.nn.Parameter) or _MODULE_WEIGHT.search(name):
             indices.append(i)
     return tuple(indices)
+
+
+_METADATA_WRITES = frozenset({"t_", "transpose_", "swapdims_", "swapaxes_", "as_strided_", "set_",
+                              "squeeze_", "unsqueeze_", "resize_", "resize_as_"})
+_RESIZES = frozenset({"resize_", "resize_as_"})
+
+
+def check_metadata_writes(gm: torch.fx.GraphModule) -> None:
+    """Raise where ``gm`` changes an input's shape or strides in place other than by resizing it.
+
+    The backend writes a graph's writes back into the real inputs: values with ``copy_``, after
+    a ``resize_`` to the new shape where the graph resized the input, which leaves it as eager
+    does (``resize_`` keeps the storage and makes the sizes contiguous). A transpose or
+    ``as_strided_``/``set_`` in place leaves eager's input a new view of its storage, values
+    unmoved, which a copy cannot reproduce: such a graph runs in PyTorch (the caller's fallback
+    warning gives this reason)."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for node in gm.graph.nodes:
+        name = getattr(node.target, "_opname", None) or getattr(node.target, "__name__", node.target)
+        if name in _METADATA_WRITES - _RESIZES and node.args and node.args[0] in placeholders:
+            raise RuntimeError(
+                f"the graph changes the shape or strides of input {placeholders.index(node.args[0])} "
+                f"in place ({name}); plugtrt writes back values and resize_'s shape only, so the "
+                "graph runs in PyTorch (apply the op to a clone, or outside the compiled function)")
 
 
 def trace_to_aten(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], weights: Sequence[int],
@@ -207,35 +235,56 @@ _SUSPENDED_KEYS = (torch._C.DispatchKey.Autograd, torch._C.DispatchKey.Composite
 # into gathers of computed indices. Others (matmul, native_batch_norm) keep torch's split,
 # which the converters and lowering passes expect.
 _KEEP_WHOLE = re.compile(r"aten\._?upsample_")
-_suspend_lock = threading.Lock()
-_suspended: dict[Any, list] = {}  # op -> [tracers suspending it, {key: kernel} to restore]
+_bypassing = threading.local()
+"""``ops``: the ops whose Python kernels this thread's trace bypasses (empty elsewhere)."""
+_install_lock = threading.Lock()
+
+
+def _bypassable_keys(op: Any) -> list[Any]:
+    """The keys where ``op`` has both torch's Python kernel and a C++ kernel to bypass it with
+    (``upsample_*.vec``: CompositeImplicitAutograd; ``upsample_*.default``: Autograd). At the
+    other key the Python kernel is never the one resolved, the C++ kernels taking precedence."""
+    return [k for k in _SUSPENDED_KEYS
+            if k in op.py_kernels and torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), k)]
+
+
+def _install_bypass(op: Any) -> None:
+    """Put, once per op and key, a kernel in front of torch's Python kernel that calls it, except
+    in a thread whose trace bypasses ``op`` (see :func:`_python_decompositions_suspended`),
+    where it calls the C++ kernel at the same key: what dispatch would do without the Python
+    kernel. Other threads see torch's behaviour unchanged."""
+    for key in _bypassable_keys(op):
+        python_kernel = op.py_kernels[key]
+        if getattr(python_kernel, "_plugtrt_bypass", False):
+            continue
+
+        def kernel(*args: Any, _op=op, _key=key, _python=python_kernel, **kwargs: Any) -> Any:
+            if _op in getattr(_bypassing, "ops", ()):
+                return _op._op_dk(_key, *args, **kwargs)
+            return _python(*args, **kwargs)
+
+        kernel._plugtrt_bypass = True
+        op.py_kernels[key] = kernel
+        op._dispatch_cache.clear()  # it may hold the Python kernel, cached before
 
 
 @contextlib.contextmanager
 def _python_decompositions_suspended(ops: Collection[Any]) -> Iterator[None]:
-    """Remove torch's Python kernels on the autograd and composite keys of ``ops`` while the
-    block runs (counted, so concurrent traces restore them once, when the last one ends); the
-    ops then dispatch to their C++ kernels and are recorded whole."""
-    ops = [op for op in ops if _KEEP_WHOLE.match(str(op))
-           and (op in _suspended or any(k in getattr(op, "py_kernels", {}) for k in _SUSPENDED_KEYS))]
-    with _suspend_lock:
-        for op in ops:
-            entry = _suspended.setdefault(op, [0, {}])
-            if entry[0] == 0:
-                entry[1] = {k: op.py_kernels.pop(k) for k in _SUSPENDED_KEYS if k in op.py_kernels}
-                op._dispatch_cache.clear()
-            entry[0] += 1
+    """While the block runs, in this thread only, dispatch the resampling ops among ``ops`` to
+    their C++ kernels instead of torch's Python ones (on the autograd and composite keys), so
+    they are recorded whole. Another thread tracing at the same time (a symbolic trace,
+    dynamo, export) still gets torch's Python kernels. The thread's previous set is restored
+    however the block ends."""
+    before = getattr(_bypassing, "ops", frozenset())
     try:
+        chosen = frozenset(op for op in ops if _KEEP_WHOLE.match(str(op)) and _bypassable_keys(op))
+        with _install_lock:
+            for op in chosen:
+                _install_bypass(op)
+        _bypassing.ops = before | chosen
         yield
     finally:
-        with _suspend_lock:
-            for op in ops:
-                entry = _suspended[op]
-                entry[0] -= 1
-                if entry[0] == 0:
-                    op.py_kernels.update(entry[1])
-                    op._dispatch_cache.clear()
-                    del _suspended[op]
+        _bypassing.ops = before
 
 
 def _drop_output_clones(aten: torch.fx.GraphModule) -> None:

@@ -25,6 +25,17 @@ def _head(x):
     return (_lin(x) * 2).relu()
 
 
+_half_lin = nn.Linear(4, 3).half().eval()
+
+
+def _half_head(x):
+    return (_half_lin(x) * 2).relu()
+
+
+def _conv(x):
+    return nn.functional.conv2d(x, torch.ones(2, 3, 1, 1)).relu() * 2
+
+
 def _write_and_read(x):
     x.mul_(2)
     return x.relu() + 1
@@ -90,12 +101,28 @@ CASES = {
     "written_while_a_view_of_it_is_another_input": (_write_one_then_read_the_other,
                                                     lambda: _and_a_row(torch.randn(3, 4)), 1),
     "written_overlapping": (_write_and_read, lambda: [torch.randn(1, 4).expand(3, 4)], OVERLAP),
+    # inputs whose shape or strides the graph changes in place
+    "resized_input": (lambda x: torch.ops.aten.resize_.default(x, [3]) * 2 + 1,
+                      lambda: [torch.randn(5)], 1),
+    "resized_input_method": (lambda x: x.resize_(3) * 2 + 1, lambda: [torch.randn(5)], 1),
+    "as_strided_input_method": (lambda x: x.as_strided_((2, 2), (1, 2)) * 2 + 1,
+                                lambda: [torch.randn(6)], 1),
+    "set_input_method": (lambda x, y: x.set_(y) * 2 + 1, lambda: [torch.randn(3), torch.randn(2, 3)], 1),
     # inputs that are not tensors
     "int": (lambda x, n: _head(x) * n, lambda: [torch.randn(2, 4), 3], 1),
     "float": (lambda x, s: _head(x) * s, lambda: [torch.randn(2, 4), 0.5], 1),
     "none": (lambda x, n: _head(x) if n is None else x, lambda: [torch.randn(2, 4), None], 1),
     "list": (lambda xs: _head(xs[0]) + _head(xs[1]), lambda: [[torch.randn(2, 4), torch.randn(2, 4)]], 1),
     "dict": (lambda d: _head(d["x"]) * d["k"], lambda: [{"x": torch.randn(2, 4), "k": 2}], 1),
+    # operands of different dtypes: eager refuses, so does the compiled model, with eager's error
+    # (an engine would cast one of them and hide the bug)
+    "half_input_to_a_float_linear": (_head, lambda: [torch.randn(2, 4).half()], "same dtype"),
+    "float_input_to_a_half_linear": (_half_head, lambda: [torch.randn(2, 4)], "same dtype"),
+    # (dynamo's fake convolution refuses it first, in its own words)
+    "half_input_to_a_float_conv": (_conv, lambda: [torch.randn(1, 3, 4, 4).half()],
+                                   "(Half|float16).*(Float|float32)"),
+    "matmul_of_half_and_float": (lambda a, b: (a @ b).relu() * 2,
+                                 lambda: [torch.randn(2, 4).half(), torch.randn(4, 3)], "same dtype"),
     # wrong device: eager refuses, so does the compiled model
     "wrong_device": (_head, lambda: [torch.randn(2, 4, device="meta")], "device"),
     # outputs that are not (only) tensors
@@ -157,3 +184,21 @@ def test_batch_norm_in_training_mode_runs_in_pytorch_with_eager_statistics():
             torch.testing.assert_close(compiled(x), eager(x))
     for name, value in eager.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], value)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (3, 3)])
+def test_an_input_transposed_in_place_runs_in_pytorch_with_a_reason(shape):
+    """Issue 17, item 9: the write-back copied the new value into the input as it was, so a
+    graph changing an input's shape or strides in place (t_, as_strided_) crashed; plugtrt
+    writes back values (and resize_'s new shape) only, so such a graph runs in PyTorch."""
+    def transpose(x):
+        return torch.ops.aten.t_.default(x) * 2 + 1
+
+    x = torch.randn(shape)
+    eager_x = x.clone()
+    compiled = torch.compile(transpose, backend="plugtrt", dynamic=False, options=OPTIONS)
+    with torch.no_grad(), pytest.warns(UserWarning, match="changes the shape or strides of input 0"):
+        got = compiled(x)
+    torch.testing.assert_close(got, transpose(eager_x))
+    assert x.shape == eager_x.shape and x.stride() == eager_x.stride()
+    torch.testing.assert_close(x, eager_x)

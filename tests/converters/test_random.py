@@ -14,12 +14,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import plugtrt
 from plugtrt.converters import random as random_converters
 from plugtrt.testing import run_through_backend
 
 from .strategies import FAST, PER_OP, converter_names, seeds, tensor
 
-FULL = {"require_full_compilation": True}
+FULL = {"require_full_compilation": True, "random_ops_in_engines": True}
 FLOATS = [torch.float32, torch.float16, torch.bfloat16]
 COLUMNS = 512
 SIGMAS = 6.0  # a check fails by chance about once in 10**9 runs
@@ -200,7 +201,7 @@ def test_declined_cases_stay_in_pytorch(case, seed):
         "generator": (lambda x: x + torch.rand(8, 4, generator=torch.Generator().manual_seed(0)), None),
     }
     fn, op = fns[case]
-    run = run_through_backend(fn, [x])
+    run = run_through_backend(fn, [x], {"random_ops_in_engines": True})
     assert run.outputs.shape == run.expected.shape and run.outputs.dtype == run.expected.dtype
     if op is not None:
         assert op in run.pytorch_ops
@@ -222,3 +223,26 @@ def test_float64_and_int64_draws_under_truncate_long_and_double(form, rows, seed
         check_normal(values, 0.0, 1.0, torch.float32)
     else:
         assert set(values.unique().tolist()) == set(range(-3, 4))
+
+
+def _noisy(x):
+    noise = torch.randn_like(x) + torch.rand(x.shape) + torch.bernoulli(torch.full_like(x, 0.5))
+    return torch.nn.functional.dropout((x + noise).relu() * 2, 0.3, training=True)
+
+
+def test_manual_seed_reproduces_a_compiled_model_by_default():
+    """Issue 17, item 8: random ops in engines drew from TensorRT's generator, which
+    torch.manual_seed does not reach. By default they run in PyTorch: a seeded program gives
+    eager's values, call after call."""
+    compiled = torch.compile(_noisy, backend="plugtrt", dynamic=False,
+                             options={"runtime": "reference", "min_block_size": 1})
+    x = torch.randn(16, 32)
+    results = []
+    with torch.no_grad():
+        for run in (compiled, compiled, _noisy):
+            torch.manual_seed(0)
+            results.append(run(x))
+    torch.testing.assert_close(results[0], results[2], rtol=0, atol=0)
+    torch.testing.assert_close(results[1], results[2], rtol=0, atol=0)
+    report = plugtrt.compile_reports()[-1]
+    assert report.engines and "aten.randn_like.default" in report.pytorch_ops

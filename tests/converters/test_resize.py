@@ -95,7 +95,10 @@ def test_bicubic_and_bilinear_are_one_resize_layer(align_corners, size, precisio
         run = assert_converts(lambda x: F.interpolate(x, size, mode=mode, align_corners=align_corners),
                               [x], {"precision": precision, **FULL})
         types = run.reports[0].engines[0].layer_types
-        assert types.get("RESIZE") == 1 and set(types) <= {"RESIZE", "CAST"}
+        # under half, the float32 input crosses into half through a saturating cast
+        saturation = {"UNARY", "CONSTANT", "ELEMENTWISE", "ACTIVATION", "SELECT"}
+        allowed = {"RESIZE", "CAST"} | (saturation if precision != torch.float32 else set())
+        assert types.get("RESIZE") == 1 and set(types) <= allowed
 
 
 def test_given_scale_factor_drives_the_coordinates():

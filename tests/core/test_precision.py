@@ -111,3 +111,69 @@ def test_float32_statistics_cut_by_a_partition_boundary_stay_float32():
                               registry=PluginRegistry(pm))
     assert run.engines == 2
     torch.testing.assert_close(run.outputs, run.expected, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("precision", [torch.float16, torch.bfloat16])
+def test_mask_input_beyond_half_range_stays_finite(precision):
+    """Issue 17, item 1: the same mask as an engine input was cast to half unsaturated, became
+    -inf, and the fully masked row came out 0/0 = NaN where eager gives a uniform row."""
+    mask = torch.zeros(4, 4)
+    mask[2] = torch.finfo(torch.float32).min
+
+    def masked(scores, mask):
+        return torch.softmax(scores + mask, dim=-1)
+
+    run = assert_converts(masked, [torch.randn(2, 4, 4), mask], {"precision": precision})
+    assert not run.outputs.isnan().any()
+
+
+def test_narrowed_inputs_keep_inf_and_nan():
+    """Saturation clamps finite values only: inf, -inf and NaN cross into half unchanged."""
+    x = torch.tensor([float("inf"), float("-inf"), float("nan"), 1e6, -1e6, 3.0])
+    run = run_through_backend(torch.relu, [x], {"precision": torch.float16})
+    torch.testing.assert_close(run.outputs, torch.tensor([float("inf"), 0.0, float("nan"), 65504.0,
+                                                          0.0, 3.0]), equal_nan=True)
+
+
+def test_float32_intermediate_crossing_into_half_stays_finite():
+    """A float32 sum of squares (5.8e6) read by a matmul that runs in half: unsaturated it is
+    inf, and inf * 0 is NaN where eager's product is 0."""
+    def project(x, w):
+        return x.pow(2).sum(-1, keepdim=True) @ w
+
+    run = assert_converts(project, [torch.full((3, 64), 300.0), torch.zeros(1, 2)],
+                          {"precision": torch.float16})
+    assert not run.outputs.isnan().any()
+
+
+@pytest.fixture
+def matmul_precision():
+    """Restores torch's float32 matmul precision (process-wide) after the test."""
+    before = torch.get_float32_matmul_precision()
+    yield torch.set_float32_matmul_precision
+    torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.parametrize("torch_setting, tf32", [("highest", False), ("high", True), ("medium", True)])
+@pytest.mark.parametrize("precision", [torch.float32, torch.float16])
+def test_engines_use_tf32_only_where_torch_allows_it(matmul_precision, torch_setting, tf32, precision):
+    """Issue 17, item 4: a fresh builder config has BuilderFlag.TF32 set, so "float32" matmuls
+    and convolutions ran in TF32 on a GPU although torch computes them in float32."""
+    from plugtrt.engine import builder_config, new_network
+    from plugtrt.settings import CompilationSettings
+    from plugtrt.trt_adapter import trt
+
+    matmul_precision(torch_setting)
+    builder, _ = new_network()
+    config = builder_config(builder, CompilationSettings.from_options({"precision": precision}))
+    assert config.get_flag(trt.BuilderFlag.TF32) is tf32
+
+
+def test_engines_use_tf32_where_torch_cuda_matmul_allows_it(matmul_precision):
+    from plugtrt.engine import builder_config, new_network
+    from plugtrt.settings import CompilationSettings
+    from plugtrt.trt_adapter import trt
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    builder, _ = new_network()
+    assert builder_config(builder, CompilationSettings()).get_flag(trt.BuilderFlag.TF32) is True

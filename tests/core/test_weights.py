@@ -209,3 +209,32 @@ def test_a_written_input_that_a_later_call_aliases_runs_that_call_in_pytorch():
             got = compiled(cache, cache[0])  # dynamo does not recompile for this
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(cache, eager_cache)
+
+
+def test_weights_made_under_inference_mode_are_inputs_that_see_every_write():
+    """Issue 17, item 3: an inference tensor has no version counter, so compiling a model built
+    (or loaded) under torch.inference_mode() raised "Inference tensors do not track version
+    counter", and freezing it would have missed a write. Such weights are engine inputs."""
+    with torch.inference_mode():
+        model = _model()
+        compiled = _compile(model)
+        x = torch.randn(2, 6)
+        start = plugtrt.compile_count()
+        torch.testing.assert_close(compiled(x), model(x))
+        assert _engines_since(start) == 1
+        assert sorted(plugtrt.compile_reports()[-1].input_shapes) == [(2, 6), (3,), (3, 6)]
+        model[0].weight.mul_(-2)  # an inference tensor: written without a version bump
+        torch.testing.assert_close(compiled(x), model(x))
+    assert plugtrt.compile_count() == start + 1
+
+
+def test_a_frozen_weight_replaced_by_an_inference_tensor_becomes_an_input():
+    model = _model()
+    compiled = _compile(model)
+    x = torch.randn(2, 6)
+    with torch.inference_mode():
+        torch.testing.assert_close(compiled(x), model(x))
+        model[0].weight.data = torch.randn(3, 6)  # now an inference tensor
+        torch.testing.assert_close(compiled(x), model(x))
+        model[0].weight.mul_(3)
+        torch.testing.assert_close(compiled(x), model(x))
