@@ -18,11 +18,13 @@ alignment); ``enable_gqa`` shares each key/value head among ``Hq / Hkv`` query h
 broadcast in the matrix multiply (no copies). A row a mask removes entirely gives 0, as eager's
 kernels do for -inf masks (see ``_attention`` for masks of float32's lowest value).
 
-TensorRT's ``IAttention`` is not used: its causal mask is aligned bottom-right (torch aligns
-top-left when the query and key lengths differ), what it does with fully masked rows is not
-specified, and it takes no scale. Dropout (training) is declined, and so is any statistics output
-(logsumexp ...) that the graph reads: only output 0 is built. Batch dims and sequence lengths may
-be dynamic (under ``is_causal`` the mask is then built in the engine); the head size must be static.
+Where it is exact (``_iattention_exact``: rank 4, one float dtype, equal or grouped heads and
+no mask) TensorRT's own ``IAttention`` (``add_attention_v2``) is used instead, with q scaled
+first (the layer takes no scale) and ``CausalMaskKind.UPPER_LEFT`` for ``is_causal``; with a mask
+the matmul form stays, since what IAttention does with a fully masked row is not specified.
+Dropout (training) is declined, and so is any statistics output (logsumexp ...) that the graph
+reads: only output 0 is built. Batch dims and sequence lengths may be dynamic (under
+``is_causal`` the matmul form then builds its mask in the engine); the head size must be static.
 """
 from __future__ import annotations
 
@@ -95,6 +97,8 @@ def _attention(ctx, node, q, k, v, mask, mf, causal: bool, scale, gqa: bool, boo
     qf, kf, vf = (val(node.args[i]) for i in range(3))
     dtype = out_dtype(ctx, node, index)
     q, k, v = (ctx.cast(t, dtype, node) for t in (q, k, v))
+    if _iattention_exact(node, mask, gqa, dtype, scale):
+        return _iattention(ctx, node, q, k, v, qf, causal, scale, dtype)
     rank = len(q.shape)
     groups = 1
     if gqa and qf.shape[-3] != kf.shape[-3]:
@@ -140,6 +144,67 @@ def _attention(ctx, node, q, k, v, mask, mf, causal: bool, scale, gqa: bool, boo
         return out
     result = val(node)[index] if index is not None else val(node)
     return ctx.reshape(out, tuple(result.shape), node)
+
+
+def _is_scaled_query(node, scale) -> bool:
+    """Whether the keys are the queries times the very scale the IAttention path multiplies the
+    queries by (``k = q * scale``): the builder then sees two identical products, merges them,
+    and TensorRT-RTX 1.7's builder crashes the process (a segmentation fault, measured with a
+    bare network: q and k from two identical PROD layers; one shared tensor builds)."""
+    q, k = node.args[0], node.args[1]
+    if not isinstance(k, torch.fx.Node) or k.target not in (aten.mul.Tensor, aten.mul.Scalar):
+        return False
+    others = [a for a in k.args if a is not q]
+    if len(others) != 1 or not isinstance(others[0], (int, float)):
+        return False
+    qf = val(q)
+    factor = 1.0 / math.sqrt(qf.shape[-1]) if scale is None else float(scale)
+    return float(others[0]) == factor
+
+
+def _iattention_exact(node, mask, gqa: bool, dtype: torch.dtype, scale) -> bool:
+    """Whether TensorRT's ``IAttention`` computes exactly what torch does for this node: float
+    q, k, v of one dtype (the engine's), rank 4 ([batch, heads, seq, dim]), no mask (what the
+    layer gives a fully masked row is not specified, torch gives 0; causal alone never masks a
+    whole row under top-left alignment), one batch size and head size for all three, and key /
+    value heads equal to the query's or grouped (``Hq % Hkv == 0``: the layer shares each
+    key/value head among ``Hq / Hkv`` query heads itself, which is also what broadcasting one
+    key/value head does)."""
+    qf, kf, vf = (val(node.args[i]) for i in range(3))
+    if mask is not None or dtype not in FLOATS or _is_scaled_query(node, scale):
+        return False
+    if not (qf.dim() == kf.dim() == vf.dim() == 4 and qf.dtype == kf.dtype == vf.dtype):
+        return False
+    hq, hk, hv = qf.shape[1], kf.shape[1], vf.shape[1]
+    if not all(isinstance(h, int) for h in (hq, hk, hv)) or hk != hv or hk == 0 or hq % hk:
+        return False
+    if hq != hk and not gqa and hk != 1:
+        return False  # torch would not group these: the matmul form reports the mismatch
+    if not (same_shape([qf.shape[0]], [kf.shape[0]]) and same_shape([kf.shape[0]], [vf.shape[0]])):
+        return False  # batch broadcast: the layer wants one batch size
+    if not same_shape([kf.shape[2]], [vf.shape[2]]):
+        return False
+    return all(isinstance(t.shape[3], int) for t in (qf, kf, vf)) and \
+        qf.shape[3] == kf.shape[3] == vf.shape[3]
+
+
+def _iattention(ctx, node, q, k, v, qf, causal: bool, scale, dtype: torch.dtype):
+    """softmax(q k^T * scale) v as TensorRT's own attention layer (two layers in the network,
+    ATTENTION_INPUT and ATTENTION_OUTPUT): the fused kernel on a GPU, decomposed by the builder
+    where none exists (``decomposable``). The layer applies no scale, so q is scaled first in
+    the engine dtype. Under ``precision=half`` q, k, v are cast to half as for the matmul form,
+    and the layer, not plugtrt, chooses the precision of its scores and softmax (the matmul
+    form keeps them in float32 explicitly; the reference runtime evaluates the layer's scores
+    in float32, and the half tests match eager at half tolerances).
+    ``is_causal`` is torch's top-left alignment: ``CausalMaskKind.UPPER_LEFT``."""
+    scale = 1.0 / math.sqrt(qf.shape[-1]) if scale is None else float(scale)
+    if scale != 1.0:
+        q = elementwise(ctx, q, scale, "PROD", node, dtype, "scale")
+    kind = trt.CausalMaskKind.UPPER_LEFT if causal else trt.CausalMaskKind.NONE
+    attention = ctx.network.add_attention_v2(q, k, v, trt.AttentionNormalizationOp.SOFTMAX, kind)
+    attention = ctx.name(attention, node, "attention")
+    attention.decomposable = True  # the CPU build, and GPUs without a fused kernel for it
+    return attention.get_output(0)
 
 
 def _outputs(node, out, index):

@@ -137,8 +137,11 @@ def layer_operation(layer: LayerSnapshot) -> str:
                 parts.append("EXCLUDE_OUTSIDE")
     elif layer.type == "GRID_SAMPLE" and p.get("align_corners"):
         parts.append("ALIGN_CORNERS")
-    elif layer.type in ("ATTENTION_INPUT", "ATTENTION_OUTPUT") and p.get("attention.causal"):
-        parts.append("CAUSAL")
+    elif layer.type in ("ATTENTION_INPUT", "ATTENTION_OUTPUT"):
+        if p.get("attention.causal"):  # the alignment is part of the function: torch's is UPPER_LEFT
+            parts.append(_label(p.get("attention.causal_kind", "CAUSAL")))
+        if p.get("attention.has_mask"):
+            parts.append("MASK")
     elif layer.type == "NORMALIZATION" and (p.get("num_groups") or 1) > 1:
         parts.append("GROUPS")
     elif layer.type == "ITERATOR" and p.get("reverse"):
@@ -238,10 +241,16 @@ def _typed_properties(typed) -> tuple[str, ...]:
 
 
 def _attention_params(attention) -> dict[str, Any]:
-    """The owning ``IAttention``'s settings, prefixed ``attention.``."""
-    out = {}
+    """The owning ``IAttention``'s settings, prefixed ``attention.``: its causal kind, norm op
+    ... as plain values, and ``attention.has_mask`` (the mask itself is a tensor, wired in as
+    the input layer's fourth input)."""
+    mask = attention.mask
+    out = {"attention.has_mask": mask is not None,
+           "attention.mask": None if mask is None else mask.name}
     for name in dir(type(attention)):
         if name.startswith("_") or not isinstance(getattr(type(attention), name), property):
+            continue
+        if name == "mask":
             continue
         try:
             out[f"attention.{name}"] = _plain(getattr(attention, name))

@@ -190,6 +190,17 @@ def _profile(builder, network, inputs: dict[str, np.ndarray]):
     return profile if needed else None
 
 
+def _allow_attention_decomposition(network) -> None:
+    """Mark every ``IAttention`` the importer made decomposable, as plugtrt's converter does:
+    without it the builder insists on a fused kernel, which a CPU-only build (and many GPUs)
+    lacks, and fails. Decomposing changes how the layer is built, not what it computes."""
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type == trt.LayerType.ATTENTION_INPUT:
+            layer.__class__ = trt.IAttentionInputLayer
+            layer.attention.decomposable = True
+
+
 def build_case(case: ConformanceCase) -> tuple[str, str, NetworkSnapshot | None]:
     """Parse and build one case: (status so far, detail, snapshot when it built)."""
     logger = _logger_class()()
@@ -201,6 +212,7 @@ def build_case(case: ConformanceCase) -> tuple[str, str, NetworkSnapshot | None]
     if not parsed:
         errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
         return "parse_failed", "; ".join(errors)[:300], None
+    _allow_attention_decomposition(network)
     config = builder.create_builder_config()
     config.builder_optimization_level = 0  # the plan is never run here: build fast
     first_inputs = dict(zip(case.input_names, case.data_sets[0][0])) if case.data_sets else {}

@@ -235,3 +235,50 @@ def test_dropout_runs_in_pytorch_through_compile():
         return F.scaled_dot_product_attention(q, k, v, dropout_p=1.0)  # all dropped: 0, deterministic
     run = assert_converts(fn, [q, k, v], engines=None, pytorch_ops=None)
     assert run.pytorch_ops
+
+
+def _layer_types(run) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for report in run.reports:
+        for engine in report.engines:
+            for kind, n in engine.layer_types.items():
+                counts[kind] = counts.get(kind, 0) + n
+    return counts
+
+
+@settings(**FAST)
+@given(precision=st.sampled_from([torch.float32, torch.float16]), causal=st.booleans(),
+       scale=st.sampled_from([None, 0.3]))
+def test_unmasked_grouped_attention_uses_tensorrts_attention_layer(precision, causal, scale):
+    """Causal (torch's top-left alignment, with more keys than queries) or unmasked sdpa with
+    grouped-query heads becomes TensorRT's own IAttention (ATTENTION_INPUT / ATTENTION_OUTPUT),
+    builds, and matches eager."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 4, 5, 16), torch.randn(2, 2, 7, 16), torch.randn(2, 2, 7, 16)
+
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale, enable_gqa=True)
+    run = assert_converts(fn, [q, k, v], {"require_full_compilation": True, "precision": precision})
+    types = run.reports[0].engines[0].layer_types
+    assert types.get("ATTENTION_INPUT") == 1 and types.get("ATTENTION_OUTPUT") == 1, types
+    assert "SOFTMAX" not in types, types
+
+
+@settings(**FAST)
+@given(kind=st.sampled_from(["bool", "float"]))
+def test_masked_attention_keeps_the_matmul_form(kind):
+    """With a mask, IAttention is not used (a fully masked row is unspecified there; torch
+    gives 0): the matmul + softmax form, which zeroes such rows."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 4, 5, 8), torch.randn(1, 2, 5, 8), torch.randn(1, 2, 5, 8)
+    mask = torch.rand(1, 1, 5, 5) > 0.3
+    mask[..., 0, :] = False  # one fully masked row
+    if kind == "float":
+        mask = torch.zeros(mask.shape).masked_fill(~mask, -math.inf)
+
+    def fn(q, k, v, m):
+        return F.scaled_dot_product_attention(q, k, v, m, enable_gqa=True)
+    run = assert_converts(fn, [q, k, v, mask], {"require_full_compilation": True})
+    types = _layer_types(run)
+    assert "ATTENTION_INPUT" not in types and "ATTENTION_OUTPUT" not in types, types
+    assert types.get("SOFTMAX") == 1, types

@@ -24,14 +24,24 @@ def attention_input(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[to
         raise unsupported(layer, "attention forms other than PADDED_BHND")
     q, k, v = inputs[:3]
     mask = inputs[3] if len(inputs) > 3 else None
+    if (mask is not None) != bool(p.get("attention.has_mask", mask is not None)):
+        raise unsupported(layer, "a mask the snapshot did not wire as the fourth input")
     if k.shape[1] != q.shape[1]:
         k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
         v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
     work = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
     scores = torch.matmul(q.to(work), k.to(work).transpose(-1, -2))
-    if p.get("attention.causal"):
+    kind = p.get("attention.causal_kind", "LOWER_RIGHT" if p.get("attention.causal") else "NONE")
+    if kind != "NONE":
+        if mask is not None:
+            raise unsupported(layer, "a mask combined with a causal mask")  # TensorRT refuses it
         rows, cols = scores.shape[-2:]
-        keep = torch.ones(rows, cols, dtype=torch.bool, device=q.device).tril(cols - rows)
+        # UPPER_LEFT: query i sees keys j <= i (torch's alignment); LOWER_RIGHT: the last query
+        # sees every key, j <= i + (cols - rows)
+        diagonal = {"UPPER_LEFT": 0, "LOWER_RIGHT": cols - rows}.get(kind)
+        if diagonal is None:
+            raise unsupported(layer, f"causal mask kind {kind}")
+        keep = torch.ones(rows, cols, dtype=torch.bool, device=q.device).tril(diagonal)
         scores = scores.masked_fill(~keep, float("-inf"))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else (
