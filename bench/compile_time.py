@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from fresh_process import run_child  # beside this file
 
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(RESULTS.parents[1]))  # the test models live in tests/models.py
@@ -117,23 +116,6 @@ def measure_inductor(name: str) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def run_child(mode: str, name: str, timeout: float) -> dict:
-    """``measure_<mode>(name)`` in a fresh interpreter, with an empty engine cache (a cold
-    compile: ``bench/cache.py`` measures warm ones); its failure becomes an ``error`` entry."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as out, \
-            tempfile.TemporaryDirectory(prefix="plugtrt-bench-cold-") as cache:
-        cmd = [sys.executable, __file__, "--child", mode, name, out.name]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, "PLUGTRT_CACHE_DIR": cache})
-        except subprocess.TimeoutExpired:
-            return {"error": f"no result within {timeout:.0f} s"}
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            return {"error": f"exit {done.returncode}: " + " | ".join(tail)}
-        return json.loads(Path(out.name).read_text())
-
-
 def versions() -> dict:
     import torch
 
@@ -200,10 +182,10 @@ def main() -> None:
     results = {}
     for name in names:
         print(f"{name}: plugtrt ...", file=sys.stderr, flush=True)
-        results[name] = {"plugtrt": run_child("plugtrt", name, args.timeout)}
+        results[name] = {"plugtrt": run_child(__file__, ["plugtrt", name], args.timeout)}
         if not args.no_inductor:
             print(f"{name}: inductor ...", file=sys.stderr, flush=True)
-            results[name]["inductor"] = run_child("inductor", name, args.timeout)
+            results[name]["inductor"] = run_child(__file__, ["inductor", name], args.timeout)
     print(table(results))
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc)

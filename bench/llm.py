@@ -27,11 +27,11 @@ import inspect
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from fresh_process import run_child  # beside this file
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("llama", "mistral", "qwen2", "gemma", "phi3")
@@ -175,23 +175,6 @@ def measure_lengths(name: str, precision: str, new_tokens: int, lengths: list[in
     }
 
 
-def run_child(args: list[str], timeout: float) -> dict:
-    """One measurement in a fresh interpreter with an empty engine cache (cold builds); its
-    failure becomes an ``error`` entry."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as out, \
-            tempfile.TemporaryDirectory(prefix="plugtrt-bench-llm-") as cache:
-        cmd = [sys.executable, __file__, "--child", json.dumps(args), out.name]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, "PLUGTRT_CACHE_DIR": cache})
-        except subprocess.TimeoutExpired:
-            return {"error": f"no result within {timeout:.0f} s"}
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            return {"error": f"exit {done.returncode}: " + " | ".join(tail)}
-        return json.loads(Path(out.name).read_text())
-
-
 def versions() -> dict:
     import torch
     import transformers
@@ -297,11 +280,13 @@ def main() -> int:
     generate, by_length = {}, {}
     for name in names:
         print(f"{name}: generate ...", file=sys.stderr, flush=True)
-        generate[name] = run_child(["generate", name, args.precision, args.new_tokens], args.timeout)
+        generate[name] = run_child(
+            __file__, [json.dumps(["generate", name, args.precision, args.new_tokens])], args.timeout)
         if lengths:
             print(f"{name}: prompt lengths {lengths} ...", file=sys.stderr, flush=True)
-            by_length[name] = run_child(["lengths", name, args.precision, args.new_tokens, lengths],
-                                        args.timeout)
+            by_length[name] = run_child(
+                __file__, [json.dumps(["lengths", name, args.precision, args.new_tokens, lengths])],
+                args.timeout)
     print(table(generate))
     if lengths:
         print()
