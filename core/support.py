@@ -41,12 +41,15 @@ def _operand_dtypes(node: torch.fx.Node) -> set[torch.dtype]:
 def _draws(node: torch.fx.Node) -> bool:
     """The node draws random numbers: a ``nondeterministic_seeded`` op (rand, bernoulli,
     dropout ...) other than one whose randomness is switched off: a dropout or rrelu in its
-    inference form (``train=False``, ``training=False``) or an attention kernel with
-    ``dropout_p=0`` (the CPU flash kernel that every sdpa on CPU becomes carries the tag)."""
+    inference form (``train=False``, ``training=False``), a dropout with ``p=0``, or an
+    attention kernel with ``dropout_p=0`` (the CPU flash kernel that every sdpa on CPU becomes carries the tag)."""
     if torch.Tag.nondeterministic_seeded not in getattr(node.target, "tags", ()):
         return False
     schema = {a.name: (i, a.default_value) for i, a in enumerate(node.target._schema.arguments)}
-    for name, off in (("train", False), ("training", False), ("dropout_p", 0.0)):
+    switches = [("train", False), ("training", False), ("dropout_p", 0.0)]
+    if "train" in schema:
+        switches.append(("p", 0.0))  # a dropout's probability
+    for name, off in switches:
         if name in schema and arg(node, schema[name][0], name, schema[name][1]) == off:
             return False
     return True

@@ -157,7 +157,8 @@ def test_normal_with_a_tensor_mean_has_the_distribution_asked_for(shape, mean, s
     from plugtrt.testing import run_through_backend
 
     means = torch.full(shape, mean) + tensor(shape, torch.float32, seed) * 0
-    run = run_through_backend(lambda m: torch.normal(m, std), [means], {"require_full_compilation": True})
+    run = run_through_backend(lambda m: torch.normal(m, std), [means],
+                              {"require_full_compilation": True, "random_ops_in_engines": True})
     assert run.engines == 1 and not run.pytorch_ops
     drawn = run.outputs
     assert drawn.shape == means.shape and drawn.dtype == torch.float32
@@ -224,7 +225,7 @@ def test_randint_like_draws_in_its_range(shape, low, span, seed):
 
     x = tensor(shape, torch.float32, seed)
     run = run_through_backend(lambda x: torch.randint_like(x, low, low + span, dtype=torch.int64) + 0, [x],
-                              {"require_full_compilation": True})
+                              {"require_full_compilation": True, "random_ops_in_engines": True})
     assert run.engines == 1 and run.outputs.dtype == torch.int64 and run.outputs.shape == x.shape
     assert low <= run.outputs.min() and run.outputs.max() < low + span
     assert len(run.outputs.unique()) > 1 or span == 1
