@@ -211,43 +211,42 @@ def problems(result: dict) -> list[str]:
     return found
 
 
-def table(results: dict) -> str:
-    head = ["model", "engines", "layers", "build s", "torch ops", "1st prefill s", "1st decode s",
-            "builds", "tokens = eager"]
+def _markdown(head: list[str], results: dict, row) -> str:
+    """A markdown table of ``row(name, result)`` per model; a model whose run failed gets its
+    error instead."""
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
-        if "error" in r:
-            lines.append(f"| {name} | error: {r['error']} |")
-            continue
-        g = r["graphs"]
-        row = [name, _per_graph(g, lambda x: str(x["engines"])),
-               _per_graph(g, lambda x: "+".join(map(str, x["layers"])) or "0"),
-               _per_graph(g, lambda x: f"{x['build_seconds']:.2f}"),
-               _per_graph(g, lambda x: str(len(x["pytorch_ops"]))),
-               _seconds(r["first_call_seconds"]["prefill"]), _seconds(r["first_call_seconds"]["decode"]),
-               str(r["builds"]), "yes" if r["tokens_equal"] else "NO"]
-        lines.append("| " + " | ".join(row) + " |")
+        cells = [name, f"error: {r['error']}"] if "error" in r else row(name, r)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def table(results: dict) -> str:
+    def row(name, r):
+        g = r["graphs"]
+        return [name, _per_graph(g, lambda x: str(x["engines"])),
+                _per_graph(g, lambda x: "+".join(map(str, x["layers"])) or "0"),
+                _per_graph(g, lambda x: f"{x['build_seconds']:.2f}"),
+                _per_graph(g, lambda x: str(len(x["pytorch_ops"]))),
+                _seconds(r["first_call_seconds"]["prefill"]), _seconds(r["first_call_seconds"]["decode"]),
+                str(r["builds"]), "yes" if r["tokens_equal"] else "NO"]
+    return _markdown(["model", "engines", "layers", "build s", "torch ops", "1st prefill s",
+                      "1st decode s", "builds", "tokens = eager"], results, row)
 
 
 def lengths_table(results: dict, lengths: list[int]) -> str:
-    head = ["model", "prompt lengths", "builds", "graphs", "prefill builds per length",
-            "decode builds per length", "engines", "torch ops", "tokens = eager"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, r in results.items():
-        if "error" in r:
-            lines.append(f"| {name} | error: {r['error']} |")
-            continue
+    def row(name, r):
         per = r["lengths"]
         graphs = {g["graph"] for kind in r["graphs"].values() for g in kind}
-        row = [name, ",".join(map(str, lengths)), str(r["builds"]), str(len(graphs)),
-               ",".join(str(per[str(n)]["prefill_builds"]) for n in lengths),
-               ",".join(str(per[str(n)]["decode_builds"]) for n in lengths),
-               _per_graph(r["graphs"], lambda x: str(x["engines"])),
-               _per_graph(r["graphs"], lambda x: str(len(x["pytorch_ops"]))),
-               "yes" if r["tokens_equal"] else "NO"]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        return [name, ",".join(map(str, lengths)), str(r["builds"]), str(len(graphs)),
+                ",".join(str(per[str(n)]["prefill_builds"]) for n in lengths),
+                ",".join(str(per[str(n)]["decode_builds"]) for n in lengths),
+                _per_graph(r["graphs"], lambda x: str(x["engines"])),
+                _per_graph(r["graphs"], lambda x: str(len(x["pytorch_ops"]))),
+                "yes" if r["tokens_equal"] else "NO"]
+    return _markdown(["model", "prompt lengths", "builds", "graphs", "prefill builds per length",
+                      "decode builds per length", "engines", "torch ops", "tokens = eager"],
+                     results, row)
 
 
 def main() -> int:
