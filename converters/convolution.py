@@ -1,5 +1,10 @@
 """Built-in converter for ``aten.convolution`` (1d/2d/3d, grouped, dilated, transposed).
 
+Only the kernel and the channel counts must be static: the batch and spatial dims may be
+symbolic (``torch.compile(dynamic=True)``, or dynamo's automatic dynamic shapes after a second
+image size), since TensorRT's convolution layers take ``-1`` spatial dims and size their output
+with torch's formula.
+
 A frozen kernel and bias (constants, the usual case) become the layer's own ``Weights``: one
 layer, no constant layers beside it. Computed ones (or bfloat16, which ``Weights`` cannot hold)
 are given as tensor inputs 1 and 2 instead. TensorRT convolves 2 or 3 spatial dims; a 1d
@@ -11,7 +16,7 @@ from collections.abc import Iterator
 
 import torch
 
-from plugtrt.conversion import FLOATS, aten, static_trailing, typed, val
+from plugtrt.conversion import FLOATS, aten, is_dynamic, typed, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -82,7 +87,7 @@ def _convolution(ctx, node, args, kwargs):
 
 
 def _supported(node: torch.fx.Node, settings) -> bool:
-    """Floats, static channels and spatial dims, a kernel of rank 3 to 5, and for a transposed convolution an
+    """Floats, static channels, a static kernel of rank 3 to 5, and for a transposed convolution an
     output padding no larger than the padding (TensorRT has no output padding: it is folded
     into a smaller post-padding, which cannot go negative) and not both stride and dilation."""
     if not typed(FLOATS)(node, settings):
@@ -93,8 +98,9 @@ def _supported(node: torch.fx.Node, settings) -> bool:
     if not isinstance(kernel, torch.Tensor) or kernel.dim() not in (3, 4, 5):
         return False
     nd = kernel.dim() - 2
-    if not static_trailing(node, nd + 1):
-        return False  # channels and spatial dims static; the batch may be dynamic
+    x, out = val(node.args[0]), val(node)
+    if is_dynamic(kernel.shape) or x.dim() != nd + 2 or is_dynamic((x.shape[1], out.shape[1])):
+        return False  # batch and spatial dims may be symbolic, the channels not
     lists = [list(v) for v in (stride, padding, dilation, output_padding)]
     if any(len(v) not in (1, nd) for v in lists) or not isinstance(groups, int) or groups < 1:
         return False

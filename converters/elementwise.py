@@ -22,6 +22,7 @@ from plugtrt.conversion import (
     get,
     out_dtype,
     rank_of,
+    scalar_computable,
     select,
     typed,
     unary,
@@ -220,7 +221,8 @@ def _clamp(ctx, node, args, kwargs):
 
 def _clamp_supported(node, settings) -> bool:
     bounds = [a for a in node.args[1:3]] + [node.kwargs.get(k) for k in ("min", "max")]
-    return (not any(isinstance(b, torch.fx.Node) for b in bounds)
+    # a bound computed from sizes (torch's upsampling clamps indices to size - 1) is a 0-d tensor
+    return (all(not isinstance(b, torch.fx.Node) or scalar_computable(val(b)) for b in bounds)
             and any(b is not None for b in bounds) and _ARITH_OK(node, settings))
 
 

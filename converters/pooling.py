@@ -3,8 +3,11 @@ reaches us as 2d with a unit dim, after tracing).
 
 TensorRT's pooling layer has torch's floor output size (``EXPLICIT_ROUND_DOWN``) and a ceil
 size (``EXPLICIT_ROUND_UP``) without torch's rule that the last window must start inside the
-input; nodes where that rule changes the size are declined. Adaptive average pooling converts
-when each output cell covers an equal, non-overlapping window (the input divides evenly).
+input; nodes where that rule changes the size are declined. Batch and spatial dims may be
+symbolic (TensorRT sizes the output from the input's runtime shape); in ceil mode a symbolic
+size converts only where the rule can never apply (:func:`window_fits`). Adaptive average
+pooling converts when each output cell covers an equal, non-overlapping window (a static input
+that divides evenly; converters/pooling_extra.py takes the rest, symbolic sizes included).
 """
 from __future__ import annotations
 
@@ -98,12 +101,26 @@ def _adaptive_avg_pool(nd: int):
     return convert
 
 
-def _torch_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
-    span = size + 2 * p - d * (k - 1) - 1
+def _torch_size(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
+    span = size + 2 * p - k
     out = (math.ceil(span / s) if ceil_mode else span // s) + 1
     if ceil_mode and (out - 1) * s >= size + p:
         out -= 1
     return out
+
+
+def window_fits(size, k: int, s: int, pad: int, ceil_mode: bool) -> bool:
+    """TensorRT's pooling sizes this axis as torch does (dilation 1). In ceil mode torch drops
+    a last window that would start in the right padding, which TensorRT keeps; that can only
+    happen where ``k < pad + s`` (the last window then starts past ``size + pad``), so for a
+    symbolic ``size`` ceil mode is taken only where it cannot."""
+    if k < 1 or s < 1 or pad < 0 or pad > k // 2:
+        return False
+    if not isinstance(size, int):
+        return not ceil_mode or k >= pad + s
+    span = size + 2 * pad - k
+    tensorrt = (math.ceil(span / s) if ceil_mode else span // s) + 1
+    return tensorrt == _torch_size(size, k, s, pad, ceil_mode) >= 1
 
 
 def _window_supported(node: torch.fx.Node, nd: int, p: dict) -> bool:
@@ -114,16 +131,9 @@ def _window_supported(node: torch.fx.Node, nd: int, p: dict) -> bool:
     dilation = p.get("dilation", (1,) * nd)
     if any(len(v) != nd for v in (p["kernel_size"], p["stride"], p["padding"], dilation)):
         return False
-    if any(d != 1 for d in dilation):
-        return False
-    for size, k, s, pad in zip(x.shape[-nd:], p["kernel_size"], p["stride"], p["padding"]):
-        if pad > k // 2 or s < 1:
-            return False
-        span = size + 2 * pad - k
-        tensorrt = (math.ceil(span / s) if p["ceil_mode"] else span // s) + 1
-        if tensorrt != _torch_size(size, k, s, pad, 1, p["ceil_mode"]) or tensorrt < 1:
-            return False
-    return True
+    return all(d == 1 for d in dilation) and all(
+        window_fits(size, k, s, pad, p["ceil_mode"])
+        for size, k, s, pad in zip(x.shape[-nd:], p["kernel_size"], p["stride"], p["padding"]))
 
 
 def _max_supported(nd: int, with_indices: bool):
@@ -131,8 +141,7 @@ def _max_supported(nd: int, with_indices: bool):
         if with_indices and not only_first_output_used(node):
             return False
         result, x = _result(node), val(node.args[0])
-        if not (nonempty(node) and static_trailing(node, nd) and result.dtype in FLOATS
-                and x.dtype == result.dtype):
+        if not (nonempty(node) and result.dtype in FLOATS and x.dtype == result.dtype):
             return False
         return _window_supported(node, nd, _params(node.args, node.kwargs, nd, *_MAX))
     return is_supported
@@ -140,7 +149,7 @@ def _max_supported(nd: int, with_indices: bool):
 
 def _avg_supported(nd: int):
     def is_supported(node, settings) -> bool:
-        if not (_FLOAT_OK(node, settings) and static_trailing(node, nd)):
+        if not _FLOAT_OK(node, settings):
             return False
         p = _params(node.args, node.kwargs, nd, *_AVG)
         return p["divisor_override"] is None and _window_supported(node, nd, p)
@@ -150,7 +159,7 @@ def _avg_supported(nd: int):
 def _adaptive_supported(nd: int):
     def is_supported(node, settings) -> bool:
         if not (_FLOAT_OK(node, settings) and static_trailing(node, nd)):
-            return False
+            return False  # a pooling window: symbolic sizes take pooling_extra's slices
         x = val(node.args[0])
         output = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
         if x.dim() not in (nd + 1, nd + 2) or any(not isinstance(o, int) for o in output):

@@ -60,6 +60,7 @@ from plugtrt.shapes import (  # noqa: F401  (part of this public API)
     lift_rank,
     same_shape,
     reshape_to,
+    scalar_computable,
     shape_tensor,
     size_tensor,
     sizes_computable,

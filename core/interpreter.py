@@ -33,7 +33,11 @@ def _symbolic_number(node: torch.fx.Node, index: int, arg: Any) -> bool:
     schema = getattr(node.target, "_schema", None)
     if schema is None or index >= len(schema.arguments):
         return False
-    return str(schema.arguments[index].type) in ("Tensor", "Scalar")
+    return str(schema.arguments[index].type) in _TENSOR_OR_SCALAR
+
+
+_TENSOR_OR_SCALAR = frozenset({"Tensor", "number", "Optional[Tensor]", "Optional[number]"})
+"""Schema types of the parameters where a symbolic size arrives as a 0-d tensor."""
 
 
 class NetworkInterpreter:
@@ -72,7 +76,8 @@ class NetworkInterpreter:
                 inputs.append(spec)
         for node, value in values.items():
             if not isinstance(value, torch.Tensor):  # a size computed in PyTorch: recomputed here
-                env[node] = size_tensor(self.ctx, value, node) if isinstance(value, torch.SymInt) else value
+                symbolic = isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool))
+                env[node] = size_tensor(self.ctx, value, node) if symbolic else value
         for node in self.gm.graph.nodes:
             if node.op == "get_attr":
                 # A constant becomes a layer only where a converter reads it as an ITensor
@@ -156,7 +161,25 @@ class NetworkInterpreter:
                 f"converter {reg.record.name!r} (plugin {reg.plugin!r}) failed on {describe(node)}: "
                 f"{exc!r}") from exc
         self._check_result(node, result, reg)
-        return result
+        return self._pin_static_sizes(node, result)
+
+    def _pin_static_sizes(self, node: torch.fx.Node, result: Any) -> Any:
+        """Each result reshaped where TensorRT computes a size at runtime (-1) that tracing
+        knows as a number: dynamo's guards can fix a size (a 32x32 image's last ResNet stage is
+        1x1) that TensorRT derives from dynamic ones, and later layers (a flatten, a linear)
+        need it static."""
+        def pin(got: Any, want: Any) -> Any:
+            if got is None or isinstance(got, torch.Tensor) or not isinstance(want, torch.Tensor):
+                return got
+            known = static_dims(want.shape)
+            if all(g != -1 or w == -1 for g, w in zip(got.shape, known)):
+                return got
+            return self.ctx.reshape(got, tuple(want.shape), node)
+
+        expected = val(node)
+        if isinstance(result, (tuple, list)):
+            return type(result)(pin(g, w) for g, w in zip(result, expected))
+        return pin(result, expected)
 
     def _check_result(self, node: torch.fx.Node, result: Any, reg: Any) -> None:
         """Each tensor the converter returned has the recorded shape and its engine dtype."""
@@ -173,8 +196,8 @@ class NetworkInterpreter:
                 continue  # unread element, non-tensor result, or an empty constant passed through
             shape, dtype = tuple(got.shape), self.ctx.dtype(got)
             want_shape, want_dtype = static_dims(want.shape), self.ctx.engine_dtype(want.dtype)
-            agree = len(shape) == len(want_shape) and all(
-                w == -1 or g == w for g, w in zip(shape, want_shape))  # -1: a dynamic size
+            agree = len(shape) == len(want_shape) and all(  # -1: a size known at runtime
+                w == -1 or g in (w, -1) for g, w in zip(shape, want_shape))
             if not agree or dtype != want_dtype:
                 raise ConversionError(
                     f"{where} returned result {i} of shape {shape} and dtype {dtype}; the op gives "

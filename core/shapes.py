@@ -20,18 +20,37 @@ from typing import Any
 import sympy
 import torch
 import torch.fx
-from torch.utils._sympy.functions import CeilDiv, FloorDiv, Max, Min, Mod, PythonMod
+from torch.utils._sympy.functions import (
+    CeilDiv,
+    CeilToInt,
+    FloatPow,
+    FloatTrueDiv,
+    FloorDiv,
+    FloorToInt,
+    IntTrueDiv,
+    Max,
+    Min,
+    Mod,
+    PowByNatural,
+    PythonMod,
+    RoundToInt,
+    ToFloat,
+    TruncToInt,
+)
 
 from plugtrt.errors import ConversionError
 from plugtrt.trt_adapter import trt
 
 _INT64 = torch.int64
+_FLOAT = torch.float32
+_SYMBOLIC_SCALARS = (torch.SymInt, torch.SymFloat, torch.SymBool)
 
 
 def is_size_node(node: torch.fx.Node) -> bool:
-    """A node that computes a size (``sym_size``, ``s0 // 2``): its value is a ``SymInt``, and
-    the interpreter computes it from the symbols instead of calling a converter."""
-    return node.op == "call_function" and isinstance(node.meta.get("val"), torch.SymInt)
+    """A node that computes a symbolic scalar from sizes (``sym_size``, ``s0 // 2``,
+    ``sym_float(s0) / 2.0``, ``s0 >= 4``): its value is a ``SymInt``, ``SymFloat`` or
+    ``SymBool``, and the interpreter computes it from the symbols instead of calling a converter."""
+    return node.op == "call_function" and isinstance(node.meta.get("val"), _SYMBOLIC_SCALARS)
 
 
 def is_dynamic(shape: Sequence[Any]) -> bool:
@@ -54,6 +73,8 @@ def _concrete(size: Any) -> Any:
     if isinstance(size, torch.SymInt):
         expr = size.node.expr
         return int(expr) if expr.is_number else expr
+    if isinstance(size, (torch.SymFloat, torch.SymBool)):
+        return size.node.expr
     return size
 
 
@@ -72,7 +93,8 @@ def bind_input(ctx: Any, tensor: Any, fake: torch.Tensor, node: torch.fx.Node | 
 
 
 def size_tensor(ctx: Any, size: Any, node: torch.fx.Node | None = None) -> Any:
-    """One size (an int or a ``SymInt``) as a one-element int64 tensor of the network."""
+    """One size or symbolic scalar (an int, float or bool; a ``SymInt``, ``SymFloat`` or
+    ``SymBool``) as a one-element tensor of the network: int64, float32 or bool."""
     return _compile(ctx, sympy.sympify(_concrete(size)), node)
 
 
@@ -88,61 +110,133 @@ def shape_tensor(ctx: Any, shape: Sequence[Any], node: torch.fx.Node | None = No
     return ctx.name(layer, node, "shape").get_output(0)
 
 
-_BINARY = {FloorDiv: "FLOOR_DIV", Max: "MAX", Min: "MIN"}
-_COMPILABLE = (sympy.Add, sympy.Mul, FloorDiv, CeilDiv, Max, Min, Mod, PythonMod)
-"""The size expressions :func:`size_tensor` turns into layers (with integers and symbols)."""
+_FOLDED = {sympy.Add: "SUM", sympy.Mul: "PROD", Max: "MAX", Min: "MIN"}
+"""Expressions of any number of terms folded left by one elementwise operation."""
+_PAIRS = {FloorDiv: "FLOOR_DIV", FloatTrueDiv: "DIV", IntTrueDiv: "DIV", FloatPow: "POW",
+          sympy.And: "AND", sympy.Or: "OR"}
+_ROUNDING = {FloorToInt: ("FLOOR",), CeilToInt: ("CEIL",), RoundToInt: ("ROUND",), TruncToInt: ()}
+# a >= b is NOT(a < b): TensorRT compares with GREATER, LESS and EQUAL only
+_RELATIONS = {sympy.StrictGreaterThan: ("GREATER", False), sympy.StrictLessThan: ("LESS", False),
+              sympy.GreaterThan: ("LESS", True), sympy.LessThan: ("GREATER", True),
+              sympy.Equality: ("EQUAL", False), sympy.Unequality: ("EQUAL", True)}
+_COMPILABLE = (*_FOLDED, *_PAIRS, *_ROUNDING, *_RELATIONS, CeilDiv, Mod, PythonMod, ToFloat, sympy.Not,
+               sympy.Pow, PowByNatural)
+"""The expressions :func:`size_tensor` turns into layers (with numbers and symbols)."""
 
 
 def sizes_computable(shape: Sequence[Any]) -> bool:
     """Every symbolic size of ``shape`` is an expression :func:`size_tensor` can build, so a
     validator can accept the node knowing its sizes will not fail the conversion."""
-    def ok(expr: sympy.Expr) -> bool:
-        if expr.is_Integer or isinstance(expr, sympy.Symbol):
-            return True
-        return isinstance(expr, _COMPILABLE) and all(ok(a) for a in expr.args)
-    return all(ok(d.node.expr) for d in shape if isinstance(d, torch.SymInt))
+    return all(_computable(d.node.expr) for d in shape if isinstance(d, torch.SymInt))
 
 
-def _compile(ctx: Any, expr: sympy.Expr, node: torch.fx.Node | None) -> Any:
+def scalar_computable(value: Any) -> bool:
+    """``value`` (an argument's fake value) is a symbolic scalar (``SymInt``, ``SymFloat``,
+    ``SymBool``) whose expression :func:`size_tensor` can build: an engine computes it from
+    its inputs' shapes, and a converter receives it as a one-element tensor (0-d where the op
+    takes a Tensor or Scalar)."""
+    return isinstance(value, _SYMBOLIC_SCALARS) and _computable(value.node.expr)
+
+
+def _computable(expr: sympy.Basic) -> bool:
+    if expr.is_Number or isinstance(expr, (sympy.Symbol, sympy.logic.boolalg.BooleanAtom)):
+        return True
+    return isinstance(expr, _COMPILABLE) and all(_computable(a) for a in expr.args)
+
+
+def _compile(ctx: Any, expr: sympy.Basic, node: torch.fx.Node | None) -> Any:
     cached = ctx.symbols.get(expr)
     if cached is not None:
         return cached
-    if expr.is_Integer:
-        result = ctx.constant(torch.tensor([int(expr)], dtype=_INT64), node, dtype=_INT64)
-    elif isinstance(expr, sympy.Symbol):
+    if isinstance(expr, sympy.Symbol):
         raise ConversionError(
             f"size {expr} is not a dim of any input of this engine, so the engine cannot compute "
             f"{'it for ' + str(node.target) if node is not None else 'it'}; it stays in PyTorch")
-    elif isinstance(expr, (sympy.Add, sympy.Mul)):
-        op = "SUM" if isinstance(expr, sympy.Add) else "PROD"
-        terms = [_compile(ctx, term, node) for term in expr.args]
-        result = terms[0]
-        for term in terms[1:]:
-            result = _elementwise(ctx, result, term, op, node)
-    elif type(expr) in _BINARY or isinstance(expr, (Max, Min)):
-        op = _BINARY.get(type(expr)) or ("MAX" if isinstance(expr, Max) else "MIN")
-        terms = [_compile(ctx, term, node) for term in expr.args]
-        result = terms[0]
-        for term in terms[1:]:
-            result = _elementwise(ctx, result, term, op, node)
-    elif isinstance(expr, CeilDiv):  # -((-a) // b)
-        a, b = (_compile(ctx, term, node) for term in expr.args)
-        minus_one = _compile(ctx, sympy.Integer(-1), node)
-        negated = _elementwise(ctx, a, minus_one, "PROD", node)
-        result = _elementwise(ctx, _elementwise(ctx, negated, b, "FLOOR_DIV", node), minus_one, "PROD", node)
-    elif isinstance(expr, (Mod, PythonMod)):  # a - (a // b) * b, for the non-negative sizes here
-        a, b = (_compile(ctx, term, node) for term in expr.args)
-        quotient = _elementwise(ctx, _elementwise(ctx, a, b, "FLOOR_DIV", node), b, "PROD", node)
-        result = _elementwise(ctx, a, quotient, "SUB", node)
-    else:
-        raise ConversionError(f"size expression {expr} ({type(expr).__name__}) has no shape-tensor form "
-                              "in plugtrt yet; the node stays in PyTorch")
+    result = _number(ctx, expr, node) if _is_number(expr) else _operation(ctx, expr, node)
     ctx.symbols[expr] = result
     return result
 
 
-def _elementwise(ctx: Any, a: Any, b: Any, op: str, node: torch.fx.Node | None) -> Any:
+def _is_number(expr: sympy.Basic) -> bool:
+    return expr.is_Number or isinstance(expr, sympy.logic.boolalg.BooleanAtom)
+
+
+def _number(ctx: Any, expr: sympy.Basic, node: torch.fx.Node | None) -> Any:
+    if isinstance(expr, sympy.logic.boolalg.BooleanAtom):
+        value, dtype = bool(expr), torch.bool
+    elif expr.is_Integer:
+        value, dtype = int(expr), _INT64
+    else:
+        value, dtype = float(expr), _FLOAT
+    return ctx.constant(torch.tensor([value], dtype=dtype), node, dtype=dtype)
+
+
+def _operation(ctx: Any, expr: sympy.Basic, node: torch.fx.Node | None) -> Any:
+    kind = type(expr)
+    terms = [_compile(ctx, term, node) for term in expr.args]
+    if kind in _FOLDED or isinstance(expr, (Max, Min)):
+        op = _FOLDED.get(kind) or ("MAX" if isinstance(expr, Max) else "MIN")
+        result = terms[0]
+        for term in terms[1:]:
+            result = _elementwise(ctx, result, term, op, node)
+        return result
+    if kind in _PAIRS:
+        a, b = terms
+        floats = kind in (FloatTrueDiv, IntTrueDiv, FloatPow)
+        return _elementwise(ctx, a, b, _PAIRS[kind], node, _FLOAT if floats else None)
+    if kind in (sympy.Pow, PowByNatural):
+        base, exponent = expr.args
+        if not (exponent.is_Integer and 0 < exponent <= 8 and ctx.dtype(terms[0]) == _INT64):
+            return _elementwise(ctx, *terms, "POW", node, _FLOAT)
+        result = terms[0]  # an integer power of a size as products: exact in int64
+        for _ in range(int(exponent) - 1):
+            result = _elementwise(ctx, result, terms[0], "PROD", node)
+        return result
+    if kind is ToFloat:
+        return ctx.cast(terms[0], _FLOAT, node)
+    if kind in _ROUNDING:
+        return ctx.cast(_round(ctx, ctx.cast(terms[0], _FLOAT, node), _ROUNDING[kind], node), _INT64, node)
+    if kind in _RELATIONS:
+        op, negate = _RELATIONS[kind]
+        result = _elementwise(ctx, *terms, op, node)
+        return _unary(ctx, result, "NOT", node) if negate else result
+    if kind is sympy.Not:
+        return _unary(ctx, terms[0], "NOT", node)
+    if kind is CeilDiv:  # -((-a) // b)
+        a, b = terms
+        minus_one = _compile(ctx, sympy.Integer(-1), node)
+        negated = _elementwise(ctx, a, minus_one, "PROD", node)
+        return _elementwise(ctx, _elementwise(ctx, negated, b, "FLOOR_DIV", node), minus_one, "PROD", node)
+    if kind in (Mod, PythonMod):  # a - (a // b) * b: Python's sign rule, as FLOOR_DIV rounds down
+        a, b = terms
+        quotient = _elementwise(ctx, _elementwise(ctx, a, b, "FLOOR_DIV", node), b, "PROD", node)
+        return _elementwise(ctx, a, quotient, "SUB", node)
+    raise ConversionError(f"size expression {expr} ({kind.__name__}) has no shape-tensor form "
+                          "in plugtrt yet; the node stays in PyTorch")
+
+
+def _round(ctx: Any, x: Any, ops: tuple[str, ...], node: torch.fx.Node | None) -> Any:
+    """``x`` rounded by a unary op, or toward zero (``sign(x) * floor(|x|)``) for no op."""
+    if ops:
+        return _unary(ctx, x, ops[0], node)
+    magnitude = _unary(ctx, _unary(ctx, x, "ABS", node), "FLOOR", node)
+    return _elementwise(ctx, _unary(ctx, x, "SIGN", node), magnitude, "PROD", node)
+
+
+def _elementwise(ctx: Any, a: Any, b: Any, op: str, node: torch.fx.Node | None,
+                 dtype: torch.dtype | None = None) -> Any:
+    """``a op b`` on one-element tensors, both first cast to ``dtype``, or to float32 where
+    either is (Python's promotion of int and float)."""
+    if dtype is None and ctx.dtype(a) != ctx.dtype(b) and _FLOAT in (ctx.dtype(a), ctx.dtype(b)):
+        dtype = _FLOAT
+    if dtype is not None:
+        a, b = ctx.cast(a, dtype, node), ctx.cast(b, dtype, node)
     layer = ctx.network.add_elementwise(a, b, getattr(trt.ElementWiseOperation, op))
+    return ctx.name(layer, node, f"size_{op.lower()}").get_output(0)
+
+
+def _unary(ctx: Any, x: Any, op: str, node: torch.fx.Node | None) -> Any:
+    layer = ctx.network.add_unary(x, getattr(trt.UnaryOperation, op))
     return ctx.name(layer, node, f"size_{op.lower()}").get_output(0)
 
 
