@@ -21,22 +21,27 @@ runtime implements):
 torch uses a *given* scale factor in the coordinate transformation, not ``out/in``: where a
 given factor differs from ``out/in`` the layer gets ``scales`` (TensorRT then sizes the output
 ``floor(in * scale)``; a node where that is not torch's size is declined), else its output
-shape. Batch and channel dims may be dynamic (the shape then comes from a shape tensor);
-spatial dims are static. (Through torch.compile, graphs with dynamic sizes reach the backend
-with upsample ops already split by torch, see plugtrt.tracing; export and pre-dispatch traces
-keep them whole.) A node every converter declines is decomposed into gathers
+shape. Every dim may be symbolic: the output shape then comes from a shape tensor, or from
+scales exact in float32 (see :func:`_dynamic_plan` for the cases that hold for every size).
+(Through torch.compile, graphs with dynamic sizes reach the backend with upsample ops already
+split by torch into index arithmetic that converts too, see plugtrt.tracing; export and
+pre-dispatch traces keep them whole.) A node every converter declines is decomposed into gathers
 (torch's own decomposition, applied per node).
 """
 from __future__ import annotations
 
+import fractions
+import math
 from collections.abc import Iterator
 
 import numpy as np
+import sympy
 import torch
 import torch.fx
+from torch.utils._sympy.functions import FloorDiv, FloorToInt, ToFloat, TruncToInt
 
 from plugtrt.conversion import FLOATS, aten, arg, is_dynamic, out_dtype, shape_tensor, \
-    static_trailing, typed, val
+    sizes_computable, typed, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec, DecompositionSpec
 from plugtrt.trt_adapter import trt
@@ -104,10 +109,12 @@ def _plan(node: torch.fx.Node, vec: bool, nd: int, kind: str, align: bool) -> di
     if not isinstance(x, torch.Tensor) or x.dim() != nd + 2:
         return None
     sizes_in, sizes_out = list(x.shape[-nd:]), list(out.shape[-nd:])
-    if is_dynamic(sizes_in) or is_dynamic(sizes_out) or min(sizes_out) < 1:
-        return None
     align_corners, given = _arguments(node, vec, nd, align)
     if len(given) != nd:
+        return None
+    if is_dynamic(sizes_in) or is_dynamic(sizes_out):
+        return _dynamic_plan(sizes_in, out, kind, align_corners, given)
+    if min(sizes_out) < 1:
         return None
     if kind == "aa" and (align_corners or any(o < i for i, o in zip(sizes_in, sizes_out))):
         return None  # antialiasing changes the result only when it shrinks: decline that
@@ -138,11 +145,58 @@ def _plan(node: torch.fx.Node, vec: bool, nd: int, kind: str, align: bool) -> di
     return plan
 
 
+def _dyadic(scale: float, nearest: bool) -> bool:
+    """``scale`` times any size is exact in float32 (a power of two for nearest modes, whose
+    source index ``floor(dst / scale)`` must not round across an integer; a few binary digits
+    otherwise), so TensorRT's ``floor(in * scale)`` output size is torch's for every size."""
+    if nearest:
+        return scale > 0 and math.log2(scale).is_integer() and abs(math.log2(scale)) <= 8
+    return scale > 0 and (scale * 256).is_integer() and scale <= 256
+
+
+def _scaled_size(size_in, size_out, scale: float) -> bool:
+    """``size_out`` is ``floor(size_in * scale)`` as an expression, which TensorRT's output for
+    ``scales`` then equals for every size (a given output size that is not is declined)."""
+    if not (isinstance(size_in, torch.SymInt) and isinstance(size_out, torch.SymInt)):
+        return False
+    a, b = size_in.node.expr, size_out.node.expr
+    ratio = fractions.Fraction(scale)
+    forms = [FloorDiv(ratio.numerator * a, ratio.denominator),
+             TruncToInt(sympy.Float(scale) * ToFloat(a)), FloorToInt(sympy.Float(scale) * ToFloat(a))]
+    if ratio.denominator == 1:
+        forms.append(sympy.expand(ratio.numerator * a))
+    return sympy.expand(b) in forms or b in forms
+
+
+def _dynamic_plan(sizes_in: list, out: torch.Tensor, kind: str, align_corners: bool, given: list
+                  ) -> dict | None:
+    """The layer's parameters for symbolic sizes, where they hold for every size: the output
+    from a shape tensor (align_corners, or linear and cubic modes resized to a given size,
+    whose coordinates torch also maps by ``in/out``), or from given scales that are exact in
+    float32 (:func:`_dyadic`). Nearest modes to a given size, whose ``in/out`` source indices
+    can round differently in TensorRT, and antialiasing, which depends on shrinking, decline."""
+    nearest = kind in ("nearest", "exact")
+    if kind == "aa" or (align_corners and nearest) or not sizes_computable(out.shape):
+        return None
+    plan = {"mode": {"nearest": "NEAREST", "exact": "NEAREST", "linear": "LINEAR",
+                     "cubic": "CUBIC"}[kind],
+            "transform": "ASYMMETRIC" if kind == "nearest" else "HALF_PIXEL",
+            "rounding": "HALF_UP" if kind == "exact" else "FLOOR", "selector": "FORMULA",
+            "scales": None}
+    if align_corners:  # a one-pixel output samples pixel 0, as torch does
+        return {**plan, "transform": "ALIGN_CORNERS", "selector": "UPPER"}
+    if all(s is None for s in given) and not nearest:
+        return plan
+    sizes_out = list(out.shape[-len(given):])
+    if any(s is None or not _dyadic(s, nearest) or not _scaled_size(i, o, s)
+           for s, i, o in zip(given, sizes_in, sizes_out)):
+        return None
+    return {**plan, "scales": [1.0, 1.0] + [float(s) for s in given]}
+
+
 def _supported(vec: bool, nd: int, kind: str, align: bool):
     def is_supported(node: torch.fx.Node, settings) -> bool:
-        if not (_FLOAT_OK(node, settings) and static_trailing(node, nd)):
-            return False
-        return _plan(node, vec, nd, kind, align) is not None
+        return _FLOAT_OK(node, settings) and _plan(node, vec, nd, kind, align) is not None
     return is_supported
 
 

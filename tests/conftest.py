@@ -153,9 +153,10 @@ def corpus_results():
 
 @pytest.fixture(scope="session")
 def dynamic_corpus_results():
-    """(index, every_input) -> every DYNAMIC_CORPUS entry with dim 0 of its first input symbolic,
-    then of every input (None where tracing or a validator left nothing dynamic), once per session."""
+    """(index, every_input, dims) -> every DYNAMIC_CORPUS entry with dim 0 (``batch``), then
+    its spatial or last dims (``trailing``), symbolic in its first input, then in every input
+    (None where tracing or a validator left nothing dynamic), once per session."""
     from tests.converters.corpus import DYNAMIC_CORPUS, run_entry_dynamic
 
-    return {(i, every): run_entry_dynamic(i, every)
-            for i in range(len(DYNAMIC_CORPUS)) for every in (False, True)}
+    return {(i, every, dims): run_entry_dynamic(i, every, dims) for i in range(len(DYNAMIC_CORPUS))
+            for every in (False, True) for dims in ("batch", "trailing")}

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 import torch
+import torch.utils._pytree as pytree
 
 aten = torch.ops.aten
 
@@ -227,12 +228,21 @@ def run_entry(index: int, precision: torch.dtype = torch.float32) -> CorpusResul
                         expected=tuple(expected) if isinstance(expected, (tuple, list)) else (expected,))
 
 
-def run_entry_dynamic(index: int, every_input: bool) -> CorpusResult | None:
+def _symbolic_dims(rank: int, dims: str) -> list[bool]:
+    """Which dims of a tensor of ``rank`` are symbolic: dim 0 for ``batch``; for ``trailing``
+    the spatial dims (2 onward) of a rank 3+ tensor, the last dim of a matrix, dim 0 of a vector."""
+    if dims == "batch" or rank == 1:
+        return [i == 0 for i in range(rank)]
+    return [i >= 2 if rank >= 3 else i == rank - 1 for i in range(rank)]
+
+
+def run_entry_dynamic(index: int, every_input: bool, dims: str = "batch") -> CorpusResult | None:
     """Entry ``index`` of ``DYNAMIC_CORPUS`` with dim 0 of its first tensor input symbolic (of
-    every tensor input with ``every_input``): traced with those sizes, built once with an
-    optimization profile, and evaluated at sizes one larger than traced. Returns None when
-    tracing left no size symbolic (the entry's shapes pin every dim), a validator declines the
-    dynamic sizes, or the larger sizes are not valid for the op."""
+    every tensor input with ``every_input``), or its trailing dims (``dims="trailing"``: the
+    height and width of an image) with the batch static: traced with those sizes, built once
+    with an optimization profile, and evaluated at sizes one larger than traced. Returns None
+    when tracing left no size symbolic (the entry's shapes pin every dim), a validator declines
+    the dynamic sizes, or the larger sizes are not valid for the op."""
     import sympy
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.proxy_tensor import make_fx
@@ -247,8 +257,8 @@ def run_entry_dynamic(index: int, every_input: bool) -> CorpusResult | None:
     leaves, slots, inputs, call = _entry(DYNAMIC_CORPUS, index)
 
     mode = FakeTensorMode(shape_env=ShapeEnv())
-    fakes = [mode.from_tensor(t, symbolic_context=StatelessSymbolicContext(
-        dynamic_sizes=[DimDynamic.DYNAMIC] + [DimDynamic.STATIC] * (t.dim() - 1)))
+    fakes = [mode.from_tensor(t, symbolic_context=StatelessSymbolicContext(dynamic_sizes=[
+        DimDynamic.DYNAMIC if symbolic else DimDynamic.STATIC for symbolic in _symbolic_dims(t.dim(), dims)]))
         if t.dim() and (every_input or i == 0) else mode.from_tensor(t, static_shapes=True)
         for i, t in enumerate(inputs)]
     gm = make_fx(call, tracing_mode="fake", pre_dispatch=True)(*fakes)
@@ -279,6 +289,11 @@ def run_entry_dynamic(index: int, every_input: bool) -> CorpusResult | None:
         expected = call(*resized)
     except RuntimeError:  # e.g. a reshape to a fixed size: the op itself pins the traced size
         return None
+    traced_out = [n for n in gm.graph.nodes if n.op == "output"][0].args[0]
+    want = [tuple(int(sympy.sympify(d.node.expr if isinstance(d, torch.SymInt) else d).xreplace(bigger))
+                  for d in o.meta["val"].shape) for o in pytree.tree_leaves(traced_out)]
+    if want != [tuple(t.shape) for t in pytree.tree_leaves(expected)]:
+        return None  # the trace guarded a size (how many pieces a split makes): dynamo retraces
     results = evaluate(artifact.network, {s.name: t for s, t in zip(specs_in, resized)})
     outputs = tuple(results[s.name].to(s.model_dtype) for s in specs_out)
     return CorpusResult(index=index, converters=frozenset(interpreter.converters_used),

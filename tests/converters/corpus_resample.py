@@ -1,5 +1,5 @@
 """Corpus entries for interpolation, grid sampling and pooling (converters/resize.py,
-converters/grid_sample.py, converters/pooling_extra.py)."""
+converters/grid_sample.py, converters/pooling.py)."""
 from __future__ import annotations
 
 from .corpus import aten, x

@@ -1,4 +1,4 @@
-"""Adaptive pooling to any output size and 1d pooling (converters/pooling_extra.py) through the
+"""Adaptive pooling to any output size and 1d pooling (converters/pooling.py) through the
 whole backend."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugtrt.converters import pooling_extra
+from plugtrt.converters import pooling
 from plugtrt.testing import assert_converts
 
 from .strategies import FAST, converter_names, precisions, seeds, tensor
@@ -18,7 +18,7 @@ FULL = {"require_full_compilation": True}
 
 
 def test_registers():
-    names = converter_names(pooling_extra)
+    names = converter_names(pooling)
     assert {f"builtin.{op}{nd}d.any_size" for op in ("adaptive_avg_pool", "adaptive_max_pool")
             for nd in (1, 2, 3)} <= names
     assert {"builtin.avg_pool2d.divisor_override", "builtin.avg_pool3d.divisor_override",
