@@ -97,3 +97,21 @@ CORPUS = [
     (lambda t: aten.mul.Scalar(aten.native_dropout.default(t, 0.5, True)[0], 0.0), (x(2, 3),)),
     (_corpus_dropout_train, (x(2, 3),)),
 ]
+
+
+def _w(t):
+    """The last dim of ``t``: symbolic when the dynamic corpus makes the trailing dims so."""
+    return t.shape[-1]
+
+
+DYNAMIC_EXTRA = [
+    (lambda t: aten.add.Tensor(aten.zeros.default([2, _w(t)]), t), (x(2, 3),)),
+    (lambda t: aten.add.Tensor(aten.full.default([2, _w(t)], 1.5), t), (x(2, 3),)),
+    (lambda t: aten.add.Tensor(_defined(aten.empty.memory_format([2, _w(t)])), t), (x(2, 3),)),
+    (lambda t: aten.add.Tensor(_defined(aten.empty_strided.default([2, _w(t)], [_w(t), 1])), t), (x(2, 3),)),
+    (lambda t: aten.add.Tensor(aten.eye.m(4, _w(t)), t), (x(4, 3),)),
+    (lambda t: aten.add.Tensor(aten.mul.Scalar(aten.randn.default([2, _w(t)]), 0.0), t), (x(2, 3),)),
+    (lambda t: aten.add.Tensor(aten.mul.Scalar(aten.rand.default([2, _w(t)]), 0.0), t), (x(2, 3),)),
+    (lambda t: aten.add.Tensor(aten.mul.Scalar(aten.normal.float_float(0.0, 1.0, [2, _w(t)]), 0.0), t),
+     (x(2, 3),)),
+]

@@ -72,4 +72,14 @@ DYNAMIC_EXTRA: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
     (lambda t: aten.reflection_pad3d.default(t, [1, 2, 2, 0, 1, 1]), (x(2, 2, 3, 4, 5),)),
     (lambda t: aten.replication_pad2d.default(t, [1, 2, 3, 0]), (x(2, 2, 4, 5),)),
     (lambda t: aten.replication_pad3d.default(t, [1, 2, 2, 0, 1, 1]), (x(2, 2, 3, 4, 5),)),
+    # sizes computed from a symbolic last dim (the dynamic corpus's trailing mode)
+    (lambda t: aten.view.default(t, [t.shape[0], t.shape[1] * t.shape[2]]), (x(2, 3, 4),)),
+    (lambda t: aten.view_copy.default(t, [t.shape[0], -1]), (x(2, 3, 4),)),
+    (lambda t: aten._unsafe_view.default(t, [t.shape[0], t.shape[1] * t.shape[2]]), (x(2, 3, 4),)),
+    (lambda t: aten.reshape.default(t, [2, -1]), (x(2, 3, 4),)),
+    (lambda t: aten._reshape_copy.default(t, [t.shape[0], -1]), (x(2, 3, 4),)),
+    (lambda t: aten.expand_copy.default(t, [2, 3, t.shape[1]]), (x(3, 4),)),
+    (lambda t: aten.split.Tensor(t, 2, 0)[1], (x(4, 5),)),
+    (lambda t: aten.split_with_sizes.default(t, [1, 3], 0)[1], (x(4, 5),)),
+    (lambda t: aten.narrow.default(t, 1, 1, t.shape[1] - 2), (x(2, 5),)),
 ]
