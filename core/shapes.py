@@ -178,6 +178,7 @@ def reshape_to(ctx: Any, x: Any, shape: Sequence[Any], node: torch.fx.Node | Non
         return ctx.reshape(x, tuple(int(d) for d in shape), node)
     layer = ctx.network.add_shuffle(x)
     layer.set_input(1, shape_tensor(ctx, shape, node))
+    layer.zero_is_placeholder = False  # a size that is 0 (an empty x[mask]) means 0, as in torch
     return ctx.name(layer, node, suffix).get_output(0)
 
 
@@ -209,4 +210,5 @@ def lift_rank(ctx: Any, x: Any, rank: int, node: torch.fx.Node | None = None) ->
     concat.axis = 0
     layer = ctx.network.add_shuffle(x)
     layer.set_input(1, ctx.name(concat, node, "lift_shape").get_output(0))
+    layer.zero_is_placeholder = False  # x's own sizes, 0 included
     return ctx.name(layer, node, "lift").get_output(0)
