@@ -24,6 +24,7 @@ from plugtrt.bisection import split_in_half
 from plugtrt.blocks import block_size, tensorrt_blocks
 from plugtrt.conversion import describe
 from plugtrt.decompositions import decompose_declined
+from plugtrt.dynamic import unbacked_bounds
 from plugtrt.engine_cache import open_cache
 from plugtrt.engine_key import EngineKey, engine_key
 from plugtrt.errors import ConversionError, NetworkRejectedError, PlugtrtError
@@ -211,7 +212,8 @@ def _engine(sub: torch.fx.GraphModule, path: str, blocks: _Blocks
     report, settings, cache = blocks.report, blocks.settings, blocks.cache
     name = f"{report.graph}.{path}"
     with _Timer(report, "cache"):  # a hit skips conversion and the build
-        key = engine_key(sub, blocks.registry, settings, blocks.bounds,
+        bounds = _block_bounds(sub, blocks.bounds)
+        key = engine_key(sub, blocks.registry, settings, bounds,
                          runtime=blocks.runtime.record.name) if cache is not None else None
         artifact = cache.load(key, name) if key is not None else None
         remembered = cache.load_failure(key) if key is not None and artifact is None else None
@@ -220,7 +222,7 @@ def _engine(sub: torch.fx.GraphModule, path: str, blocks: _Blocks
     converters = None
     if artifact is None:
         try:
-            artifact, converters = _build(sub, name, blocks)
+            artifact, converters = _build(sub, name, blocks, bounds)
         except (ConversionError, NetworkRejectedError) as exc:
             if key is not None:
                 cache.save_failure(key, str(exc))
@@ -233,14 +235,23 @@ def _engine(sub: torch.fx.GraphModule, path: str, blocks: _Blocks
     return module, key, artifact, converters
 
 
-def _build(sub: torch.fx.GraphModule, name: str, blocks: _Blocks) -> tuple[Any, tuple[str, ...]]:
+def _block_bounds(sub: torch.fx.GraphModule, bounds: Mapping[Any, tuple[int, int, int]] | None
+                  ) -> Mapping[Any, tuple[int, int, int]] | None:
+    """``bounds`` with a profile range for each data-dependent size among ``sub``'s inputs (the
+    length of an ``x[mask]`` that PyTorch computed before this block)."""
+    extra = unbacked_bounds([n.meta.get("val") for n in sub.graph.nodes if n.op == "placeholder"])
+    return {**(bounds or {}), **extra} if extra else bounds
+
+
+def _build(sub: torch.fx.GraphModule, name: str, blocks: _Blocks,
+           bounds: Mapping[Any, tuple[int, int, int]] | None) -> tuple[Any, tuple[str, ...]]:
     """Convert ``sub`` and build its engine: the artifact and the converters used."""
     report, settings = blocks.report, blocks.settings
     with _Timer(report, "convert"):
         builder, network = engine_mod.new_network()
         interpreter = NetworkInterpreter(sub, blocks.registry, settings, network)
         inputs, outputs = interpreter.run(
-            [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"], blocks.bounds)
+            [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"], bounds)
     start = time.perf_counter()
     artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs),
                                 _private(interpreter.ctx.weight_arrays(), blocks.outside))

@@ -22,6 +22,9 @@ import attrs
 import sympy
 import torch
 import torch.fx
+from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+from plugtrt.errors import ConversionError
 
 Bounds = dict[sympy.Symbol, tuple[int, int, int]]
 _SMALLEST_MAX = 16
@@ -113,3 +116,27 @@ class DynamicSizes:
     @staticmethod
     def describe(bounds: Bounds) -> str:
         return ", ".join(f"{s} in [{lo}, {hi}]" for s, (lo, _, hi) in sorted(bounds.items(), key=str))
+
+
+def unbacked_bounds(values: Sequence[Any]) -> Bounds:
+    """A profile for the data-dependent sizes (unbacked symbols such as ``u0``, the length of an
+    ``x[mask]`` computed before the engine) among the dims of ``values``, an engine's input
+    values: the range dynamo's shape environment holds for each, which for a count of True
+    entries is ``[0, numel]`` (opt at the top: TensorRT sizes its memory for the largest case
+    anyway). Raises ``ConversionError`` for a symbol without a finite upper bound."""
+    bounds: Bounds = {}
+    for value in values:
+        for size in value.shape if isinstance(value, torch.Tensor) else ():
+            if not isinstance(size, torch.SymInt):
+                continue
+            for symbol in free_unbacked_symbols(size.node.expr):
+                known = size.node.shape_env.var_to_range.get(symbol)
+                upper = _finite(known.upper) if known is not None else None
+                if upper is None:
+                    raise ConversionError(
+                        f"engine input has a data-dependent size {symbol} with no known upper bound, "
+                        "so TensorRT cannot be given an optimization profile for it; the ops reading "
+                        "it stay in PyTorch (torch._check() an upper bound to convert them)")
+                lower = max(_finite(known.lower) or 0, 0)
+                bounds[symbol] = (lower, upper, upper)
+    return bounds

@@ -35,6 +35,9 @@ class BoundarySpec:
     engine_dtype: torch.dtype
     profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
     """(min, opt, max) shapes of a dynamic input's optimization profile; None when static."""
+    data_dependent: bool = False
+    """An output whose size depends on the values computed (``x[mask]``, ``nonzero``): known only
+    after execution, so a runtime cannot allocate it beforehand from the input shapes."""
 
 
 @attrs.frozen(kw_only=True)

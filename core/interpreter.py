@@ -19,7 +19,7 @@ from plugtrt.conversion import ConversionContext, default_float_dtype, describe,
 from plugtrt.engine import BoundarySpec
 from plugtrt.errors import ConversionError
 from plugtrt.precision import float32_nodes
-from plugtrt.shapes import bind_input, is_dynamic, is_size_node, size_tensor, static_dims
+from plugtrt.shapes import bind_input, is_dynamic, is_size_node, size_tensor, static_dims, unbacked_symbols
 from plugtrt.shapes import bounds as shape_bounds
 from plugtrt.trt_adapter import to_trt_dtype
 
@@ -67,6 +67,8 @@ class NetworkInterpreter:
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
         values = dict(zip(placeholders, input_values, strict=True))
         inputs = []
+        self._input_symbols = {s for v in values.values() if isinstance(v, torch.Tensor)
+                               for d in v.shape if isinstance(d, torch.SymInt) for s in d.node.expr.free_symbols}
         for node, value in values.items():
             if isinstance(value, torch.Tensor):
                 spec = self._input_spec(f"input_{len(inputs)}", value, bounds)
@@ -209,8 +211,11 @@ class NetworkInterpreter:
         specs = []
         for i, result in enumerate(results):
             value = val(result)
+            # a size that no input's shape gives is counted inside the engine: known after running
+            data_dependent = bool(unbacked_symbols(value.shape) - self._input_symbols)
             spec = BoundarySpec(name=f"output_{i}", shape=static_dims(value.shape), model_dtype=value.dtype,
-                                engine_dtype=self.ctx.boundary_dtype(value.dtype))
+                                engine_dtype=self.ctx.boundary_dtype(value.dtype),
+                                data_dependent=data_dependent)
             # read at the precision its producer computed it in: a float32 statistic that leaves
             # the engine must not round-trip through half on the way out
             default = default_float_dtype(self.ctx.settings)

@@ -20,6 +20,7 @@ from typing import Any
 import sympy
 import torch
 import torch.fx
+from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 from torch.utils._sympy.functions import (
     CeilDiv,
     CeilToInt,
@@ -81,15 +82,29 @@ def _concrete(size: Any) -> Any:
 def bind_input(ctx: Any, tensor: Any, fake: torch.Tensor, node: torch.fx.Node | None = None) -> None:
     """Make each symbol that is a dim of this network input computable: ``ctx.symbols[s]`` is
     that dim, read by a SHAPE layer, as a one-element int64 tensor."""
-    shape = None
-    for dim, size in enumerate(fake.shape):
+    bind_sizes(ctx, tensor, fake.shape, node)
+
+
+def bind_sizes(ctx: Any, tensor: Any, shape: Sequence[Any], node: torch.fx.Node | None = None) -> None:
+    """Make each symbol that is a dim of ``tensor`` (whose sizes are ``shape``, ints or
+    ``SymInt``s) computable from that tensor, unless another tensor already gives it: a network
+    input's symbols, and a data-dependent size (an unbacked ``u0``), which only the layer that
+    produces it knows (the non-zero layer's count of True entries)."""
+    shape_of = None
+    for dim, size in enumerate(shape):
         expr = _concrete(size)
         if isinstance(expr, sympy.Symbol) and expr not in ctx.symbols:
-            if shape is None:
-                shape = ctx.cast(ctx.name(ctx.network.add_shape(tensor), node, "shape").get_output(0),
-                                 _INT64, node)
-            layer = ctx.network.add_slice(shape, (dim,), (1,), (1,))
+            if shape_of is None:
+                shape_of = ctx.cast(ctx.name(ctx.network.add_shape(tensor), node, "shape").get_output(0),
+                                    _INT64, node)
+            layer = ctx.network.add_slice(shape_of, (dim,), (1,), (1,))
             ctx.symbols[expr] = ctx.name(layer, node, f"dim{dim}").get_output(0)
+
+
+def unbacked_symbols(shape: Sequence[Any]) -> set[sympy.Symbol]:
+    """The data-dependent symbols (``u0``: a count only known once the values are) in ``shape``."""
+    return {s for d in shape if isinstance(d, torch.SymInt)
+            for s in free_unbacked_symbols(d.node.expr)}
 
 
 def size_tensor(ctx: Any, size: Any, node: torch.fx.Node | None = None) -> Any:
@@ -257,6 +272,7 @@ def reshape_to(ctx: Any, x: Any, shape: Sequence[Any], node: torch.fx.Node | Non
         return ctx.reshape(x, tuple(int(d) for d in shape), node)
     layer = ctx.network.add_shuffle(x)
     layer.set_input(1, shape_tensor(ctx, shape, node))
+    layer.zero_is_placeholder = False  # a size that is 0 (an empty x[mask]) means 0, as in torch
     return ctx.name(layer, node, suffix).get_output(0)
 
 
@@ -288,4 +304,5 @@ def lift_rank(ctx: Any, x: Any, rank: int, node: torch.fx.Node | None = None) ->
     concat.axis = 0
     layer = ctx.network.add_shuffle(x)
     layer.set_input(1, ctx.name(concat, node, "lift_shape").get_output(0))
+    layer.zero_is_placeholder = False  # x's own sizes, 0 included
     return ctx.name(layer, node, "lift").get_output(0)

@@ -9,7 +9,7 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import arg, constant_value, describe, node_tensors, val
-from plugtrt.shapes import is_dynamic, is_size_node
+from plugtrt.shapes import is_dynamic, is_size_node, unbacked_symbols
 
 aten = torch.ops.aten
 
@@ -73,12 +73,22 @@ class SupportCheck:
             # sizes are bookkeeping: PyTorch computes them (cheaply, from shapes), and an engine
             # that reads one recomputes it from its own inputs' shapes; kept out of blocks, they
             # cannot tie the blocks around them together
-            return False
+            return self._data_dependent_size(node)
         reason = self._refusal(node)
         if reason is not None:
             self.reasons[node] = reason
             return False
         return True
+
+    def _data_dependent_size(self, node: torch.fx.Node) -> bool:
+        """A size that mentions a data-dependent symbol (``u0``, the length of ``x[mask]``) cannot
+        move up to the graph's inputs (:mod:`plugtrt.lowering.shared_sizes`): it is known only
+        once the op that counts has run. In PyTorch it would stand between that op and the ops
+        reading the size and cut their engine in two, so it goes into the block when every
+        reader does (the engine computes it from the length of the non-zero layer's output)."""
+        if not unbacked_symbols([node.meta["val"]]):
+            return False
+        return bool(node.users) and all(user.op == "call_function" and self(user) for user in node.users)
 
     def _refusal(self, node: torch.fx.Node) -> str | None:
         target = node.target

@@ -4,6 +4,15 @@ Inputs and outputs are torch CUDA tensors; outputs are allocated by torch, and t
 is enqueued on the current torch stream (``execute_async_v3``), so it orders with the
 PyTorch blocks around it without synchronising.
 
+An output whose size depends on the data (``x[mask]``, ``nonzero``: its spec is
+``data_dependent``) has no shape until the engine has computed it, so it cannot be allocated
+beforehand. TensorRT asks for its memory during execution instead, through an
+``IOutputAllocator`` set on the execution context for that output: ``reallocate_output_async``
+(TensorRT 10; ``reallocate_output`` before it) hands it a torch buffer of the size it asks for,
+allocated on the stream of the call, and ``notify_shape`` reports the shape, which TensorRT
+knows by the time ``execute_async_v3`` returns. The output is that buffer viewed at that shape,
+a new buffer per call, so an output handed to the caller is never written by a later call.
+
 Because the call returns before the engine has run, every tensor the engine reads is
 marked as in use on that stream (``record_stream``): a temporary such as an input copied to
 the engine's GPU cannot be handed to another stream's allocation while the engine still
@@ -12,8 +21,11 @@ its own, and a context used on a new stream first waits for its previous enqueue
 """
 from __future__ import annotations
 
+import functools
+import math
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -27,13 +39,85 @@ from plugtrt.trt_adapter import flavour, load, trt
 _RTX_CAPABILITIES = {(8, 0), (8, 6), (8, 9)}
 
 
-class _ThreadContext:
-    """One thread's execution context, and the event after its last enqueue."""
+@functools.cache
+def output_allocator_class() -> type:
+    """The ``trt.IOutputAllocator`` subclass that allocates data-dependent outputs with torch
+    (made on first use: importing this module does not import TensorRT)."""
 
-    def __init__(self, engine):
+    class TorchOutputAllocator(trt.IOutputAllocator):
+        """Allocates one output of one execution context, call by call.
+
+        Before each execution :meth:`start` forgets the previous call's buffer (the caller owns
+        it now); TensorRT then asks for memory (:meth:`reallocate_output_async`) and reports
+        the shape (:meth:`notify_shape`); after it, :meth:`result` is the output tensor."""
+
+        def __init__(self, device: torch.device, dtype: torch.dtype):
+            trt.IOutputAllocator.__init__(self)  # pybind11 needs the base initialised explicitly
+            self.device, self.dtype = device, dtype
+            self.start()
+
+        def start(self) -> None:
+            self.buffer: torch.Tensor | None = None
+            self.shape: tuple[int, ...] | None = None
+            self.error: BaseException | None = None
+
+        def reallocate_output_async(self, tensor_name: str, memory: Any, size: int, alignment: int,
+                                    stream: Any) -> int | None:
+            """A pointer to at least ``size`` bytes aligned to ``alignment``, or None when it
+            cannot be had (TensorRT then fails the execution). The memory comes from torch's
+            caching allocator on the current stream, the one the engine is enqueued on."""
+            try:
+                size, alignment = max(int(size), 1), max(int(alignment), 1)  # 0 bytes has no address
+                if self.buffer is None or self.buffer.numel() < size or self.buffer.data_ptr() % alignment:
+                    raw = torch.empty(size + alignment - 1, dtype=torch.uint8, device=self.device)
+                    offset = -raw.data_ptr() % alignment
+                    self.buffer = raw[offset:offset + size]
+                return self.buffer.data_ptr()
+            except Exception as exc:  # an exception must not unwind through TensorRT's C++
+                self.error = exc
+                return None
+
+        def reallocate_output(self, tensor_name: str, memory: Any, size: int, alignment: int) -> int | None:
+            """TensorRT before 10 calls this one, synchronously."""
+            return self.reallocate_output_async(tensor_name, memory, size, alignment, None)
+
+        def notify_shape(self, tensor_name: str, shape: Any) -> None:
+            self.shape = tuple(int(d) for d in shape)
+
+        def result(self, name: str) -> torch.Tensor:
+            """This call's output: the buffer viewed at the shape TensorRT reported."""
+            if self.error is not None:
+                raise PlugtrtError(f"allocating data-dependent output {name} failed: {self.error!r}")
+            if self.shape is None or any(d < 0 for d in self.shape):
+                raise PlugtrtError(f"TensorRT reported no shape for data-dependent output {name}")
+            count = math.prod(self.shape)
+            if count == 0:
+                return torch.empty(self.shape, dtype=self.dtype, device=self.device)
+            nbytes = count * torch.empty((), dtype=self.dtype).element_size()
+            if self.buffer is None or self.buffer.numel() < nbytes:
+                raise PlugtrtError(f"TensorRT wrote data-dependent output {name} of shape {self.shape} "
+                                   "without asking for memory enough for it")
+            return self.buffer[:nbytes].view(self.dtype).view(self.shape)
+
+    return TorchOutputAllocator
+
+
+class _ThreadContext:
+    """One thread's execution context, the event after its last enqueue, and an output
+    allocator per data-dependent output (held here: TensorRT keeps only a pointer to it)."""
+
+    def __init__(self, engine, artifact, device: torch.device):
         self.context = engine.create_execution_context()
         self.done: torch.cuda.Event | None = None
         self.stream: torch.cuda.Stream | None = None
+        self.allocators: dict[str, Any] = {}
+        for spec in artifact.outputs:
+            if spec.data_dependent:
+                allocator = output_allocator_class()(device, spec.engine_dtype)
+                if not self.context.set_output_allocator(spec.name, allocator):
+                    raise PlugtrtError(f"TensorRT refused an output allocator for {spec.name} of "
+                                       f"engine {artifact.name}")
+                self.allocators[spec.name] = allocator
 
 
 class TensorRTEngineModule(EngineModule):
@@ -54,7 +138,7 @@ class TensorRTEngineModule(EngineModule):
         state = getattr(self._local, "state", None)
         if state is None:
             with torch.cuda.device(self.device):
-                state = self._local.state = _ThreadContext(self._engine)
+                state = self._local.state = _ThreadContext(self._engine, self.artifact, self.device)
         return state
 
     def execute(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -65,8 +149,12 @@ class TensorRTEngineModule(EngineModule):
         for spec, x in zip(self.artifact.inputs, feeds):
             context.set_input_shape(spec.name, tuple(x.shape))
             context.set_tensor_address(spec.name, x.data_ptr())
-        outputs = []
+        outputs: list[torch.Tensor | None] = []
         for spec in self.artifact.outputs:
+            if spec.data_dependent:  # sized during execution, by its allocator
+                state.allocators[spec.name].start()
+                outputs.append(None)
+                continue
             shape = tuple(context.get_tensor_shape(spec.name))
             out = torch.empty(shape, dtype=spec.engine_dtype, device=self.device)
             context.set_tensor_address(spec.name, out.data_ptr())
@@ -81,7 +169,8 @@ class TensorRTEngineModule(EngineModule):
         state.stream = stream
         state.done = torch.cuda.Event()
         state.done.record(stream)
-        return outputs
+        return [out if out is not None else state.allocators[spec.name].result(spec.name)
+                for spec, out in zip(self.artifact.outputs, outputs)]
 
 
 def _device(settings) -> torch.device:

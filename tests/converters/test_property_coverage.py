@@ -11,7 +11,10 @@ the backend can reach their converters. They serve graphs traced before dispatch
 converter corpus (``corpus.py``, traced pre-dispatch) still proves each of them against eager.
 So are kernels that exist only on a GPU, on a machine without one (eager cannot run them to
 compare; ``tests/converters/pre_dispatch.py`` checks them against a float64 reference), and the
-overloads in ``UNREACHABLE``, which tracing always rewrites into another overload.
+overloads in ``UNREACHABLE``, which tracing always rewrites into another overload. And the
+data-dependent ones (``nonzero``, ``x[mask]``...), where the installed builder cannot build
+TensorRT's non-zero layer (TensorRT-RTX 1.7): no engine can hold them, and
+``test_data_dependent.py`` proves them against eager in one real network per function instead.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from plugtrt.converters import data_dependent
 from plugtrt.testing import plugin_registry
 
 HERE = Path(__file__).parent
@@ -73,8 +77,10 @@ def test_every_builtin_converter_has_a_property_test(property_coverage):
         pytest.skip("judged only when the session runs all of tests/converters: "
                     + "; ".join(property_coverage.narrowed[:3]))
     builtins = _builtin_converters()
-    unreachable = {name for name, (target, _) in builtins.items()
-                   if _decomposed_by_tracing(target) or _runs_only_on_a_gpu(target) or str(target) in UNREACHABLE}
+    unbuildable = data_dependent.builder_refuses_non_zero() is not None
+    unreachable = {name for name, (target, plugin) in builtins.items()
+                   if _decomposed_by_tracing(target) or _runs_only_on_a_gpu(target) or str(target) in UNREACHABLE
+                   or (unbuildable and plugin == "plugtrt.converters.data_dependent")}
     missing = sorted(set(builtins) - unreachable - set(property_coverage.converters))
     lines = [f"  {name} ({builtins[name][0]}): add a @given test that converts it with "
              f"plugtrt.testing.assert_converts to {_where(builtins[name][1])}" for name in missing]

@@ -67,3 +67,23 @@ def test_threads_on_their_own_streams_with_temporary_inputs_match_eager():
     with torch.no_grad():
         for x, got in zip(inputs, results):
             torch.testing.assert_close(got, model(x.cuda()), rtol=1e-4, atol=1e-4)
+
+
+def test_data_dependent_output_allocator_hands_out_a_fresh_buffer_per_call():
+    """The IOutputAllocator of data-dependent outputs, called as TensorRT calls it (on CPU memory
+    here): an aligned buffer of the size asked, viewed at the reported shape; empty outputs
+    need no memory; the next call never reuses a buffer the caller now owns."""
+    from plugtrt.runtimes.tensorrt import output_allocator_class
+    from plugtrt.trt_adapter import trt
+
+    allocator = output_allocator_class()(torch.device("cpu"), torch.float32)
+    address = allocator.reallocate_output_async("output_0", 0, 40, 256, 0)
+    assert address % 256 == 0
+    allocator.notify_shape("output_0", trt.Dims([2, 5]))
+    first = allocator.result("output_0")
+    assert first.shape == (2, 5) and first.data_ptr() == address
+    allocator.start()
+    allocator.notify_shape("output_0", trt.Dims([0, 2]))
+    assert allocator.result("output_0").shape == (0, 2)
+    allocator.start()
+    assert allocator.reallocate_output("output_0", address, 40, 16) != address
