@@ -1,5 +1,10 @@
-"""Lowering pass plugin: drop the range assertions on data-dependent counts that the counting op
-itself guarantees.
+"""Lowering pass plugin: drop the assertions that are already checked: those on sizes dynamo
+guards, and the range assertions on data-dependent counts that the counting op guarantees.
+
+A ``torch._check(x.shape[0] % 2 == 0)`` on a backed size becomes one of dynamo's guards, checked
+before the graph runs; tracing still leaves an ``_assert_scalar`` of it in the graph, which would
+run in PyTorch and cut the engine around it in two. Every assertion whose condition mentions
+only backed sizes (no data-dependent ``u0``) goes.
 
 With ``torch._dynamo.config.capture_dynamic_output_shape_ops``, ``nonzero``, ``x[mask]`` and
 ``masked_select`` give results whose length is a fresh unbacked symbol (``u0``), and tracing
@@ -21,6 +26,7 @@ from collections.abc import Iterator
 import sympy
 import torch
 import torch.fx
+from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import LoweringPassSpec
@@ -99,6 +105,8 @@ def _guaranteed(node: torch.fx.Node, counts: dict[sympy.Symbol, sympy.Expr]) -> 
         if not isinstance(value, torch.SymBool):
             return False
         expr = value.node.expr
+        if not free_unbacked_symbols(expr):
+            return True  # backed sizes only: dynamo's guards check it before every call
         symbols = [s for s in expr.free_symbols if s in counts]
         return len(symbols) == 1 and _always_true(expr, symbols[0], counts[symbols[0]])
     if node.target in (aten.sym_constrain_range_for_size.default, aten.sym_constrain_range.default):
@@ -115,11 +123,10 @@ def _guaranteed(node: torch.fx.Node, counts: dict[sympy.Symbol, sympy.Expr]) -> 
     return False
 
 
-def drop_count_assertions(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
-    """Remove the assertions on data-dependent counts that their counting op guarantees."""
+def drop_checked_assertions(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
+    """Remove the assertions on backed sizes, and those on data-dependent counts that their
+    counting op guarantees."""
     counts = _count_bounds(gm)
-    if not counts:
-        return gm
     for node in list(gm.graph.nodes):
         if node.op == "call_function" and not node.users and _guaranteed(node, counts):
             gm.graph.erase_node(node)
@@ -130,4 +137,4 @@ def drop_count_assertions(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphM
 
 @hookimpl
 def plugtrt_lowering_passes() -> Iterator[LoweringPassSpec]:
-    yield LoweringPassSpec(name="builtin.drop_count_assertions", fn=drop_count_assertions, order=15)
+    yield LoweringPassSpec(name="builtin.drop_checked_assertions", fn=drop_checked_assertions, order=15)

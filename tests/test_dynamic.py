@@ -179,3 +179,22 @@ def test_call_outside_an_engine_profile_is_refused_with_the_bounds():
     artifact = type("Artifact", (), {"name": "e", "inputs": (spec,), "outputs": (spec,)})()
     with pytest.raises(ValueError, match=r"shape \(20, 4\), outside its optimization profile \(2, 4\)\.\.\(16, 4\)"):
         Echo(artifact)(torch.zeros(20, 4))
+
+
+def test_symbolic_scalar_arithmetic_and_checks_stay_in_the_engine():
+    """Sizes as floats and booleans (``sym_float``, true division, comparisons), slices counted
+    from the end of a dynamic dim, and a ``torch._check`` on a size (dynamo guards it, so the
+    graph's runtime assertion is dropped): one engine, and a size the check rejects still raises."""
+    def model(x):
+        torch._check(x.shape[0] % 2 == 1)
+        scaled = x * (x.shape[0] / x.shape[1]) + (x.shape[1] > 3)
+        return scaled[-3:] + x[-3:, -2:].sum(1, keepdim=True)
+
+    result, run = compiled(model, dynamic=True)
+    for rows, cols in ((5, 6), (7, 3), (9, 8)):
+        check(run, model, torch.randn(rows, cols))
+    assert result.builds == [1]
+    (report,) = result.reports
+    assert len(report.engines) == 1 and report.pytorch_ops == [] and report.fallbacks == []
+    with pytest.raises(Exception, match="_check"):
+        run(torch.randn(6, 4))

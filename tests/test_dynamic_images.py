@@ -59,9 +59,10 @@ class UNet(nn.Module):
         return self.out(F.relu(self.merge2(torch.cat([u, a], 1))))
 
 
-def _all_in_engines(result) -> None:
+def _all_in_engines(result, engines: int | None = None) -> None:
     for report in result.reports:
         assert report.engines and report.pytorch_ops == [] and report.fallbacks == [], report.summary()
+        assert engines is None or len(report.engines) == engines, report.summary()
 
 
 def test_cnn_with_dynamic_true_builds_at_most_four_times_with_every_op_in_engines():
@@ -125,4 +126,6 @@ def test_unet_with_dynamic_true_runs_whole_in_engines(mode):
     for batch, height, width in ((2, 32, 32), (3, 48, 40), (4, 40, 72)):
         check(run, model, torch.randn(batch, 3, height, width), tol=1e-3)
     assert sum(result.builds) <= 3
-    _all_in_engines(result)
+    # one engine: the sizes upsampling reads from a convolution's output are rebuilt from the
+    # input's dims (lowering/shared_sizes.py) instead of cutting the engine in two
+    _all_in_engines(result, engines=1)
