@@ -237,9 +237,12 @@ class CompiledGraph:
             self.specialisations.clear()
             self.modules.clear()
         if self.dynamic is not None and not self.dynamic.covers(self.dynamic.values(args)):
-            logger.warning("plugtrt: %s is called with sizes %s, outside the profile its engines were "
-                           "built for (%s); rebuilding them with a wider one", self.name,
-                           self.dynamic.values(args), DynamicSizes.describe(self.dynamic.built))
+            built = any(r.engines for r in self.reports)
+            logger.warning("plugtrt: %s is called with sizes %s, outside the profile %s built for "
+                           "(%s); %s with a wider one", self.name, self.dynamic.values(args),
+                           "its engines were" if built else "it was compiled",
+                           DynamicSizes.describe(self.dynamic.built),
+                           "rebuilding them" if built else "recompiling it")
             self.specialisations.clear()
             self.modules.clear()
 
@@ -274,6 +277,13 @@ class CompiledGraph:
         record(report)
         self.reports.append(report)
         logger.debug("%s", report.summary())
+        if self.dynamic is not None and not report.engines and report.pytorch_ops:
+            ops = ", ".join(f"{op} x{n}" for op, n in collections.Counter(report.pytorch_ops).most_common(5))
+            logger.warning("plugtrt: %s has symbolic sizes and builds no engine: it runs in PyTorch "
+                           "(%s). Calls at the sizes it was first compiled for run here too, since "
+                           "dynamo now sends them to this graph; mark fewer dims dynamic "
+                           "(torch._dynamo.mark_static) or compile with dynamic=False to keep "
+                           "engines per size", report.graph, ops)
         if module is None:
             compiled = self.gm.forward
         else:

@@ -198,3 +198,25 @@ def test_symbolic_scalar_arithmetic_and_checks_stay_in_the_engine():
     assert len(report.engines) == 1 and report.pytorch_ops == [] and report.fallbacks == []
     with pytest.raises(Exception, match="_check"):
         run(torch.randn(6, 4))
+
+
+def test_dynamic_graph_without_engines_says_so_once_and_why():
+    """pdist declines symbolic sizes: the graph runs in PyTorch, and the warning names the op and
+    what to do; widening its profile later says 'recompiling', not 'rebuilding engines'."""
+    def model(x):
+        return torch.nn.functional.pdist(x)
+
+    logged = Records()
+    logging.getLogger("plugtrt").addHandler(logged)
+    try:
+        result, run = compiled(model, dynamic=True)
+        for rows in (5, 7, 40):
+            check(run, model, torch.randn(rows, 3))
+    finally:
+        logging.getLogger("plugtrt").removeHandler(logged)
+    messages = [r.getMessage() for r in logged.records]
+    no_engine = [m for m in messages if "builds no engine" in m]
+    assert len(no_engine) == len(result.reports) >= 1
+    assert "aten._pdist_forward.default x1" in no_engine[0] and "mark_static" in no_engine[0]
+    assert not any("rebuilding them" in m for m in messages)
+    assert any("recompiling it" in m for m in messages)
