@@ -40,18 +40,20 @@ from plugtrt.conversion import (
     NUMERIC,
     arg,
     aten,
+    bind_sizes,
     broadcast_to,
+    builder_refusal,
     constant_value,
     elementwise,
     is_dynamic,
     out_dtype,
     same_shape,
     unary,
+    unbacked_symbols,
     val,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
-from plugtrt.shapes import bind_sizes, unbacked_symbols
 from plugtrt.trt_adapter import trt, version
 
 logger = logging.getLogger("plugtrt")
@@ -61,26 +63,16 @@ _NON_ZERO_INPUTS = frozenset({torch.float32, torch.float16, torch.int32, torch.b
 """What TensorRT's non-zero layer reads directly; other dtypes are compared with 0 first."""
 
 
+def _non_zero_network(network: Any) -> None:
+    x = network.add_input("x", trt.bool, (2,))
+    network.mark_output(network.add_non_zero(x).get_output(0))
+
+
 @functools.cache
 def builder_refuses_non_zero() -> str | None:
     """Why the installed TensorRT cannot build a network with a non-zero layer, or None when it
-    can: a two-element network is built once per process to find out (TensorRT-RTX 1.7 has no
-    runner for it)."""
-    from plugtrt.engine import new_network, tensorrt_logger
-
-    try:
-        builder, network = new_network()
-    except Exception as exc:  # TensorRT missing: nothing converts anyway
-        return f"TensorRT is unavailable ({exc})"
-    x = network.add_input("x", trt.bool, (2,))
-    network.mark_output(network.add_non_zero(x).get_output(0))
-    log = tensorrt_logger()
-    log.muted = True  # the refusal is the answer, not an error to show
-    try:
-        plan = builder.build_serialized_network(network, builder.create_builder_config())
-    finally:
-        log.muted = False
-    if plan is not None:
+    can (TensorRT-RTX 1.7 has no runner for it)."""
+    if builder_refusal(_non_zero_network) is None:
         return None
     return (f"the installed TensorRT ({version()}) cannot build its non-zero layer (TensorRT-RTX "
             "has no runner for it: NVIDIA/TensorRT-RTX#32)")

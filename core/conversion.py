@@ -42,6 +42,7 @@ the user's code.
 from __future__ import annotations
 
 import collections
+import functools
 import operator
 import os
 import re
@@ -56,6 +57,7 @@ import torch.utils._pytree as pytree
 from plugtrt.errors import ConversionError
 from plugtrt.shapes import (  # noqa: F401  (part of this public API)
     bind_input,
+    bind_sizes,
     is_dynamic,
     lift_rank,
     same_shape,
@@ -66,6 +68,7 @@ from plugtrt.shapes import (  # noqa: F401  (part of this public API)
     sizes_computable,
     slice_to,
     static_dims,
+    unbacked_symbols,
 )
 from plugtrt.trt_adapter import to_torch_dtype, to_trt_dtype, trt
 
@@ -651,3 +654,25 @@ def broadcast_to(ctx, x: Any, shape: tuple, node: torch.fx.Node, source: tuple |
     stride = tuple(0 if (isinstance(s, int) and s == 1 and not (isinstance(o, int) and o == 1)) else 1
                    for s, o in zip(source, shape))
     return slice_to(ctx, x, (0,) * len(shape), shape, stride, node, "broadcast")
+
+
+# -- what the installed builder can build ----------------------------------------------------
+@functools.cache
+def builder_refusal(probe: Callable[[Any], None]) -> str | None:
+    """Why the installed TensorRT cannot build a tiny network that ``probe(network)`` fills
+    (a layer some flavours have no runner for: TensorRT-RTX 1.7's non-zero layer), or None when
+    it builds it. Built once per process per probe; a validator declines its nodes on a refusal."""
+    from plugtrt.engine import new_network, tensorrt_logger
+
+    try:
+        builder, network = new_network()
+    except Exception as exc:  # TensorRT missing: nothing converts anyway
+        return f"TensorRT is unavailable ({exc})"
+    probe(network)
+    log = tensorrt_logger()
+    log.muted = True  # the refusal is the answer, not an error to show
+    try:
+        plan = builder.build_serialized_network(network, builder.create_builder_config())
+    finally:
+        log.muted = False
+    return None if plan is not None else "the builder returned no engine for it"
