@@ -317,7 +317,8 @@ class CompiledGraph:
         bounds = None
         if self.dynamic is not None:
             bounds = self.dynamic.bounds_for(self.dynamic.values(args), settings.max_dynamic_size)
-            logger.debug("%s is dynamic: one profile for %s", self.name, DynamicSizes.describe(bounds))
+            logger.debug("%s is dynamic: its engines' profiles cover %s (a range wider than 8x is split "
+                         "into several)", self.name, DynamicSizes.describe(bounds))
         t0 = time.perf_counter()
         check_metadata_writes(self._traced_gm)
         aten, mutated = trace_to_aten(self._traced_gm, args, self.frozen, table,

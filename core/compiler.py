@@ -24,7 +24,7 @@ from plugtrt.bisection import split_in_half
 from plugtrt.blocks import block_size, tensorrt_blocks
 from plugtrt.conversion import describe
 from plugtrt.decompositions import decompose_declined
-from plugtrt.dynamic import unbacked_bounds
+from plugtrt.dynamic import by_name, unbacked_bounds
 from plugtrt.engine_cache import open_cache
 from plugtrt.engine_key import EngineKey, engine_key
 from plugtrt.errors import ConversionError, NetworkRejectedError, PlugtrtError
@@ -254,7 +254,8 @@ def _build(sub: torch.fx.GraphModule, name: str, blocks: _Blocks,
             [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"], bounds)
     start = time.perf_counter()
     artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs),
-                                _private(interpreter.ctx.weight_arrays(), blocks.outside))
+                                _private(interpreter.ctx.weight_arrays(), blocks.outside),
+                                profiles=by_name(interpreter.profiles))
     # "build" is TensorRT's builder alone; reading the network back is "snapshot"
     for stage, seconds in (("build", artifact.build_seconds),
                            ("snapshot", time.perf_counter() - start - artifact.build_seconds)):

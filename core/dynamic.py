@@ -12,10 +12,46 @@ optimization profile:
   16. A call beyond that rebuilds the engines once (logged) with the bound widened the same
   way, so N distinct sizes cost O(log N) builds, never one per size. The ``max_dynamic_size``
   setting gives those symbols an upper bound instead, so one build serves them all.
+
+**Several profiles per engine** (:func:`engine_profiles`). TensorRT picks each kernel for a
+profile's opt and must keep it valid from min to max, so one profile over 1..256 runs batch 1
+with kernels tuned for batch 37. Where a symbol's range spans more than :data:`PROFILE_SPAN`
+(8×), the engine gets one profile per bucket of that range instead, and the runtime selects the
+bucket holding each call (:func:`plugtrt.runtime.choose_profile`). One build still serves the
+whole range; the union of the buckets is exactly the range, so a call outside them all is
+outside the range and rebuilds as above, with the widened range bucketed the same way.
+
+- **Buckets** (:func:`buckets`) end at powers of two: a bucket starting at ``a`` reaches the
+  largest power of two at or below ``8·a`` (or the range's max). After the first, buckets are
+  ``[2^k + 1, 2^(k+3)]``, so each spans at most 8× and the count grows with the range's
+  octaves divided by three: 1..256 is ``[1, 8] [9, 64] [65, 256]``, 2..4096 four buckets. A
+  last bucket that fits within 8× of the one before joins it (1..65 is two buckets, not
+  three). The count is capped at :data:`MAX_PROFILES` (reached only beyond a span of about
+  8^8, 16 million), the last bucket then taking the rest of the range. Edges at powers of two
+  keep a size in the same bucket when a rebuild widens the range's max, and put each bucket's
+  end on the sizes kernels tile best.
+- **opt**: the bucket holding the compiling call's size keeps that size (as the single profile
+  does); each other bucket gets its geometric middle, so no size in it is more than √8 ≈ 2.8×
+  from the size its kernels were tuned for.
+- **Only the widest-ranging symbol is bucketed** (largest max/min, ties by name); the others keep
+  their whole (min, opt, max) in every profile. A product of buckets over several symbols would
+  multiply the profiles (three symbols of three buckets: 27), and the build time grows with the
+  number of profiles (TensorRT-RTX on this CPU: about 0.045 s per profile for four 256-wide
+  matmuls); the widest symbol (usually the batch) is where one set of kernels fits worst. The
+  symbols are those of the engine's own inputs: an engine whose inputs do not carry the widest
+  symbol of the graph buckets its own widest, or keeps one profile. A data-dependent size
+  (:func:`unbacked_bounds`, 0 to all elements) is never bucketed: its range is a worst case.
+
+Sizes 0 and 1: dynamo specialises them. With ``mark_dynamic(x, 0, min=1, max=256)`` a call at
+batch 1 fails dynamo's constraint check ("marked ... as dynamic but your code specialized it to
+be a constant (1)"); with ``dynamic=True`` it compiles a graph of its own. With
+``torch.fx.experimental._config.backed_size_oblivious = True`` (torch 2.14), dynamo keeps the
+marked range 1..256 as one symbol, and one graph with one build serves batch 1 too.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -27,7 +63,12 @@ from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 from plugtrt.errors import ConversionError
 
 Bounds = dict[sympy.Symbol, tuple[int, int, int]]
+"""One optimization profile: each symbol's (min, opt, max)."""
 _SMALLEST_MAX = 16
+PROFILE_SPAN = 8
+"""The widest max/min ratio one profile covers before the range is split into buckets."""
+MAX_PROFILES = 8
+"""The most profiles one engine gets; the last bucket takes the rest of a wider range."""
 
 
 def _symbol(size: Any) -> sympy.Symbol | None:
@@ -140,3 +181,76 @@ def unbacked_bounds(values: Sequence[Any]) -> Bounds:
                 lower = max(_finite(known.lower) or 0, 0)
                 bounds[symbol] = (lower, upper, upper)
     return bounds
+
+
+def buckets(low: int, high: int) -> list[tuple[int, int]]:
+    """``[low, high]`` split into consecutive buckets, each spanning at most
+    :data:`PROFILE_SPAN` (max/min), ending at powers of two (see the module's docstring)."""
+    if high <= PROFILE_SPAN * low:
+        return [(low, high)]
+    out: list[tuple[int, int]] = []
+    start = low
+    while start <= high:
+        # the largest power of two at or below 8·start
+        end = min(high, 1 << (PROFILE_SPAN * max(start, 1)).bit_length() - 1)
+        if len(out) == MAX_PROFILES - 1:
+            end = high
+        out.append((start, end))
+        start = end + 1
+    if len(out) > 1 and out[-1][1] <= PROFILE_SPAN * out[-2][0]:
+        out[-2:] = [(out[-2][0], out[-1][1])]
+    return out
+
+
+def _opt_in(low: int, high: int, opt: int) -> int:
+    """The compiling call's size where it lies in ``[low, high]``, else the bucket's geometric
+    middle."""
+    return opt if low <= opt <= high else min(high, max(low, round(math.sqrt(low * high))))
+
+
+def split_profiles(bounds: Mapping[sympy.Symbol, tuple[int, int, int]]) -> tuple[Bounds, ...]:
+    """The optimization profiles for ``bounds``: one where every symbol spans at most
+    :data:`PROFILE_SPAN`, else one per bucket of the widest-ranging symbol."""
+    # a data-dependent size's range (unbacked_bounds: 0 to all elements) is a worst case, not a
+    # range of calls: it stays whole
+    backed = [s for s in sorted(bounds, key=str) if not free_unbacked_symbols(s)]
+    if not backed:
+        return (dict(bounds),) if bounds else ()
+    widest = max(backed, key=lambda s: bounds[s][2] / max(bounds[s][0], 1))
+    low, opt, high = bounds[widest]
+    return tuple({**bounds, widest: (lo, _opt_in(lo, hi, opt), hi)} for lo, hi in buckets(low, high))
+
+
+def engine_profiles(bounds: Mapping[sympy.Symbol, tuple[int, int, int]] | None,
+                    values: Sequence[Any]) -> tuple[Bounds, ...]:
+    """The profiles of one engine whose inputs have these (fake) ``values``: ``bounds``
+    restricted to the symbols in their shapes, split by :func:`split_profiles`; () for an
+    engine with static inputs."""
+    symbols: set[sympy.Symbol] = set()
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            for size in value.shape:
+                if isinstance(size, torch.SymInt):
+                    symbols |= size.node.expr.free_symbols
+    return split_profiles({s: b for s, b in (bounds or {}).items() if s in symbols})
+
+
+def by_name(profiles: Sequence[Mapping[Any, tuple[int, int, int]]]
+            ) -> tuple[dict[str, tuple[int, int, int]], ...]:
+    """``profiles`` keyed by each symbol's name (``"s0"``): what an engine artifact keeps."""
+    return tuple({str(s): tuple(b) for s, b in sorted(p.items(), key=lambda item: str(item[0]))}
+                 for p in profiles)
+
+
+def describe_profiles(profiles: Sequence[Mapping[Any, tuple[int, int, int]]]) -> str:
+    """``s1 in [2, 64] opt 5; s0 in [1, 8] opt 8 | [9, 64] opt 24``: the symbols every profile
+    shares, then the bucketed one's range per profile."""
+    if not profiles:
+        return "static"
+    symbols = sorted(profiles[0], key=str)
+    varying = [s for s in symbols if any(p[s] != profiles[0][s] for p in profiles)]
+    shared = [f"{s} in [{lo}, {hi}] opt {opt}" for s in symbols if s not in varying
+              for lo, opt, hi in [profiles[0][s]]]
+    per_profile = [f"{s} in " + " | ".join(f"[{p[s][0]}, {p[s][2]}] opt {p[s][1]}" for p in profiles)
+                   for s in varying]
+    return "; ".join(shared + per_profile)

@@ -33,8 +33,9 @@ class BoundarySpec:
     """TensorRT's dims: -1 where the size is dynamic."""
     model_dtype: torch.dtype
     engine_dtype: torch.dtype
-    profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
-    """(min, opt, max) shapes of a dynamic input's optimization profile; None when static."""
+    profiles: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = ()
+    """A dynamic input's (min, opt, max) shapes, one per optimization profile of the engine, in
+    the profiles' order; () when static."""
     data_dependent: bool = False
     """An output whose size depends on the values computed (``x[mask]``, ``nonzero``): known only
     after execution, so a runtime cannot allocate it beforehand from the input shapes."""
@@ -57,6 +58,9 @@ class EngineArtifact:
     layer_count: int
     layer_types: dict[str, int] = attrs.field(factory=dict)
     """Layers per ``trt.LayerType`` name, for the compile report."""
+    profiles: tuple[dict[str, tuple[int, int, int]], ...] = ()
+    """Per optimization profile, each symbol's (min, opt, max) by name, for the compile report
+    (:func:`plugtrt.dynamic.engine_profiles`); () for an engine with static inputs."""
 
     def __reduce__(self) -> tuple:
         """Pickled (``torch.save``, ``copy.deepcopy``) with the plan as bytes: a view of
@@ -168,29 +172,31 @@ def builder_config(builder: Any, settings: Any) -> Any:
     return config
 
 
-def _add_profile(builder: Any, config: Any, inputs: tuple[BoundarySpec, ...]) -> None:
-    """One optimization profile covering every dynamic input's (min, opt, max)."""
-    dynamic = [spec for spec in inputs if spec.profile is not None]
-    if not dynamic:
-        return
-    profile = builder.create_optimization_profile()
-    for spec in dynamic:
-        profile.set_shape(spec.name, *spec.profile)
-    config.add_optimization_profile(profile)
+def _add_profiles(builder: Any, config: Any, inputs: tuple[BoundarySpec, ...]) -> None:
+    """The optimization profiles, in order: profile ``k`` gives every dynamic input its ``k``-th
+    (min, opt, max)."""
+    dynamic = [spec for spec in inputs if spec.profiles]
+    for k in range(len(dynamic[0].profiles) if dynamic else 0):
+        profile = builder.create_optimization_profile()
+        for spec in dynamic:
+            profile.set_shape(spec.name, *spec.profiles[k])
+        config.add_optimization_profile(profile)
 
 
 def build(name: str, builder: Any, network: Any, settings: Any,
           inputs: tuple[BoundarySpec, ...], outputs: tuple[BoundarySpec, ...],
-          private_arrays: Mapping[int, Any] | None = None) -> EngineArtifact:
+          private_arrays: Mapping[int, Any] | None = None,
+          profiles: tuple[dict[str, tuple[int, int, int]], ...] = ()) -> EngineArtifact:
     """Build the engine of ``network``; raises :class:`NetworkRejectedError` with TensorRT's
     errors when the builder refuses it, :class:`EngineBuildError` when the settings cannot build.
     ``private_arrays`` (address -> array) are weights of the network that nothing outside
-    plugtrt holds: the snapshot keeps them by reference."""
+    plugtrt holds: the snapshot keeps them by reference. ``profiles`` name each profile's symbol
+    ranges for the report; the builder takes the inputs' own (``BoundarySpec.profiles``)."""
     from plugtrt.network_snapshot import snapshot_network
     from plugtrt.progress import monitor
 
     config = builder_config(builder, settings)
-    _add_profile(builder, config, inputs)
+    _add_profiles(builder, config, inputs)
     progress = monitor(name, settings)
     if progress is not None:
         config.progress_monitor = progress  # a bar on the terminal once a build runs > 2 s
@@ -212,4 +218,4 @@ def build(name: str, builder: Any, network: Any, settings: Any,
         log.muted = False
     return EngineArtifact(name=name, plan=memoryview(plan).cast("B"), inputs=inputs, outputs=outputs,
                           network=snapshot, build_seconds=seconds, layer_count=network.num_layers,
-                          layer_types=snapshot.layer_counts())
+                          layer_types=snapshot.layer_counts(), profiles=profiles)

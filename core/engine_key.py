@@ -9,7 +9,8 @@ hashed with SHA-256:
   and ``inf`` stay distinct; dtypes, devices and layouts by name) and the shape and dtype
   tracing recorded for it, which includes the block's input shapes and dtypes (a dynamic
   size by its symbolic expression, ``s0`` or ``2*s0``);
-- for a dynamic block, its optimization profile: each symbol's (min, opt, max);
+- for a dynamic block, its optimization profiles: each symbol's (min, opt, max) in each, as
+  :func:`plugtrt.dynamic.engine_profiles` splits the graph's bounds for the block's inputs;
 - the value of every constant (frozen weights included): XXH3-128 over the tensor's full
   bytes, with its dtype and shape. Every byte is read, so two different tensors share a
   digest only by a 128-bit accident, or by weights crafted to collide, which takes control of
@@ -58,11 +59,12 @@ import xxhash
 
 from plugtrt import trt_adapter
 from plugtrt.code_fingerprint import NotFingerprintable, code_fingerprint
+from plugtrt.dynamic import engine_profiles
 from plugtrt.precision import float32_nodes
 
 logger = logging.getLogger("plugtrt")
 
-KEY_FORMAT = 3
+KEY_FORMAT = 4
 """Bumped whenever what the key covers changes, so older entries miss instead of matching."""
 
 
@@ -83,13 +85,14 @@ class Uncacheable(Exception):
 def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
                bounds: Mapping[Any, tuple[int, int, int]] | None = None, *, runtime: str) -> EngineKey | None:
     """The key of ``block`` (a TensorRT partition) under ``registry``, ``settings`` and, for a
-    dynamic block, the (min, opt, max) ``bounds`` of its optimization profile, for the runtime
+    dynamic block, the (min, opt, max) ``bounds`` its optimization profiles split, for the runtime
     named ``runtime`` (an entry holds only what that runtime reads), or None where it cannot be
     keyed faithfully (the block is then built and not cached)."""
     index: dict[torch.fx.Node, int] = {}
     nodes: list[Any] = []
     converters: dict[str, list[str]] = {}
     float32 = float32_nodes(block, settings.precision)
+    inputs = [n.meta.get("val") for n in block.graph.nodes if n.op == "placeholder"]
     try:
         for node in block.graph.nodes:
             index[node] = len(index)
@@ -114,7 +117,8 @@ def engine_key(block: torch.fx.GraphModule, registry: Any, settings: Any,
     document = {
         "format": KEY_FORMAT,
         "graph": nodes,
-        "profile": sorted([str(symbol), list(b)] for symbol, b in (bounds or {}).items()),
+        "profiles": [sorted([str(symbol), list(b)] for symbol, b in profile.items())
+                     for profile in engine_profiles(bounds, inputs)],
         "converters": converters,
         "settings": settings.engine_key(),
         "runtime": runtime,

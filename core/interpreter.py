@@ -16,6 +16,7 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import ConversionContext, default_float_dtype, describe, val
+from plugtrt.dynamic import Bounds, engine_profiles
 from plugtrt.engine import BoundarySpec
 from plugtrt.errors import ConversionError
 from plugtrt.precision import float32_nodes
@@ -54,24 +55,29 @@ class NetworkInterpreter:
         self.converters_used: set[str] = set()
         self.float32 = float32_nodes(gm, settings.precision)
         """Nodes computed in float32 whatever the precision (see :mod:`plugtrt.precision`)."""
+        self.profiles: tuple[Bounds, ...] = ()
+        """The engine's optimization profiles (:func:`plugtrt.dynamic.engine_profiles`), set by
+        :meth:`run`."""
 
     def run(self, input_values: Sequence[Any], bounds: Mapping[Any, tuple[int, int, int]] | None = None
             ) -> tuple[list[BoundarySpec], list[BoundarySpec]]:
         """Convert the block; returns the specs of the network's inputs and outputs.
 
         ``input_values`` are the placeholders' fake values (tensors, or ``SymInt`` sizes computed
-        outside the block); ``bounds`` maps each symbolic size to its (min, opt, max), from which
-        every dynamic input gets its optimization profile.
+        outside the block); ``bounds`` maps each symbolic size to its (min, opt, max), which
+        :func:`plugtrt.dynamic.engine_profiles` splits into the engine's optimization profiles
+        (several where a range spans more than 8×); every dynamic input gets its shapes in each.
         """
         env: dict[torch.fx.Node, Any] = {}
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
         values = dict(zip(placeholders, input_values, strict=True))
+        self.profiles = engine_profiles(bounds, input_values)
         inputs = []
         self._input_symbols = {s for v in values.values() if isinstance(v, torch.Tensor)
                                for d in v.shape if isinstance(d, torch.SymInt) for s in d.node.expr.free_symbols}
         for node, value in values.items():
             if isinstance(value, torch.Tensor):
-                spec = self._input_spec(f"input_{len(inputs)}", value, bounds)
+                spec = self._input_spec(f"input_{len(inputs)}", value)
                 tensor = self.ctx.network.add_input(spec.name, to_trt_dtype(spec.engine_dtype), spec.shape)
                 bind_input(self.ctx, tensor, value, node)
                 env[node] = tensor  # each reader casts it to its own precision (see _tensor)
@@ -96,17 +102,16 @@ class NetworkInterpreter:
                 return inputs, outputs
         raise ConversionError("graph has no output node")
 
-    def _input_spec(self, name: str, value: torch.Tensor,
-                    bounds: Mapping[Any, tuple[int, int, int]] | None) -> BoundarySpec:
-        profile = None
+    def _input_spec(self, name: str, value: torch.Tensor) -> BoundarySpec:
+        profiles: tuple = ()
         if is_dynamic(value.shape):
-            if not bounds:
+            if not self.profiles:
                 raise ConversionError(f"engine input {name} has symbolic sizes {tuple(value.shape)} but "
                                       "no bounds were given for an optimization profile")
-            profile = tuple(shape_bounds(value.shape, {s: b[k] for s, b in bounds.items()})
-                            for k in range(3))
+            profiles = tuple(tuple(shape_bounds(value.shape, {s: b[k] for s, b in profile.items()})
+                                   for k in range(3)) for profile in self.profiles)
         return BoundarySpec(name=name, shape=static_dims(value.shape), model_dtype=value.dtype,
-                            engine_dtype=self.ctx.boundary_dtype(value.dtype), profile=profile)
+                            engine_dtype=self.ctx.boundary_dtype(value.dtype), profiles=profiles)
 
     def _call(self, node: torch.fx.Node, env: dict) -> Any:
         default = default_float_dtype(self.ctx.settings)

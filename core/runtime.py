@@ -3,7 +3,10 @@
 ``RuntimeSpec.create(artifact, settings, registry)`` receives an :class:`EngineArtifact` (the serialized
 plan, the :class:`BoundarySpec` of every input and output, and a snapshot of the network) and
 returns an :class:`EngineModule` subclass that implements :meth:`EngineModule.execute`; the
-module casts between model and engine dtypes (and devices) around it.
+module casts between model and engine dtypes (and devices) around it, and refuses a call whose
+shapes lie in none of the engine's optimization profiles. A runtime that executes the plan
+selects the profile :func:`choose_profile` names for the call's shapes (an engine whose range
+spans more than 8× has several, :mod:`plugtrt.dynamic`).
 :func:`tensorrt_logger` is the process's one TensorRT logger, for deserialising plans.
 """
 from __future__ import annotations
@@ -14,7 +17,31 @@ import torch
 
 from plugtrt.engine import BoundarySpec, EngineArtifact, tensorrt_logger
 
-__all__ = ["BoundarySpec", "EngineArtifact", "EngineModule", "tensorrt_logger"]
+__all__ = ["BoundarySpec", "EngineArtifact", "EngineModule", "choose_profile", "tensorrt_logger"]
+
+
+def choose_profile(specs: Sequence[BoundarySpec], shapes: Sequence[Sequence[int]]) -> int | None:
+    """The index of the first optimization profile that holds every input's shape (``shapes``
+    in the order of ``specs``), None when none does; 0 for an engine without dynamic inputs.
+    Profiles split one symbol's range into disjoint buckets, so at most one holds a call."""
+    dynamic = [(spec, shape) for spec, shape in zip(specs, shapes) if spec.profiles]
+    count = len(dynamic[0][0].profiles) if dynamic else 1
+    for k in range(count):
+        if all(len(shape) == len(spec.profiles[k][0]) and all(
+                lo <= d <= hi for lo, d, hi in zip(spec.profiles[k][0], shape, spec.profiles[k][2]))
+               for spec, shape in dynamic):
+            return k
+    return None
+
+
+def _describe_profiles(specs: Sequence[BoundarySpec]) -> str:
+    """Each profile's (min)..(max) shapes of the dynamic inputs, for errors."""
+    dynamic = [spec for spec in specs if spec.profiles]
+    if not dynamic:
+        return "none"
+    return "; ".join(f"{k}: " + ", ".join(f"{spec.name} {spec.profiles[k][0]}..{spec.profiles[k][2]}"
+                                          for spec in dynamic)
+                     for k in range(len(dynamic[0].profiles)))
 
 
 class EngineModule(torch.nn.Module):
@@ -35,11 +62,11 @@ class EngineModule(torch.nn.Module):
         specs = self.artifact.inputs
         if len(inputs) != len(specs):
             raise TypeError(f"engine {self.artifact.name} takes {len(specs)} inputs, got {len(inputs)}")
-        for x, spec in zip(inputs, specs):
-            if spec.profile is not None and not all(
-                    lo <= d <= hi for lo, d, hi in zip(spec.profile[0], x.shape, spec.profile[2])):
-                raise ValueError(f"engine {self.artifact.name} input {spec.name} has shape {tuple(x.shape)}, "
-                                 f"outside its optimization profile {spec.profile[0]}..{spec.profile[2]}")
+        if choose_profile(specs, [x.shape for x in inputs]) is None:
+            shapes = ", ".join(f"{spec.name} {tuple(x.shape)}"
+                               for x, spec in zip(inputs, specs) if spec.profiles)
+            raise ValueError(f"engine {self.artifact.name} is called with shapes {shapes}, outside all its "
+                             f"optimization profiles ({_describe_profiles(specs)})")
         feeds = [x.to(spec.engine_dtype).contiguous() for x, spec in zip(inputs, specs)]
         outputs = self.execute(feeds)
         # An engine placed by the ``device`` option may live on another GPU than its inputs:

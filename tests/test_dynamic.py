@@ -175,9 +175,11 @@ def test_call_outside_an_engine_profile_is_refused_with_the_bounds():
             return list(inputs)
 
     spec = BoundarySpec(name="input_0", shape=(-1, 4), model_dtype=torch.float32,
-                        engine_dtype=torch.float32, profile=((2, 4), (8, 4), (16, 4)))
+                        engine_dtype=torch.float32,
+                        profiles=(((2, 4), (8, 4), (16, 4)), ((17, 4), (17, 4), (19, 4))))
     artifact = type("Artifact", (), {"name": "e", "inputs": (spec,), "outputs": (spec,)})()
-    with pytest.raises(ValueError, match=r"shape \(20, 4\), outside its optimization profile \(2, 4\)\.\.\(16, 4\)"):
+    with pytest.raises(ValueError, match=r"input_0 \(20, 4\), outside all its optimization profiles "
+                                         r"\(0: input_0 \(2, 4\)\.\.\(16, 4\); 1: input_0 \(17, 4\)\.\.\(19, 4\)\)"):
         Echo(artifact)(torch.zeros(20, 4))
 
 
