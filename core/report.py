@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from plugtrt.dynamic import describe_profiles
+
 
 @attrs.define(kw_only=True)
 class EngineReport:
@@ -21,6 +23,9 @@ class EngineReport:
     """Names of the converters that built this engine's layers."""
     cached: bool = False
     """Loaded from the engine cache: neither converted nor built in this process."""
+    profiles: tuple[dict[str, tuple[int, int, int]], ...] = ()
+    """The engine's optimization profiles, in order: each symbol's (min, opt, max) by name (more
+    than one where a range spans more than 8×, :mod:`plugtrt.dynamic`); () when static."""
 
 
 @attrs.define(kw_only=True)
@@ -46,8 +51,10 @@ class CompileReport:
     def summary(self) -> str:
         stages = ", ".join(f"{k} {v:.2f}s" for k, v in self.stage_seconds.items())
         restored = " (restored from the graph cache)" if self.restored else ""
+        profiles = "".join(f"\n  {e.name}: {len(e.profiles)} optimization profile(s): "
+                           f"{describe_profiles(e.profiles)}" for e in self.engines if e.profiles)
         return (f"{self.graph}{restored}: {len(self.engines)} engine(s), {sum(e.ops for e in self.engines)} "
-                f"ops in TensorRT, {len(self.pytorch_ops)} in PyTorch; {stages}")
+                f"ops in TensorRT, {len(self.pytorch_ops)} in PyTorch; {stages}{profiles}")
 
 
 MAX_REPORTS = 256
