@@ -18,6 +18,11 @@ marked as in use on that stream (``record_stream``): a temporary such as an inpu
 the engine's GPU cannot be handed to another stream's allocation while the engine still
 reads it. An execution context holds the engine's intermediate memory, so each thread gets
 its own, and a context used on a new stream first waits for its previous enqueue.
+
+An engine with several optimization profiles (:mod:`plugtrt.dynamic`) runs each call in the
+one :func:`choose_profile` names for its shapes: the context switches to it with
+``set_optimization_profile_async`` on the enqueue stream (TensorRT may copy data there, which
+the enqueue then follows), before any input shape is set, since switching drops them.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ import torch
 from plugtrt.errors import PlugtrtError
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import RuntimeSpec
-from plugtrt.runtime import EngineModule, tensorrt_logger
+from plugtrt.runtime import EngineModule, choose_profile, tensorrt_logger
 from plugtrt.trt_adapter import flavour, load, trt
 
 # Compute capabilities whose engines TensorRT-RTX can run (it has no SM90 target).
@@ -146,6 +151,14 @@ class TensorRTEngineModule(EngineModule):
         context = state.context
         stream = torch.cuda.current_stream(self.device)
         feeds = [x if x.device == self.device else x.to(self.device) for x in inputs]
+        if state.done is not None and state.stream != stream:
+            stream.wait_event(state.done)  # the context's memory is still in use there
+        # forward() has refused shapes outside every profile
+        profile = choose_profile(self.artifact.inputs, [x.shape for x in feeds])
+        if profile != context.active_optimization_profile and \
+                not context.set_optimization_profile_async(profile, stream.cuda_stream):
+            raise PlugtrtError(f"TensorRT could not select optimization profile {profile} of engine "
+                               f"{self.artifact.name}; see the TensorRT log above")
         for spec, x in zip(self.artifact.inputs, feeds):
             context.set_input_shape(spec.name, tuple(x.shape))
             context.set_tensor_address(spec.name, x.data_ptr())
@@ -159,8 +172,6 @@ class TensorRTEngineModule(EngineModule):
             out = torch.empty(shape, dtype=spec.engine_dtype, device=self.device)
             context.set_tensor_address(spec.name, out.data_ptr())
             outputs.append(out)
-        if state.done is not None and state.stream != stream:
-            stream.wait_event(state.done)  # the context's memory is still in use there
         for x in feeds:
             x.record_stream(stream)
         if not context.execute_async_v3(stream.cuda_stream):
