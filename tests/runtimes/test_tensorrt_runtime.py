@@ -87,3 +87,20 @@ def test_data_dependent_output_allocator_hands_out_a_fresh_buffer_per_call():
     assert allocator.result("output_0").shape == (0, 2)
     allocator.start()
     assert allocator.reallocate_output("output_0", address, 40, 16) != address
+
+
+@pytest.mark.gpu
+def test_an_engine_with_several_profiles_switches_to_each_calls_bucket():
+    """Batch 1..256 gives three profiles; calls alternating between buckets (and back) each
+    select theirs before setting shapes, on one context, and match eager."""
+    _skip_unless_runnable()
+    import torch.fx.experimental._config as fx_config
+
+    model = mlp().cuda()
+    compiled = torch.compile(model, backend="plugtrt",
+                             options={"runtime": "tensorrt", "min_block_size": 1})
+    with fx_config.patch(backed_size_oblivious=True), torch.no_grad():
+        for size in (37, 1, 256, 8, 9, 65, 1):
+            x = torch.randn(size, 16, device="cuda")
+            torch._dynamo.mark_dynamic(x, 0, min=1, max=256)
+            torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
