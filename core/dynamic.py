@@ -31,8 +31,13 @@ outside the range and rebuilds as above, with the widened range bucketed the sam
   keep a size in the same bucket when a rebuild widens the range's max, and put each bucket's
   end on the sizes kernels tile best.
 - **opt**: the bucket holding the compiling call's size keeps that size (as the single profile
-  does); each other bucket gets its geometric middle, so no size in it is more than √8 ≈ 2.8×
-  from the size its kernels were tuned for.
+  does). TensorRT checks the network's shape constraints at every profile's opt, and a model
+  takes only some sizes (a UNet that pools twice, multiples of 4), so each other bucket takes
+  the size nearest its geometric middle (no size in the bucket more than about √8 ≈ 2.8× from
+  it) among the multiples of the call size's power-of-two factor (call 32, bucket [3, 16]: 16;
+  bucket [65, 128]: 96), or of the largest smaller power of two the bucket holds a multiple of.
+  Where TensorRT still refuses the profiles, the engine is built again with one profile over
+  the whole range (:func:`plugtrt.compiler`'s ``_build``, logged at debug).
 - **Only the widest-ranging symbol is bucketed** (largest max/min, ties by name); the others keep
   their whole (min, opt, max) in every profile. A product of buckets over several symbols would
   multiply the profiles (three symbols of three buckets: 27), and the build time grows with the
@@ -203,18 +208,27 @@ def buckets(low: int, high: int) -> list[tuple[int, int]]:
 
 
 def _opt_in(low: int, high: int, opt: int) -> int:
-    """The compiling call's size where it lies in ``[low, high]``, else the bucket's geometric
-    middle."""
-    return opt if low <= opt <= high else min(high, max(low, round(math.sqrt(low * high))))
+    """The compiling call's size where it lies in ``[low, high]``; else the size nearest the
+    bucket's geometric middle among the multiples of the call size's power-of-two factor (of the
+    largest power of two below it that has a multiple in the bucket)."""
+    if low <= opt <= high:
+        return opt
+    step = opt & -opt or 1
+    while step > 1 and high // step * step < low:
+        step //= 2
+    first, last = -(-low // step) * step, high // step * step
+    return min(last, max(first, round(math.sqrt(low * high) / step) * step))
 
 
-def split_profiles(bounds: Mapping[sympy.Symbol, tuple[int, int, int]]) -> tuple[Bounds, ...]:
+def split_profiles(bounds: Mapping[sympy.Symbol, tuple[int, int, int]], split: bool = True
+                   ) -> tuple[Bounds, ...]:
     """The optimization profiles for ``bounds``: one where every symbol spans at most
-    :data:`PROFILE_SPAN`, else one per bucket of the widest-ranging symbol."""
+    :data:`PROFILE_SPAN` (or ``split`` is False), else one per bucket of the widest-ranging
+    symbol."""
     # a data-dependent size's range (unbacked_bounds: 0 to all elements) is a worst case, not a
     # range of calls: it stays whole
     backed = [s for s in sorted(bounds, key=str) if not free_unbacked_symbols(s)]
-    if not backed:
+    if not backed or not split:
         return (dict(bounds),) if bounds else ()
     widest = max(backed, key=lambda s: bounds[s][2] / max(bounds[s][0], 1))
     low, opt, high = bounds[widest]
@@ -222,17 +236,17 @@ def split_profiles(bounds: Mapping[sympy.Symbol, tuple[int, int, int]]) -> tuple
 
 
 def engine_profiles(bounds: Mapping[sympy.Symbol, tuple[int, int, int]] | None,
-                    values: Sequence[Any]) -> tuple[Bounds, ...]:
+                    values: Sequence[Any], split: bool = True) -> tuple[Bounds, ...]:
     """The profiles of one engine whose inputs have these (fake) ``values``: ``bounds``
-    restricted to the symbols in their shapes, split by :func:`split_profiles`; () for an
-    engine with static inputs."""
+    restricted to the symbols in their shapes, split by :func:`split_profiles` (one profile
+    with ``split`` False); () for an engine with static inputs."""
     symbols: set[sympy.Symbol] = set()
     for value in values:
         if isinstance(value, torch.Tensor):
             for size in value.shape:
                 if isinstance(size, torch.SymInt):
                     symbols |= size.node.expr.free_symbols
-    return split_profiles({s: b for s, b in (bounds or {}).items() if s in symbols})
+    return split_profiles({s: b for s, b in (bounds or {}).items() if s in symbols}, split)
 
 
 def by_name(profiles: Sequence[Mapping[Any, tuple[int, int, int]]]

@@ -84,7 +84,9 @@ def test_a_call_beyond_every_profile_rebuilds_once_into_bucketed_profiles():
     assert sum("outside the profile" in r.getMessage() for r in logged.records) == 1
     first, second = (_ranges(r.engines[0]) for r in result.reports)
     assert first == [(2, 5, 16)]
-    assert second == [(2, 6, 16), (17, 100, 128), (129, 182, 256)]  # opt: the call's, else √(min·max)
+    # opt: the call's (100 = 4·25), else the multiple of 4 nearest √(min·max)
+    assert second == [(2, 4, 16), (17, 100, 128), (129, 180, 256)]
+
 
 
 # -- the policy: buckets and the profile choice ---------------------------------------------------
@@ -115,9 +117,12 @@ def test_every_size_in_the_range_is_in_exactly_the_profile_chosen(bounds, data):
     assert len(spans) == 1 if high <= PROFILE_SPAN * low else 2 <= len(spans) <= MAX_PROFILES
     assert len(spans) == 1 or 4 * PROFILE_SPAN ** (len(spans) - 2) * low < high
     assert len(spans) <= max(1, math.ceil(math.log(high / low, PROFILE_SPAN)) + 1)
-    # opt lies in its bucket; the compiling call's size stays the opt of the bucket holding it
+    # opt lies in its bucket; the compiling call's size stays the opt of the bucket holding it;
+    # elsewhere it shares the call size's power-of-two factor where the bucket holds a multiple
     assert all(p[S0][0] <= p[S0][1] <= p[S0][2] for p in profiles)
     assert any(p[S0][1] == opt for p in profiles)
+    factor = opt & -opt
+    assert all(p[S0][1] % factor == 0 for p in profiles if p[S0][2] // factor * factor >= p[S0][0])
     specs = _specs(profiles, S0)
     for size in {low, high, opt, data.draw(st.integers(low, high), label="size"),
                  *(hi for _, hi in spans), *(lo for lo, _ in spans)}:
