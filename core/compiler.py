@@ -244,18 +244,30 @@ def _block_bounds(sub: torch.fx.GraphModule, bounds: Mapping[Any, tuple[int, int
 
 
 def _build(sub: torch.fx.GraphModule, name: str, blocks: _Blocks,
-           bounds: Mapping[Any, tuple[int, int, int]] | None) -> tuple[Any, tuple[str, ...]]:
-    """Convert ``sub`` and build its engine: the artifact and the converters used."""
+           bounds: Mapping[Any, tuple[int, int, int]] | None,
+           split: bool = True) -> tuple[Any, tuple[str, ...]]:
+    """Convert ``sub`` and build its engine: the artifact and the converters used. Where TensorRT
+    refuses an engine with several optimization profiles (it checks the network's shape
+    constraints at each profile's opt, which the model may not take), it is built again with
+    one profile over the whole range, as the call's sizes always build."""
     report, settings = blocks.report, blocks.settings
     with _Timer(report, "convert"):
         builder, network = engine_mod.new_network()
         interpreter = NetworkInterpreter(sub, blocks.registry, settings, network)
         inputs, outputs = interpreter.run(
-            [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"], bounds)
+            [n.meta["val"] for n in sub.graph.nodes if n.op == "placeholder"], bounds, split)
     start = time.perf_counter()
-    artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs),
-                                _private(interpreter.ctx.weight_arrays(), blocks.outside),
-                                profiles=by_name(interpreter.profiles))
+    try:
+        artifact = engine_mod.build(name, builder, network, settings, tuple(inputs), tuple(outputs),
+                                    _private(interpreter.ctx.weight_arrays(), blocks.outside),
+                                    profiles=by_name(interpreter.profiles),
+                                    retried=len(interpreter.profiles) > 1)
+    except NetworkRejectedError as exc:
+        if len(interpreter.profiles) < 2:
+            raise
+        logger.debug("engine %s: TensorRT refused its %d optimization profiles (%s); building it "
+                     "with one over the whole range", name, len(interpreter.profiles), exc)
+        return _build(sub, name, blocks, bounds, split=False)
     # "build" is TensorRT's builder alone; reading the network back is "snapshot"
     for stage, seconds in (("build", artifact.build_seconds),
                            ("snapshot", time.perf_counter() - start - artifact.build_seconds)):

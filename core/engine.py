@@ -89,7 +89,8 @@ def tensorrt_logger() -> Any:
     """One TensorRT logger for the process, forwarding to the ``plugtrt.tensorrt`` logging logger
     (``debug=True`` shows its warnings; set that logger to INFO or DEBUG for TensorRT's chatter).
 
-    Its ``errors`` (what a failed build reports) and ``muted`` flag are per thread: TensorRT
+    Its ``errors`` (what a failed build reports), ``muted`` and ``demoted`` (errors collected but
+    logged at DEBUG: a build whose failure is retried) flags are per thread: TensorRT
     logs in the thread that called it, so concurrent builds, and a runtime loading a plan in
     another thread, neither mix their errors nor clear each other's."""
     global _LOGGER
@@ -104,6 +105,7 @@ def tensorrt_logger() -> Any:
             def __init__(self):
                 self.errors: list[str] = []
                 self.muted = False
+                self.demoted = False
 
         class Forward(trt.ILogger):
             def __init__(self):
@@ -122,12 +124,21 @@ def tensorrt_logger() -> Any:
             def muted(self, value: bool) -> None:
                 self._state.muted = value
 
+            @property
+            def demoted(self) -> bool:
+                return self._state.demoted
+
+            @demoted.setter
+            def demoted(self, value: bool) -> None:
+                self._state.demoted = value
+
             def log(self, severity, msg):
                 if self.muted:
                     return
                 if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
                     self.errors.append(msg)
-                trt_logger.log(levels.get(severity, logging.INFO), "%s", msg)
+                level = logging.DEBUG if self.demoted else levels.get(severity, logging.INFO)
+                trt_logger.log(level, "%s", msg)
 
         _LOGGER = Forward()
     return _LOGGER
@@ -186,12 +197,15 @@ def _add_profiles(builder: Any, config: Any, inputs: tuple[BoundarySpec, ...]) -
 def build(name: str, builder: Any, network: Any, settings: Any,
           inputs: tuple[BoundarySpec, ...], outputs: tuple[BoundarySpec, ...],
           private_arrays: Mapping[int, Any] | None = None,
-          profiles: tuple[dict[str, tuple[int, int, int]], ...] = ()) -> EngineArtifact:
+          profiles: tuple[dict[str, tuple[int, int, int]], ...] = (),
+          retried: bool = False) -> EngineArtifact:
     """Build the engine of ``network``; raises :class:`NetworkRejectedError` with TensorRT's
     errors when the builder refuses it, :class:`EngineBuildError` when the settings cannot build.
     ``private_arrays`` (address -> array) are weights of the network that nothing outside
     plugtrt holds: the snapshot keeps them by reference. ``profiles`` name each profile's symbol
-    ranges for the report; the builder takes the inputs' own (``BoundarySpec.profiles``)."""
+    ranges for the report; the builder takes the inputs' own (``BoundarySpec.profiles``). With
+    ``retried``, a failure is the caller's to retry: TensorRT's errors go to DEBUG, and into the
+    exception."""
     from plugtrt.network_snapshot import snapshot_network
     from plugtrt.progress import monitor
 
@@ -202,8 +216,12 @@ def build(name: str, builder: Any, network: Any, settings: Any,
         config.progress_monitor = progress  # a bar on the terminal once a build runs > 2 s
     log = tensorrt_logger()
     log.errors.clear()
+    log.demoted = retried
     start = time.perf_counter()
-    plan = builder.build_serialized_network(network, config)
+    try:
+        plan = builder.build_serialized_network(network, config)
+    finally:
+        log.demoted = False
     seconds = time.perf_counter() - start
     if plan is None:
         raise NetworkRejectedError(f"TensorRT could not build engine {name!r}: "

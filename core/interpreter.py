@@ -59,19 +59,20 @@ class NetworkInterpreter:
         """The engine's optimization profiles (:func:`plugtrt.dynamic.engine_profiles`), set by
         :meth:`run`."""
 
-    def run(self, input_values: Sequence[Any], bounds: Mapping[Any, tuple[int, int, int]] | None = None
-            ) -> tuple[list[BoundarySpec], list[BoundarySpec]]:
+    def run(self, input_values: Sequence[Any], bounds: Mapping[Any, tuple[int, int, int]] | None = None,
+            split: bool = True) -> tuple[list[BoundarySpec], list[BoundarySpec]]:
         """Convert the block; returns the specs of the network's inputs and outputs.
 
         ``input_values`` are the placeholders' fake values (tensors, or ``SymInt`` sizes computed
         outside the block); ``bounds`` maps each symbolic size to its (min, opt, max), which
         :func:`plugtrt.dynamic.engine_profiles` splits into the engine's optimization profiles
-        (several where a range spans more than 8×); every dynamic input gets its shapes in each.
+        (several where a range spans more than 8×, unless ``split`` is False); every dynamic
+        input gets its shapes in each.
         """
         env: dict[torch.fx.Node, Any] = {}
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
         values = dict(zip(placeholders, input_values, strict=True))
-        self.profiles = engine_profiles(bounds, input_values)
+        self.profiles = engine_profiles(bounds, input_values, split)
         inputs = []
         self._input_symbols = {s for v in values.values() if isinstance(v, torch.Tensor)
                                for d in v.shape if isinstance(d, torch.SymInt) for s in d.node.expr.free_symbols}

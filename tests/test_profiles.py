@@ -88,6 +88,39 @@ def test_a_call_beyond_every_profile_rebuilds_once_into_bucketed_profiles():
     assert second == [(2, 4, 16), (17, 100, 128), (129, 180, 256)]
 
 
+class PoolUp(torch.nn.Module):
+    """Takes only even heights: the pooled and upsampled half is concatenated to the input."""
+
+    def forward(self, x):
+        up = torch.nn.functional.interpolate(torch.nn.functional.max_pool2d(x, 2), scale_factor=2.0)
+        return torch.cat([x, up], 1) * 2
+
+
+def test_profiles_that_tensorrt_refuses_become_one_profile(monkeypatch):
+    """TensorRT checks the network's shape constraints at each profile's opt: with an odd opt
+    (the policy never picks one for an even call size; forced here) it refuses the profiles, and
+    the engine is built again with one profile over the range, quietly (DEBUG), whole."""
+    monkeypatch.setattr(dynamic, "_opt_in", lambda low, high, opt: opt if low <= opt <= high else low | 1)
+    model = PoolUp()
+    result, run = compiled(model, dynamic=True)
+    logged = Records()
+    logged.setLevel(logging.DEBUG)
+    plugtrt_log = logging.getLogger("plugtrt")
+    level, plugtrt_log.level = plugtrt_log.level, logging.DEBUG
+    plugtrt_log.addHandler(logged)
+    try:
+        for height in (32, 4, 64):
+            check(run, model, torch.randn(1, 2, height, 6))
+    finally:
+        plugtrt_log.removeHandler(logged)
+        plugtrt_log.setLevel(level)
+    assert result.builds == [1]
+    (report,) = result.reports
+    (engine,) = report.engines
+    assert report.pytorch_ops == [] and report.fallbacks == [] and len(engine.profiles) == 1
+    assert any("refused its 2 optimization profiles" in r.getMessage() for r in logged.records)
+    assert not [r for r in logged.records if r.levelno >= logging.ERROR]
+
 
 # -- the policy: buckets and the profile choice ---------------------------------------------------
 
