@@ -249,6 +249,7 @@ def run_entry_dynamic(index: int, every_input: bool, dims: str = "batch") -> Cor
     from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
 
     from plugtrt import engine
+    from plugtrt.errors import NetworkRejectedError
     from plugtrt.interpreter import NetworkInterpreter
     from plugtrt.manager import default_registry
     from plugtrt.runtimes.reference import evaluate
@@ -276,11 +277,17 @@ def run_entry_dynamic(index: int, every_input: bool, dims: str = "batch") -> Cor
     traced = {s: int(mode.shape_env.var_to_val[s]) for s in symbols}
     bounds = {s: (1, v, v + 3) for s, v in traced.items()}
     settings = CompilationSettings()
-    builder, network = engine.new_network()
-    interpreter = NetworkInterpreter(gm, registry, settings, network)
-    specs_in, specs_out = interpreter.run(values, bounds)
-    artifact = engine.build(f"corpus_dynamic_{index}", builder, network, settings, tuple(specs_in),
-                            tuple(specs_out))
+    for split in (True, False):  # as the compiler does: profiles TensorRT refuses become one
+        builder, network = engine.new_network()
+        interpreter = NetworkInterpreter(gm, registry, settings, network)
+        specs_in, specs_out = interpreter.run(values, bounds, split)
+        try:
+            artifact = engine.build(f"corpus_dynamic_{index}", builder, network, settings, tuple(specs_in),
+                                    tuple(specs_out), retried=len(interpreter.profiles) > 1)
+            break
+        except NetworkRejectedError:
+            if len(interpreter.profiles) < 2:
+                raise
     bigger = {s: v + 1 for s, v in traced.items()}
     resized = [_materialise(attrs.evolve(leaves[slot], shape=tuple(
         int(sympy.sympify(d.node.expr if isinstance(d, torch.SymInt) else d).xreplace(bigger))
