@@ -245,7 +245,11 @@ def _must_build_an_engine(program: Program) -> bool:
     nothing: then a run without an engine passed by falling back.
 
     float64 converts only under ``truncate_long_and_double``, and then not everywhere: the
-    layer and batch norm converters decline it (test_fuzz.py holds that as a strict xfail)."""
+    layer and batch norm converters decline it (test_fuzz.py holds that as a strict xfail).
+    Programs with dynamic dims are not held to it: converters may decline symbolic sizes
+    (convolution and pooling over symbolic spatial dims, today), which the long run counts."""
+    if program.dynamic is not None:
+        return False
     options = program.option_dict
     float64 = any(v.dtype == torch.float64 for v in program.values)
     return (program.all_converted and not options.get("torch_executed_ops") and not float64
