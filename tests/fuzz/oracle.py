@@ -14,6 +14,18 @@ and emulating runs skip it, so its rounding counts as eager's own error. Inside 
 float is at ``precision``, so plugtrt computes such a cast at ``precision`` too; whether it
 should honour it is an open question, held as a strict xfail in ``test_fuzz.py``.
 
+Autocast (a region of the forward, or an ambient one around the call): eager's call and the
+compiled one run under the same autocast, and so do the float64 and emulating runs, except that
+the truth runs without it (autocast never casts float64) and the emulation keeps eager's dtypes
+(rounding each value to the precision, since autocast picks kernels by dtype). Where autocast's
+type is coarser than ``precision``, the tolerance is that type's: the tolerance follows the
+coarsest float type the outputs' arithmetic ran at. After calls under an ambient autocast, a
+plain call is held to eager's plain answer at ``precision`` alone.
+
+A program with dynamic dims is compared at every size it is called with, each against its own
+eager run; one with inference-mode weights runs every call, and its weight change, under
+``inference_mode``.
+
 Examples are rejected (the caller's ``hypothesis.assume``), never compared, only where eager
 itself leaves the range where the comparison means anything: a float result beyond half its dtype's largest
 finite value (float16: past 32768, where the engine's differently ordered arithmetic may reach
@@ -321,10 +333,13 @@ def _compile(program: Program, module: torch.nn.Module, inputs: list[torch.Tenso
     whether the marks were refused)."""
     dynamic = program.dynamic
     if dynamic is not None and dynamic.bounds is not None:
-        program.mark_dynamic(inputs)
+        # Marks go on copies: a marked tensor called again (after the weights change) would carry
+        # its marks into every frame dynamo compiles for it, where refused marks raise again.
+        marked = [x.clone() for x in inputs]
+        program.mark_dynamic(marked)
         try:
             with program.calling():
-                return program, run_through_backend(module, inputs, program.option_dict), False
+                return program, run_through_backend(module, marked, program.option_dict), False
         except ConstraintViolationError:
             # dynamo's own contract: mark_dynamic asserts that the code leaves the dim free in
             # those bounds, and a slice or a fixed reshape guards it. Any backend raises this.
@@ -398,9 +413,8 @@ def check_program(program: Program) -> Outcome:
                 p.mul_(-0.5)
         problems, outcome.weights_checked = caller.again(run, inputs)
         assert not problems, _failure(
-            program, f"after `p.mul_(-0.5)` on every weight (under "
-            f"{'inference_mode' if program.inference_weights else 'no_grad'}), plugtrt's answer "
-            "differs from eager (a stale engine?)", problems, then=_new_weights(program))
+            program, f"after `p.mul_(-0.5)` on every weight (under {_grad_source(program)}), plugtrt's "
+            "answer differs from eager (a stale engine?)", problems, then=_new_weights(program))
     return outcome
 
 
@@ -408,8 +422,12 @@ NEW_VALUES = 7919
 """Seed offset of the second call's inputs."""
 
 
+def _grad_source(program: Program) -> str:
+    return "torch.inference_mode()" if program.inference_weights else "torch.no_grad()"
+
+
 def _calling_source(program: Program, ambient: bool = True) -> str:
-    grad = "torch.inference_mode()" if program.inference_weights else "torch.no_grad()"
+    grad = _grad_source(program)
     if ambient and program.autocast.ambient is not None:
         return f'{grad}, torch.autocast("cpu", dtype={program.autocast.ambient})'
     return grad
@@ -425,10 +443,9 @@ with {_calling_source(program, ambient)}:
 
 
 def _new_weights(program: Program) -> str:
-    grad = "torch.inference_mode()" if program.inference_weights else "torch.no_grad()"
     return f"""
 inputs = [make_tensor(*spec) for spec in SPECS]
-with {grad}:
+with {_grad_source(program)}:
     for p in model.parameters():
         p.mul_(-0.5)
 with {_calling_source(program)}:
