@@ -495,7 +495,7 @@ def programs(draw, max_steps: int = 8) -> Program:
 AUTOCAST_DTYPES = [torch.bfloat16, torch.float16]
 
 
-def _runs_at(program: Program, shapes: list[tuple[int, ...]]) -> bool:
+def runs_at(program: Program, shapes: list[tuple[int, ...]]) -> bool:
     """Eager accepts the program on inputs of these shapes (on fake tensors, under its
     autocast) and no output is empty. The steps hold sizes drawn for the first shapes (a
     Linear's width, a reshape's target, a select's index): at other sizes some fail."""
@@ -546,7 +546,7 @@ def _dynamic(draw, program: Program) -> Dynamic | None:
         calls.append(tuple(sizes))
     dynamic = Dynamic(dims=tuple(dims), bounds=bounds, calls=())
     probe = attrs.evolve(program, dynamic=dynamic)
-    calls = [c for c in dict.fromkeys(calls) if _runs_at(probe, probe.shapes(c))]
+    calls = [c for c in dict.fromkeys(calls) if runs_at(probe, probe.shapes(c))]
     return attrs.evolve(dynamic, calls=tuple(calls)) if calls else None
 
 

@@ -66,9 +66,14 @@ def test_reproducer_runs_the_same_program():
 def _everything_program() -> Program:
     """``_linear_program`` with a bfloat16 autocast region around its Linear, called under a
     float16 autocast, with inference-mode weights and a dynamic batch (bounds 2..5)."""
+    from .programs import _result
+
     program = _linear_program()
-    return attrs.evolve(program, autocast=Autocast(region=(0, 1), region_dtype=torch.bfloat16,
-                                                   ambient=torch.float16),
+    x, _, _ = program.values
+    hidden = _result(program.steps[0], [x], torch.bfloat16)  # the region's dtype
+    values = (x, hidden, _result(program.steps[1], [hidden], torch.float16))
+    return attrs.evolve(program, values=values,
+                        autocast=Autocast(region=(0, 1), region_dtype=torch.bfloat16, ambient=torch.float16),
                         inference_weights="loaded",
                         dynamic=Dynamic(dims=(-2,), bounds=((2, 5),), calls=((4,), (7,))))
 
