@@ -37,6 +37,9 @@ class Tally:
         self.counts: Counter[str] = Counter()
         self.ops: Counter[str] = Counter()
         self.left_in_pytorch: Counter[str] = Counter()
+        self.left_in_pytorch_dynamic: Counter[str] = Counter()
+        """Ops left in PyTorch by programs with dynamic dims (conv and pooling with symbolic
+        spatial sizes, today)."""
         self.fallbacks: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
         self.failures: list[dict] = []
@@ -56,6 +59,25 @@ class Tally:
         c["fresh_inputs_checked"] += outcome.fresh_inputs_checked
         c[f"precision {program.option_dict['precision']}"] += 1
         c["partly_pytorch"] += bool(outcome.pytorch_ops)
+        if program.dynamic is not None:
+            c["dynamic"] += 1
+            c["dynamic marked with bounds"] += program.dynamic.bounds is not None and not outcome.marks_refused
+            c["dynamic marks refused by dynamo"] += outcome.marks_refused
+            c["dynamic with symbolic graph"] += outcome.dynamic_graphs > 0
+            c["dynamic sizes compared"] += outcome.sizes_compared
+            c["dynamic compiles at other sizes"] += outcome.size_compiles
+            c["dynamic engines built at other sizes"] += outcome.size_engines
+            self.left_in_pytorch_dynamic.update(outcome.pytorch_ops)
+        autocast = program.autocast
+        if autocast.region is not None or autocast.ambient is not None:
+            c["autocast"] += 1
+            c["autocast region"] += autocast.region is not None
+            c["autocast ambient"] += autocast.ambient is not None
+            c["autocast leak checked"] += outcome.leak_checked
+        if program.inference_weights:
+            c["inference weights"] += 1
+            c[f"inference weights {program.inference_weights}"] += 1
+            c["inference weights changed and checked"] += outcome.weights_checked
         self.ops.update(s.op for s in program.steps)
         self.left_in_pytorch.update(outcome.pytorch_ops)
         self.fallbacks.update(f.split(":")[0][:200] for f in outcome.fallbacks)
@@ -125,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.time() - start) / 60
     summary = {"examples": tally.counts["examples"], "minutes": round(minutes, 2),
                "failures": tally.failures, "counts": dict(tally.counts), "ops": dict(tally.ops),
-               "left_in_pytorch": dict(tally.left_in_pytorch), "fallbacks": dict(tally.fallbacks),
+               "left_in_pytorch": dict(tally.left_in_pytorch),
+               "left_in_pytorch_dynamic": dict(tally.left_in_pytorch_dynamic), "fallbacks": dict(tally.fallbacks),
                "rejections": dict(tally.rejections), "batches": batch_seed - args.seed,
                "first_seed": args.seed, "max_steps": args.max_steps}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,17 @@ def _hinted(args: Sequence[Any]) -> list[Any]:
     return [int(a.node.hint) if isinstance(a, torch.SymInt) else a for a in args]
 
 
+def _run_traced(module: torch.fx.GraphModule, args: Any) -> Any:
+    """Run a partitioned module, whose aten graph already holds every cast that the autocast
+    state at tracing put there, with autocast off, as AOT autograd runs its graphs. Under the
+    ambient autocast its ops would be cast again: a model's own bfloat16 region called under a
+    float16 autocast ran its matmuls (in PyTorch, and in the reference runtime) in float16."""
+    if torch._C._is_any_autocast_enabled():
+        with torch._C._DisableAutocast():
+            return module(*args)
+    return module(*args)
+
+
 def _needs_grad(args: Sequence[Any]) -> bool:
     return torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
 
@@ -291,7 +302,7 @@ class CompiledGraph:
                 if _mutated and _writes_shared_memory(call_args, _mutated, _user):
                     return self._run_aliased(call_args)
                 try:
-                    outputs = _module(*(call_args[i] for i in _user))
+                    outputs = _run_traced(_module, [call_args[i] for i in _user])
                 except EngineFailedWithoutBlock:  # a restored engine failed: as a failed build would
                     self.specialisations[_key] = self.gm.forward
                     return self.gm.forward(*call_args)

@@ -84,13 +84,15 @@ def run_through_backend(module: torch.nn.Module | Any, inputs: Sequence[Any],
                         options: dict[str, Any] | None = None,
                         registry: PluginRegistry | None = None,
                         distributions: Sequence[str] = BUILTINS,
-                        dynamic: Mapping[int, Sequence[int]] | None = None) -> BackendRun:
+                        dynamic: Mapping[int, Sequence[int]] | bool | None = None) -> BackendRun:
     """Compile ``module`` with ``torch.compile(backend=plugtrt)`` (``runtime="reference"`` unless
     given) and run it once on ``inputs``, next to an eager run on a copy of the inputs.
 
     The plugins are ``registry``'s when given, else those of ``distributions``. ``dynamic`` maps
     an input's position to the dims marked dynamic (``{0: [0]}``: the first input's batch), so
-    dynamo traces them as symbolic sizes and the engines get an optimization profile."""
+    dynamo traces them as symbolic sizes and the engines get an optimization profile; ``True``
+    compiles with ``torch.compile(dynamic=True)`` (every size symbolic but 0 and 1). Dims the
+    caller marked itself (``mark_dynamic(x, d, min=, max=)``) hold with either."""
     registry = registry or plugin_registry(distributions)
     options = {"runtime": "reference", "min_block_size": 1, **(options or {})}
     settings = CompilationSettings.from_options(options)
@@ -106,9 +108,10 @@ def run_through_backend(module: torch.nn.Module | Any, inputs: Sequence[Any],
     with torch.no_grad():
         expected = module(*copy.deepcopy(list(inputs)))
         torch._dynamo.reset()
-        for index, dims in (dynamic or {}).items():
+        for index, dims in ({} if dynamic is True else dynamic or {}).items():
             torch._dynamo.mark_dynamic(inputs[index], list(dims))
-        compiled = torch.compile(module, backend=backend, dynamic=None if dynamic else False)
+        compiled = torch.compile(module, backend=backend,
+                                 dynamic=True if dynamic is True else None if dynamic else False)
         outputs = compiled(*inputs)
     return BackendRun(outputs=outputs, expected=expected, reports=tuple(reports), compiled=compiled)
 
@@ -140,7 +143,7 @@ def assert_converts(module: torch.nn.Module | Any, inputs: Sequence[Any],
                     pytorch_ops: Sequence[str] | None = (), rtol: float | None = None,
                     atol: float | None = None, registry: PluginRegistry | None = None,
                     distributions: Sequence[str] = BUILTINS,
-                    dynamic: Mapping[int, Sequence[int]] | None = None) -> BackendRun:
+                    dynamic: Mapping[int, Sequence[int]] | bool | None = None) -> BackendRun:
     """Run ``module`` through the backend and assert it matches eager, with ``engines`` engines
     and exactly ``pytorch_ops`` left in PyTorch (None skips either count); the plugins and
     ``dynamic`` dims are as :func:`run_through_backend` takes them. With ``dynamic``, every graph
@@ -148,7 +151,7 @@ def assert_converts(module: torch.nn.Module | Any, inputs: Sequence[Any],
     run = run_through_backend(module, inputs, options, registry, distributions, dynamic)
     if dynamic:
         static = [r.graph for r in run.reports if not r.dynamic]
-        assert not static, f"dims {dict(dynamic)} were marked dynamic but {static} compiled with static sizes"
+        assert not static, f"dims {dynamic} were marked dynamic but {static} compiled with static sizes"
     assert not run.fallbacks, "blocks fell back to PyTorch:\n" + "\n".join(run.fallbacks)
     if engines is not None:
         assert run.engines == engines, f"{run.engines} engines built, expected {engines}"

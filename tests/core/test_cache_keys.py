@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import types
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -181,3 +182,31 @@ def test_the_gpu_model_changes_the_engine_key(monkeypatch, other):
     assert h200 == _key(_block())
     _gpu(monkeypatch, **other)
     assert _key(_block()) != h200
+
+
+class _BfloatRegion(torch.nn.Module):
+    """A linear layer inside the model's own ``torch.autocast(bfloat16)`` region; with torch_executed_ops
+    (``torch_ops``) its matmul stays in PyTorch."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return torch.relu(self.linear(x))
+
+
+@pytest.mark.parametrize("torch_ops", [[], ["aten.addmm"]], ids=["engine", "pytorch"])
+def test_a_models_autocast_region_under_an_ambient_autocast_of_another_dtype(torch_ops):
+    """Found by the fuzzer: the graph traced under an ambient float16 autocast holds both
+    autocasts' casts, yet the partitioned module ran under the ambient autocast again, so the
+    reference runtime's matmul and PyTorch's addmm were cast to float16: float16 answers
+    where eager gives the region's bfloat16."""
+    torch.manual_seed(0)
+    model, x = _BfloatRegion().eval(), torch.randn(3, 8)
+    with torch.autocast("cpu", dtype=torch.float16), warnings.catch_warnings():
+        warnings.simplefilter("error")  # the reference runtime noticed, and fell back at run time
+        run = run_through_backend(model, [x], {"torch_executed_ops": torch_ops})
+    assert run.outputs.dtype == run.expected.dtype == torch.bfloat16
+    torch.testing.assert_close(run.outputs, run.expected, rtol=0, atol=0)

@@ -243,9 +243,7 @@ def _embedding(draw, vals):
 
 
 def _index_select(draw, vals):
-    shape = vals[0].shape
-    dim = draw(st.integers(0, len(shape) - 1))
-    return {"dim": dim, "last": shape[dim] - 1}
+    return {"dim": draw(st.integers(0, len(vals[0].shape) - 1))}
 
 
 def _pow(draw, vals):
@@ -409,7 +407,9 @@ OPS: dict[str, Op] = {op.name: op for op in [
            args=_dim, preserves_exact=True),
     _unary("chunk", "{0}.chunk({n}, {dim})[{k}]", ("aten.split", "aten.split_with_sizes"),
            accepts=_has_rank(1, accepts=lambda v: True), args=_chunk, preserves_exact=True),
-    Op(name="index_select", template="{0}.index_select({dim}, {1}.flatten().clamp(0, {last}))", arity=2,
+    # The bound is read from the operand, so that the program runs at the other sizes of a dynamic dim.
+    Op(name="index_select", template="{0}.index_select({dim}, {1}.flatten().clamp(0, {0}.shape[{dim}] - 1))",
+       arity=2,
        aten=("aten.index_select", "aten.clamp", "aten.view"), first=_has_rank(1, accepts=lambda v: True),
        second=lambda a, b: b.dtype in INTS, args=_index_select, preserves_exact=True),
     Op(name="cat", template="torch.cat([{0}, {1}], dim={dim})", arity=2, aten=("aten.cat",),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 
+import attrs
 import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from plugtrt.testing import run_through_backend
 
 from .oracle import check_program, reference
-from .programs import Input, Program, ProgramModule, Step, programs
+from .programs import Autocast, Dynamic, Input, Program, ProgramModule, Step, programs
 
 SETTINGS = dict(
     max_examples=40,
@@ -60,6 +61,47 @@ def test_reproducer_runs_the_same_program():
     with torch.no_grad():
         torch.testing.assert_close(namespace["Model"]().eval()(*namespace["inputs"]),
                                    module(*program.make_inputs()), rtol=0, atol=0)
+
+
+def _everything_program() -> Program:
+    """``_linear_program`` with a bfloat16 autocast region around its Linear, called under a
+    float16 autocast, with inference-mode weights and a dynamic batch (bounds 2..5)."""
+    from .programs import _result
+
+    program = _linear_program()
+    x, _, _ = program.values
+    hidden = _result(program.steps[0], [x], torch.bfloat16)  # the region's dtype
+    values = (x, hidden, _result(program.steps[1], [hidden], torch.float16))
+    return attrs.evolve(program, values=values,
+                        autocast=Autocast(region=(0, 1), region_dtype=torch.bfloat16, ambient=torch.float16),
+                        inference_weights="loaded",
+                        dynamic=Dynamic(dims=(-2,), bounds=((2, 5),), calls=((4,), (7,))))
+
+
+def test_the_oracle_checks_sizes_autocast_and_inference_weights():
+    """Each of issue 17's fuzzing dimensions is exercised, not just drawn."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outcome = check_program(_everything_program())
+    assert outcome.rejected is None
+    assert outcome.dynamic_graphs >= 1 and outcome.sizes_compared == 2 and outcome.size_compiles >= 1
+    assert outcome.leak_checked and outcome.weights_checked
+
+
+def test_the_reproducer_of_such_a_program_runs_it():
+    """The reproducer marks the dims, builds the weights under inference_mode, opens both
+    autocasts and makes the later calls."""
+    source = _everything_program().reproducer()
+    for line in ['with torch.autocast("cpu", dtype=torch.bfloat16):', "torch._dynamo.mark_dynamic(inputs[0], 0, "
+                 "min=2, max=5)", "model.load_state_dict(state, assign=True)",
+                 'with torch.inference_mode(), torch.autocast("cpu", dtype=torch.float16):', "for sizes in [(4,), (7,)]:"]:
+        assert line in source
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(source, "<reproducer>", "exec"), namespace)  # noqa: S102
+    assert namespace["model"].m1.weight.is_inference()
+    assert namespace["run"].outputs[0].dtype == namespace["run"].expected[0].dtype == torch.bfloat16
 
 
 def test_a_wrong_answer_is_reported_with_its_reproducer(monkeypatch):
