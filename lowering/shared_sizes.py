@@ -43,6 +43,8 @@ class _Rebuilder:
         self.placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         self.anchor = self.placeholders[-1] if self.placeholders else None
         self.made: dict[sympy.Expr, torch.fx.Node] = {}
+        self.inserted: set[torch.fx.Node] = set()
+        """Every node it inserted, partial products of a sum or product included."""
         self.sources: dict[sympy.Symbol, tuple[torch.fx.Node, int]] = {}
         for node in self.placeholders:
             value = node.meta.get("val")
@@ -77,6 +79,7 @@ class _Rebuilder:
         values = [a.meta["val"] if isinstance(a, torch.fx.Node) else a for a in args]
         node.meta["val"] = values[0].shape[values[1]] if fn is torch.ops.aten.sym_size.int else fn(*values)
         self.anchor = node
+        self.inserted.add(node)
         return node
 
 
@@ -87,7 +90,7 @@ def share_sizes(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
     first: dict[object, torch.fx.Node] = {}
     rebuilder = _Rebuilder(gm)
     for node in list(gm.graph.nodes):
-        if not is_size_node(node) or node in rebuilder.made.values():
+        if not is_size_node(node) or node in rebuilder.inserted:
             continue
         expr = node.meta["val"].node.expr
         if expr in first:
@@ -102,7 +105,7 @@ def share_sizes(gm: torch.fx.GraphModule, settings) -> torch.fx.GraphModule:
             first[expr] = rebuilt
         else:
             first[expr] = node
-    top = {n for n in gm.graph.nodes if n.op == "placeholder"} | set(rebuilder.made.values())
+    top = {n for n in gm.graph.nodes if n.op == "placeholder"} | rebuilder.inserted
     anchor = rebuilder.anchor
     for node in list(gm.graph.nodes):
         if node in top or not is_size_node(node) or not all(a in top for a in node.all_input_nodes):
