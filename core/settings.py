@@ -104,9 +104,12 @@ def _min_block(_inst: object, attribute: attrs.Attribute, value: object) -> None
         raise ValueError(f"{value!r} is neither a whole number >= 1 nor float('inf')")
 
 
-def _option(default: Any, validator: Any, allowed: str, *, engine: bool = False, converter: Any = None):
+def _option(default: Any, validator: Any, allowed: str, *, doc: str, engine: bool = False,
+            converter: Any = None):
+    """A setting: ``allowed`` is quoted by the error for a bad value, ``doc`` (Markdown) is its row
+    in the documentation's options table, ``engine`` puts it in the engine key."""
     return attrs.field(default=default, validator=validator, converter=converter,
-                       metadata={"allowed": allowed, "engine": engine})
+                       metadata={"allowed": allowed, "doc": doc, "engine": engine})
 
 
 _BOOL = v.instance_of(bool)
@@ -131,63 +134,119 @@ class CompilationSettings:
     precision: torch.dtype = _option(
         torch.float32, v.in_((torch.float32, torch.float16, torch.bfloat16)),
         "torch.float32, torch.float16 (or torch.half, 'fp16') or torch.bfloat16 ('bf16')",
-        engine=True, converter=_to_precision)
-    debug: bool = _option(False, _BOOL, "True or False")
+        engine=True, converter=_to_precision,
+        doc=("float precision inside the engines: `torch.float32` (every tensor keeps the model's "
+             'own dtype: a half model computes in half, as eager does), `torch.float16` '
+             '(`torch.half`, `"fp16"`) or `torch.bfloat16` (`"bf16"`): float tensors compute in '
+             'it, except what `plugtrt.precision` keeps in float32 (explicit upcasts, sums of '
+             'squares, reductions, softmax and their epilogue). Networks are strongly typed, so '
+             "this is a cast inside each engine; outputs return in the model's own dtypes. A value"
+             " narrowed into the reduced type (an input, or a float32 region's result read in "
+             'half) saturates: finite values beyond its range become its finite limits (a mask of '
+             '`finfo(float32).min` stays finite), inf and NaN stay; an explicit cast in the model '
+             "overflows as eager's does."))
+    debug: bool = _option(False, _BOOL, "True or False",
+        doc=("log every stage: the aten graph, the lowered graph, the partition, each engine's "
+             'layer count and build time'))
     workspace_size: int = _option(0, [v.instance_of(int), _NOT_BOOL, v.ge(0)],
-                                  "bytes as an int >= 0 (0 leaves TensorRT's default)", engine=True)
+                                  "bytes as an int >= 0 (0 leaves TensorRT's default)", engine=True,
+        doc="TensorRT workspace memory pool limit in bytes (0: TensorRT's default)")
     min_block_size: int | float = _option(
-        5, _min_block, "an int >= 1, or float('inf') for an operator-coverage dry run")
+        5, _min_block, "an int >= 1, or float('inf') for an operator-coverage dry run",
+        doc=('fewest ops a TensorRT block may have; smaller blocks stay in PyTorch. '
+             '`float("inf")`: coverage dry run'))
     torch_executed_ops: frozenset[str] = _option(
         frozenset(), v.instance_of(frozenset),
         "a set of operators (torch.ops.aten.sub.Tensor, 'aten.sub.Tensor' or 'aten.sub')",
-        converter=_to_op_names)
-    pass_through_build_failures: bool = _option(False, _BOOL, "True or False")
+        converter=_to_op_names,
+        doc=('ops forced to PyTorch: `torch.ops.aten.sub.Tensor`, `"aten.sub.Tensor"` or a whole '
+             'packet `"aten.sub"`'))
+    pass_through_build_failures: bool = _option(False, _BOOL, "True or False",
+        doc='raise on a conversion or build failure instead of falling back to PyTorch')
     max_aux_streams: int | None = _option(None, [_OPT_INT, v.optional(v.ge(0))],
-                                          "None or an int >= 0", engine=True)
-    version_compatible: bool = _option(False, _BOOL, "True or False", engine=True)
+                                          "None or an int >= 0", engine=True,
+        doc="TensorRT builder's maximum auxiliary streams")
+    version_compatible: bool = _option(False, _BOOL, "True or False", engine=True,
+        doc=('build version-compatible engines (full TensorRT only: TensorRT-RTX lacks the lean '
+             'runtime, so its blocks fall back to PyTorch with a warning saying so)'))
     optimization_level: int | None = _option(None, [_OPT_INT, v.optional([v.ge(0), v.le(5)])],
-                                             "None or an int from 0 to 5", engine=True)
-    use_python_runtime: bool = _option(False, _BOOL, "True or False")
-    truncate_long_and_double: bool = _option(False, _BOOL, "True or False", engine=True)
-    use_fast_partitioner: bool = _option(True, _BOOL, "True or False")
-    enable_experimental_decompositions: bool = _option(False, _BOOL, "True or False", engine=True)
+                                             "None or an int from 0 to 5", engine=True,
+        doc='TensorRT builder optimisation level, 0–5')
+    use_python_runtime: bool = _option(False, _BOOL, "True or False",
+        doc="accepted for compatibility; plugtrt's `tensorrt` runtime is always the Python one")
+    truncate_long_and_double: bool = _option(False, _BOOL, "True or False", engine=True,
+        doc=('run float64 ops in TensorRT as float32 and int64 as int32 (otherwise float64 ops '
+             'stay in PyTorch)'))
+    use_fast_partitioner: bool = _option(True, _BOOL, "True or False",
+        doc='`True`: the `fast` partitioner; `False`: the `global` one')
+    enable_experimental_decompositions: bool = _option(False, _BOOL, "True or False", engine=True,
+        doc=('also apply the decompositions marked experimental (layer norm, group norm, variance,'
+             ' log-softmax) to nodes that no converter accepts, e.g. a layer norm whose mean and '
+             'rstd outputs are read'))
     device: torch.device | None = _option(
         None, _check_device, "None (the inputs' device), a GPU index, a torch.device or 'cuda:0'",
-        engine=True, converter=_to_device)
-    require_full_compilation: bool = _option(False, _BOOL, "True or False")
+        engine=True, converter=_to_device,
+        doc=('GPU for the engines: an index, `"cuda:1"` or a `torch.device`; `None` uses the '
+             "inputs' device"))
+    require_full_compilation: bool = _option(False, _BOOL, "True or False",
+        doc=('raise, listing the ops, unless the whole graph converts; blocks of any size are '
+             'converted'))
     runtime: str = _option("auto", v.instance_of(str),
-                           "'auto', 'tensorrt', 'reference' or a runtime plugin's name")
+                           "'auto', 'tensorrt', 'reference' or a runtime plugin's name",
+        doc=('`"tensorrt"`, `"reference"`, or a runtime plugin\'s name; `auto` takes `tensorrt` '
+             'where a GPU can run the engines'))
     partitioner: str | None = _option(
         None, v.optional(v.instance_of(str)),
-        "None (from use_fast_partitioner), 'fast', 'global' or a partitioner plugin's name")
+        "None (from use_fast_partitioner), 'fast', 'global' or a partitioner plugin's name",
+        doc=('a partitioner by name (`"fast"`, `"global"` or a plugin\'s); overrides '
+             '`use_fast_partitioner`'))
     max_dynamic_size: int | None = _option(
         None, [_OPT_INT, v.optional(v.ge(1))],
         "None (sized from the sizes seen, widened by a rebuild when a larger one arrives) or an "
         "int >= 1: the upper bound of the optimization profile for a symbolic size that dynamo "
-        "knows no bound for", engine=True)
+        "knows no bound for", engine=True,
+        doc=('the upper bound of the optimization profile for a symbolic size that dynamo knows no'
+             ' bound for (a second prompt length, a tensor `generate()` builds); `None` sizes the '
+             'profile from the sizes seen and widens it with a rebuild when a larger one arrives'))
     """Sizes dynamo makes symbolic on its own (a second prompt length) come without an upper
     bound, and a tensor that generate() builds cannot be given one by ``mark_dynamic``: with this,
     one build serves every size up to it."""
     weights: str = _option(
         "frozen", v.in_(("frozen", "inputs")),
         "'frozen' (parameters and buffers become engine constants; changes are noticed, see "
-        "plugtrt.weights_changed) or 'inputs' (the engines read them on every call)", engine=True)
+        "plugtrt.weights_changed) or 'inputs' (the engines read them on every call)", engine=True,
+        doc=('`"frozen"`: parameters and buffers the graph only reads become engine constants; '
+             '`"inputs"`: engines read them on every call'))
     random_ops_in_engines: bool = _option(
         False, _BOOL, "False (random ops run in PyTorch, so torch.manual_seed reproduces them) or "
-        "True (in engines, drawing from TensorRT's own generator: not reproducible by a seed)")
+        "True (in engines, drawing from TensorRT's own generator: not reproducible by a seed)",
+        doc=('`False`: random ops (`rand`, `randn`, `bernoulli`, dropout in training mode ...) run'
+             " in PyTorch, drawing from torch's generator, so `torch.manual_seed` reproduces a "
+             "compiled model's output and gives eager's values; `True`: they go into engines, "
+             "through TensorRT's random fill (same distribution, TensorRT's own generator: no seed"
+             ' reaches it, so runs differ)'))
     # The engine cache (plugtrt.engine_cache): where engines persist between processes. None of
     # these change an engine, so none is part of its key.
-    cache_built_engines: bool = _option(True, _BOOL, "True or False (False: never write the cache)")
-    reuse_cached_engines: bool = _option(True, _BOOL, "True or False (False: never read the cache)")
+    cache_built_engines: bool = _option(True, _BOOL, "True or False (False: never write the cache)",
+        doc='write each engine built into the engine cache')
+    reuse_cached_engines: bool = _option(True, _BOOL, "True or False (False: never read the cache)",
+        doc='load engines from the engine cache instead of building them')
     engine_cache_dir: str | None = _option(
         None, _check_cache_dir,
         "None ($PLUGTRT_CACHE_DIR, else the user cache directory) or a directory path",
-        converter=_to_cache_dir)
+        converter=_to_cache_dir,
+        doc=("the engine cache's directory; `None`: `$PLUGTRT_CACHE_DIR`, else the user cache "
+             'directory'))
     engine_cache_size: int = _option(5 << 30, _cache_size,
-                                     "the cache's size cap in bytes, an int >= 1")
+                                     "the cache's size cap in bytes, an int >= 1",
+        doc="the engine cache's size cap in bytes; least-recently-used entries go beyond it")
     engine_cache_store: str = _option("local", v.instance_of(str),
-                                      "'local' (a directory) or an engine store plugin's name")
-    progress_bar: bool = _option(True, _BOOL, "True or False")
+                                      "'local' (a directory) or an engine store plugin's name",
+        doc='where entries are kept: `"local"` (a directory) or an engine store plugin\'s name')
+    progress_bar: bool = _option(True, _BOOL, "True or False",
+        doc=("a progress bar (from TensorRT's progress monitor) for engine builds that take more "
+             'than 2 s, drawn only when stderr is a terminal; `PLUGTRT_PROGRESS=0` also turns it '
+             'off'))
     """Show a progress bar for engine builds that take more than a couple of seconds, when
     stderr is a terminal (``PLUGTRT_PROGRESS=0`` turns it off too)."""
 
