@@ -74,7 +74,7 @@ def export(model: torch.nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any
         report = CompileReport(graph=f"export.{type(model).__name__}", dynamic=bool(bounds))
         parted = compile_aten(aten, registry, settings, report, bounds or None)
         record(report)
-        calls = _replace_engines(parted, fallback)
+        calls = _replace_engines(parted, fallback, bounds)
         shipped = _Shipped(parted, program.call_spec.out_spec)
         out = torch.export.export(shipped, args, kwargs,
                                   dynamic_shapes=_leaf_dims(program, leaves, bounds))
@@ -201,9 +201,9 @@ class _EngineCall(torch.nn.Module):
         return tuple(torch.ops.plugtrt.execute_engine(tensors, self.payload, self.fallback, self.spec))
 
 
-def _replace_engines(parted: torch.fx.GraphModule, fallback: str) -> int:
+def _replace_engines(parted: torch.fx.GraphModule, fallback: str, bounds: Mapping) -> int:
     """Swap every engine module of ``parted`` (nested ones too) for an :class:`_EngineCall`;
-    returns how many."""
+    returns how many. ``bounds`` are the sizes' profiles, which their stored subgraphs take."""
     count = 0
     for owner in [m for m in parted.modules() if isinstance(m, torch.fx.GraphModule)]:
         for node in owner.graph.nodes:
@@ -211,12 +211,12 @@ def _replace_engines(parted: torch.fx.GraphModule, fallback: str) -> int:
                 continue
             module = owner.get_submodule(node.target)
             if isinstance(module, ContainedEngine):
-                owner.add_submodule(node.target, _engine_call(module, fallback))
+                owner.add_submodule(node.target, _engine_call(module, fallback, bounds))
                 count += 1
     return count
 
 
-def _engine_call(contained: ContainedEngine, fallback: str) -> _EngineCall:
+def _engine_call(contained: ContainedEngine, fallback: str, bounds: Mapping) -> _EngineCall:
     artifact = contained.engine.artifact
     placeholders = [n.meta["val"] for n in contained.block.graph.nodes if n.op == "placeholder"]
     tensors = [v for v in placeholders if isinstance(v, torch.Tensor)]
@@ -229,7 +229,7 @@ def _engine_call(contained: ContainedEngine, fallback: str) -> _EngineCall:
         tensorrt=_tensorrt_version(), runtime=_runtime_name(contained), fallback=fallback,
         inputs=tuple((_shape_text(v, names), str(v.dtype).removeprefix("torch.")) for v in tensors),
         outputs=tuple((_shape_text(v, names), str(v.dtype).removeprefix("torch.")) for v in values))
-    stored = _stored_subgraph(contained.block, placeholders)
+    stored = _stored_subgraph(contained.block, placeholders, bounds)
     return _EngineCall(payload, stored, call.to_json())
 
 
@@ -260,44 +260,42 @@ def _size_names(tensors: Sequence[torch.Tensor]) -> dict[sympy.Symbol, str]:
     return names
 
 
+def _size_text(size: Any, names: Mapping[sympy.Symbol, str]) -> str:
+    """A size as an expression of the engine's input dims (``x<i>_<d>``)."""
+    if not isinstance(size, torch.SymInt):
+        return str(int(size))
+    expr = size.node.expr
+    missing = expr.free_symbols - names.keys()
+    if missing:
+        raise PlugtrtError(f"plugtrt.export: an engine's size {expr} depends on "
+                           f"{sorted(map(str, missing))}, which no engine input carries as a dim; "
+                           "export with static shapes, or keep that op in PyTorch (torch_executed_ops)")
+    return str(expr.xreplace({s: sympy.Symbol(n, integer=True) for s, n in names.items()}))
+
+
 def _shape_text(value: torch.Tensor, names: Mapping[sympy.Symbol, str]) -> tuple[str, ...]:
-    out = []
-    for size in value.shape:
-        if not isinstance(size, torch.SymInt):
-            out.append(str(int(size)))
-            continue
-        expr = size.node.expr
-        missing = expr.free_symbols - names.keys()
-        if missing:
-            raise PlugtrtError(f"plugtrt.export: an engine output's size {expr} depends on "
-                               f"{sorted(map(str, missing))}, which no engine input carries as a dim; "
-                               "export with static shapes, or keep that op in PyTorch "
-                               "(torch_executed_ops)")
-        out.append(str(expr.xreplace({s: sympy.Symbol(n, integer=True) for s, n in names.items()})))
-    return tuple(out)
+    return tuple(_size_text(size, names) for size in value.shape)
 
 
-def _stored_subgraph(block: torch.fx.GraphModule, placeholders: Sequence[Any]) -> torch.Tensor:
-    """The block's aten subgraph as the bytes of a ``torch.export`` program, so a program whose
-    engine cannot run can still run it; empty where the block takes sizes as ints (they reach
-    it from PyTorch, which the op's tensor inputs do not carry)."""
-    if not all(isinstance(v, torch.Tensor) for v in placeholders):
-        return torch.empty(0, dtype=torch.uint8)
-    names = _size_names(placeholders)
-    ranges = {}
-    for v in placeholders:
-        for size in v.shape:
-            if isinstance(size, torch.SymInt) and size.node.expr in names:
-                env = size.node.shape_env
-                r = env.var_to_range[size.node.expr]
-                ranges[size.node.expr] = (int(r.lower), int(r.upper) if r.upper.is_finite else None)
-    dims = {s: Dim(n, min=max(lo, 1), max=hi) if hi is not None else Dim(n, min=max(lo, 1))
-            for s, (lo, hi) in ranges.items()}
-    examples = tuple(torch.zeros([_hint(s) for s in v.shape], dtype=v.dtype) for v in placeholders)
-    dynamic = tuple({d: dims[s.node.expr] for d, s in enumerate(v.shape)
-                     if isinstance(s, torch.SymInt) and s.node.expr in dims} or None for v in placeholders)
+def _stored_subgraph(block: torch.fx.GraphModule, placeholders: Sequence[Any], bounds: Mapping) -> torch.Tensor:
+    """The block's aten subgraph as the bytes of a ``torch.export`` program taking the block's
+    tensors, so that a program whose engine cannot run can still run it. Sizes the block takes
+    as ints (computed in PyTorch before it) are recomputed from its tensors' dims."""
+    tensors = [v for v in placeholders if isinstance(v, torch.Tensor)]
+    names = _size_names(tensors)
     try:
-        program = torch.export.export(_Block(block), examples, dynamic_shapes=(dynamic,) if dims else None)
+        sizes = {i: _size_text(v, names) for i, v in enumerate(placeholders) if not isinstance(v, torch.Tensor)}
+        dims = {}
+        for v in tensors:
+            for size in v.shape:
+                if isinstance(size, torch.SymInt) and size.node.expr in names and size.node.expr not in dims:
+                    lower, _, upper = bounds[size.node.expr]
+                    dims[size.node.expr] = Dim(names[size.node.expr], min=lower, max=upper)
+        examples = tuple(torch.zeros([_hint(s) for s in v.shape], dtype=v.dtype) for v in tensors)
+        dynamic = tuple({d: dims[s.node.expr] for d, s in enumerate(v.shape)
+                         if isinstance(s, torch.SymInt) and s.node.expr in dims} or None for v in tensors)
+        program = torch.export.export(_Block(block, sizes, len(placeholders)), examples,
+                                      dynamic_shapes={"tensors": dynamic} if dims else None)
     except Exception as exc:  # the engine still ships; only its fallback is missing
         warnings.warn(f"plugtrt.export: could not store the PyTorch subgraph of an engine, so the "
                       f"program cannot fall back to it: {exc!r}", stacklevel=4)
@@ -312,13 +310,18 @@ def _hint(size: Any) -> int:
 
 
 class _Block(torch.nn.Module):
-    """A block's graph called with its inputs as one tuple, returning a tuple."""
+    """A block's graph called with its tensors only, returning a tuple: the sizes it takes as
+    ints are computed from the tensors' dims (``sizes``: position -> expression)."""
 
-    def __init__(self, block: torch.fx.GraphModule):
+    def __init__(self, block: torch.fx.GraphModule, sizes: Mapping[int, str], count: int):
         super().__init__()
-        self.block = block
+        self.block, self.sizes, self.count = block, dict(sizes), count
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        dims = engine_op.input_sizes(tensors)
+        given = iter(tensors)
+        inputs = [engine_op.evaluate_size(self.sizes[i], dims) if i in self.sizes else next(given)
+                  for i in range(self.count)]
         result = self.block(*inputs)
         return tuple(result) if isinstance(result, (tuple, list)) else (result,)
 
