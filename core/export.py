@@ -294,6 +294,7 @@ def _stored_subgraph(block: torch.fx.GraphModule, placeholders: Sequence[Any], b
         examples = tuple(torch.zeros([_hint(s) for s in v.shape], dtype=v.dtype) for v in tensors)
         dynamic = tuple({d: dims[s.node.expr] for d, s in enumerate(v.shape)
                          if isinstance(s, torch.SymInt) and s.node.expr in dims} or None for v in tensors)
+        _contiguous_constants(block)
         program = torch.export.export(_Block(block, sizes, len(placeholders)), examples,
                                       dynamic_shapes={"tensors": dynamic} if dims else None)
     except Exception as exc:  # the engine still ships; only its fallback is missing
@@ -303,6 +304,19 @@ def _stored_subgraph(block: torch.fx.GraphModule, placeholders: Sequence[Any], b
     buffer = io.BytesIO()
     torch.export.save(program, buffer)
     return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+
+
+def _contiguous_constants(block: torch.fx.GraphModule) -> None:
+    """Make the block's constants contiguous: a folded transpose is a strided view, which
+    ``torch.export.save`` writes with a warning that its storage is incomplete."""
+    for owner in block.modules():
+        for name, value in list(owner._buffers.items()):
+            if value is not None and not value.is_contiguous():
+                owner._buffers[name] = value.contiguous()
+        for name, value in list(vars(owner).items()):
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) \
+                    and not value.is_contiguous():
+                setattr(owner, name, value.contiguous())
 
 
 def _hint(size: Any) -> int:
