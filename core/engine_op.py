@@ -184,15 +184,16 @@ def incompatibility(call: EngineCall) -> str | None:
     return None
 
 
-def _fix(call: EngineCall, has_fallback: bool) -> str:
-    fixes = ["export the model again on a machine like this one (plugtrt.export)"]
+def fixes(call: EngineCall, has_fallback: bool) -> str:
+    """What the user can do about an engine that cannot run here."""
+    options = ["export the model again on a machine like this one (plugtrt.export)"]
     if call.runtime == "tensorrt":
-        fixes.append("load it with plugtrt.load(path, runtime='reference') to evaluate the "
+        options.append("load it with plugtrt.load(path, runtime='reference') to evaluate the "
                      "engines' networks with torch ops")
     if has_fallback:
-        fixes.append(f"load it with plugtrt.load(path, fallback='pytorch') (or set "
+        options.append(f"load it with plugtrt.load(path, fallback='pytorch') (or set "
                      f"{FALLBACK_ENV}=pytorch) to run its stored PyTorch subgraphs instead")
-    return "; or ".join(fixes)
+    return "; or ".join(options)
 
 
 class _Runner:
@@ -212,7 +213,7 @@ class _Runner:
         else:
             raise IncompatibleProgramError(
                 f"plugtrt: engine {call.name} of this exported program cannot run here: {reason}. "
-                f"To fix it, {_fix(call, bool(fallback.numel()))}.")
+                f"To fix it, {fixes(call, bool(fallback.numel()))}.")
 
     def _engine(self, payload: torch.Tensor) -> torch.nn.Module:
         from plugtrt.manager import default_registry

@@ -15,6 +15,7 @@ each engine on its first call: nothing is traced, converted or built.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import logging
 import os
@@ -36,6 +37,7 @@ from plugtrt.compiler import ContainedEngine, compile_aten
 from plugtrt.decompositions import decomposition_table
 from plugtrt.errors import InvalidOptionError, PlugtrtError
 from plugtrt.manager import default_registry
+from plugtrt.program_io import program_constant
 from plugtrt.report import CompileReport, record
 from plugtrt.settings import CompilationSettings
 from plugtrt.tracing import trace_to_aten
@@ -75,7 +77,7 @@ def export(model: torch.nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any
         parted = compile_aten(aten, registry, settings, report, bounds or None)
         record(report)
         calls = _replace_engines(parted, fallback, bounds)
-        shipped = _Shipped(parted, program.call_spec.out_spec)
+        shipped = _shipped(model, parted, program.call_spec.out_spec)
         out = torch.export.export(shipped, args, kwargs,
                                   dynamic_shapes=_leaf_dims(program, leaves, bounds))
     logger.debug("exported %s: %d engine(s), %d op(s) in PyTorch", report.graph, calls,
@@ -169,12 +171,12 @@ def _leaf_dims(program: ExportedProgram, leaves: Sequence[Any], bounds: dict) ->
         per_leaf.append({d: dims[s.node.expr] for d, s in enumerate(node.meta["val"].shape)
                          if isinstance(s, torch.SymInt) and s.node.expr in dims} or None)
     args_dims, kwargs_dims = pytree.tree_unflatten(per_leaf, program.call_spec.in_spec)
-    return {"args": args_dims, **kwargs_dims}
+    return (*args_dims, *kwargs_dims.values())
 
 
 class _Shipped(torch.nn.Module):
     """The partitioned module behind the model's own call signature: the second export
-    traces this, so the program takes and returns what the model does."""
+    traces this, so the program takes and returns what the model does, by the same names."""
 
     def __init__(self, parted: torch.fx.GraphModule, out_spec: Any):
         super().__init__()
@@ -184,6 +186,21 @@ class _Shipped(torch.nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         tensors = [x for x in pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
         return pytree.tree_unflatten(list(self.parted(*tensors)), self.out_spec)
+
+
+def _shipped(model: torch.nn.Module, parted: torch.fx.GraphModule, out_spec: Any) -> _Shipped:
+    """A :class:`_Shipped` whose ``forward`` has ``model.forward``'s signature: export names
+    the program's inputs after it (a Triton model's inputs are then ``x``, not ``args_0``)."""
+    forward = _Shipped.forward
+
+    def named_forward(self, *args: Any, **kwargs: Any) -> Any:
+        return forward(self, *args, **kwargs)
+
+    own = inspect.signature(model.forward)
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    named_forward.__signature__ = own.replace(parameters=[self_param, *own.parameters.values()])
+    kind = type("Shipped", (_Shipped,), {"forward": named_forward})
+    return kind(parted, out_spec)
 
 
 class _EngineCall(torch.nn.Module):
@@ -368,9 +385,9 @@ def load(path: str | os.PathLike, *, fallback: str | None = None, runtime: str |
         reason = engine_op.incompatibility(call)
         if reason is not None and call.fallback != "pytorch" and \
                 os.environ.get(engine_op.FALLBACK_ENV) != "pytorch":
-            fallback_bytes = program.constants.get(node.args[2].name) if hasattr(node.args[2], "name") else None
+            stored = bool(program_constant(program, node.args[2]).numel())
             raise engine_op.IncompatibleProgramError(
                 f"plugtrt: engine {call.name} of {path} cannot run here: {reason}. To fix it, "
-                f"{engine_op._fix(call, fallback_bytes is None or bool(fallback_bytes.numel()))}.")
+                f"{engine_op.fixes(call, stored)}.")
     program.graph_module.recompile()
     return program
