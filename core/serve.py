@@ -20,7 +20,7 @@ import signal
 import sys
 import sysconfig
 import threading
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,19 @@ from plugtrt.program_io import ProgramIO, program_io
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def python_library_path() -> str | None:
-    """Put the running interpreter's ``LIBDIR`` first on ``LD_LIBRARY_PATH`` (for the Python
-    backend's stub); returns why it could not, or None."""
+def python_library_path(env: MutableMapping[str, str] = os.environ) -> str | None:
+    """Put the running interpreter's ``LIBDIR`` first on ``LD_LIBRARY_PATH`` in ``env`` (this
+    process's environment, which Triton inherits, by default) for the Python backend's stub;
+    returns why it could not, or None."""
     libdir = sysconfig.get_config_var("LIBDIR")
     library = sysconfig.get_config_var("LDLIBRARY")
     if not libdir or not library or not (Path(libdir) / library).exists():
         return (f"this interpreter's shared libpython ({library or 'none'} in {libdir or '?'}) was not found; "
                 "if Triton's Python backend fails to start, put the libpython of this interpreter "
                 "(built with --enable-shared) on LD_LIBRARY_PATH")
-    current = os.environ.get("LD_LIBRARY_PATH", "")
+    current = env.get("LD_LIBRARY_PATH", "")
     if current.split(":")[0] != libdir:
-        os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{current}" if current else libdir
+        env["LD_LIBRARY_PATH"] = f"{libdir}:{current}" if current else libdir
     return None
 
 

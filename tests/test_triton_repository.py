@@ -4,6 +4,8 @@ declares the program's real inputs and outputs; one full-TensorRT engine becomes
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,3 +96,75 @@ def test_batch_size_beyond_the_profile_is_refused(tmp_path, capsys):
                  "--max-batch-size", "64"]) == 2
     assert "exceeds the batch range the program's engines were built for (1..32); use at most 32" \
         in capsys.readouterr().err
+
+
+def _tritonserver(tmp_path):
+    """PyTriton's bundled tritonserver, laid out as Triton expects (the Python backend's stub
+    for this interpreter beside the backend), and its environment."""
+    import os
+    import shutil
+    import sys
+
+    import pytriton
+
+    from plugtrt.serve import python_library_path
+
+    dist = Path(pytriton.__file__).parent / "tritonserver"
+    server = tmp_path / "tritonserver"
+    shutil.copytree(dist, server, ignore=shutil.ignore_patterns("python_backend_stubs"))
+    shutil.copy(dist / "python_backend_stubs" / f"{sys.version_info[0]}.{sys.version_info[1]}" /
+                "triton_python_backend_stub", server / "backends" / "python")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    problem = python_library_path(env)
+    assert problem is None, problem
+    env["LD_LIBRARY_PATH"] += f":{Path(pytriton.__file__).parent.parent / 'nvidia_pytriton.libs'}"
+    return server, env
+
+
+def test_the_python_model_serves_from_a_real_triton_server(tmp_path):
+    """The repository as a user deploys it: tritonserver --model-repository, nothing else."""
+    import signal
+    import subprocess
+
+    np = pytest.importorskip("numpy")
+    http = pytest.importorskip("tritonclient.http")
+    from tests.test_serve import _free_ports
+
+    path = _export(tmp_path, dynamic=True)
+    assert main(["triton", str(path), "--repository", str(tmp_path / "repo"), "--name", "small"]) == 0
+    server, env = _tritonserver(tmp_path)
+    http_port, grpc_port, metrics_port = _free_ports(3)
+    process = subprocess.Popen(
+        [str(server / "bin" / "tritonserver"), "--model-repository", str(tmp_path / "repo"),
+         "--backend-directory", str(server / "backends"), "--http-address", "127.0.0.1",
+         "--grpc-address", "127.0.0.1", "--metrics-address", "127.0.0.1", f"--http-port={http_port}",
+         f"--grpc-port={grpc_port}", f"--metrics-port={metrics_port}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        client = http.InferenceServerClient(f"127.0.0.1:{http_port}")
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "tritonserver did not load the model in 180 s"
+            try:
+                if client.is_model_ready("small"):
+                    break
+            except Exception:  # not listening yet
+                pass
+            time.sleep(0.5)
+        torch.manual_seed(0)
+        model = Small().eval()
+        x = np.random.default_rng(0).standard_normal((5, 3, 8, 8), dtype=np.float32)
+        feed = http.InferInput("x", list(x.shape), "FP32")
+        feed.set_data_from_numpy(x)
+        got = client.infer("small", [feed]).as_numpy("output__0")
+        with torch.no_grad():
+            np.testing.assert_allclose(got, model(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
+        client.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
