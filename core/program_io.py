@@ -33,6 +33,8 @@ class TensorIO:
     """The full dims, -1 where dynamic."""
     symbols: tuple[str | None, ...]
     """Each dim's size symbol, None where static."""
+    device: torch.device = torch.device("cpu")
+    """Where the program takes (or returns) it: a program exported on a GPU takes CUDA tensors."""
 
     @property
     def triton_dtype(self) -> str:
@@ -65,7 +67,8 @@ def _tensor_io(name: str, value: torch.Tensor) -> TensorIO:
         else:
             dims.append(int(size))
             symbols.append(None)
-    return TensorIO(name=name, dtype=value.dtype, dims=tuple(dims), symbols=tuple(symbols))
+    return TensorIO(name=name, dtype=value.dtype, dims=tuple(dims), symbols=tuple(symbols),
+                    device=value.device)
 
 
 def program_io(program: ExportedProgram) -> ProgramIO:

@@ -61,20 +61,31 @@ class ProgramModel:
         self.module, self.io, self.batching = module, io, batching
         self._lock = threading.Lock()
 
+    def warm_up(self) -> None:
+        """One call on zeros, where every dim but the batch is static (the batch is 1), so that
+        each engine is deserialised before Triton takes requests."""
+        shapes = []
+        for t in self.io.inputs:
+            dims = [1 if i == 0 and self.io.batch is not None else d for i, d in enumerate(t.dims)]
+            if any(d < 0 for d in dims):
+                return
+            shapes.append(dims)
+        self._run([torch.zeros(s, dtype=t.dtype, device=t.device) for s, t in zip(shapes, self.io.inputs)])
+
     def _run(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         with self._lock, torch.no_grad():
             result = self.module(*tensors)
         return list(result) if isinstance(result, (tuple, list)) else [result]
 
     def __call__(self, requests: Sequence[Any]) -> list[dict[str, Any]]:
-        feeds = [[torch.from_numpy(request[t.name]) for t in self.io.inputs] for request in requests]
+        feeds = [[torch.from_numpy(request[t.name]).to(t.device) for t in self.io.inputs] for request in requests]
         if self.batching:
             sizes = [f[0].shape[0] for f in feeds]
             result = self._run([torch.cat(column) for column in zip(*feeds)])
             parts = list(zip(*(torch.split(y, sizes) for y in result)))
         else:
             parts = [self._run(f) for f in feeds]
-        return [{o.name: y.contiguous().numpy() for o, y in zip(self.io.outputs, part)} for part in parts]
+        return [{o.name: y.contiguous().cpu().numpy() for o, y in zip(self.io.outputs, part)} for part in parts]
 
 
 def serve(program_path: str | Path, name: str, *, http_port: int = 8000, grpc_port: int = 8001,
@@ -108,6 +119,7 @@ def serve(program_path: str | Path, name: str, *, http_port: int = 8000, grpc_po
         dims = lambda t: t.dims  # noqa: E731
     tensors = lambda ts: [Tensor(name=t.name, dtype=_numpy_dtype(t.dtype), shape=dims(t)) for t in ts]  # noqa: E731
     model = ProgramModel(program.module(), io, batching)
+    model.warm_up()  # engines deserialise on their first call: before the first request, not in it
     stop = threading.Event()
     for sig in _STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())

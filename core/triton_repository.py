@@ -40,14 +40,17 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         here = Path(args["model_repository"]) / args["model_version"]
-        self.program = plugtrt.load(here / "program.pt2").module()
+        program = plugtrt.load(here / "program.pt2")
+        self.devices = [n.meta["val"].device for n in program.graph.nodes if n.op == "placeholder"
+                        and n.name in program.graph_signature.user_inputs]
+        self.program = program.module()
         self.inputs = [i["name"] for i in config["input"]]
         self.outputs = [o["name"] for o in config["output"]]
         self.batched = config.get("max_batch_size", 0) > 0
 
     def execute(self, requests):
-        feeds = [[torch.from_numpy(pb_utils.get_input_tensor_by_name(r, name).as_numpy())
-                  for name in self.inputs] for r in requests]
+        feeds = [[torch.from_numpy(pb_utils.get_input_tensor_by_name(r, name).as_numpy()).to(device)
+                  for name, device in zip(self.inputs, self.devices)] for r in requests]
         if self.batched:
             sizes = [f[0].shape[0] for f in feeds]
             with torch.no_grad():
@@ -57,7 +60,7 @@ class TritonPythonModel:
             with torch.no_grad():
                 parts = [self._run(f) for f in feeds]
         return [pb_utils.InferenceResponse(output_tensors=[
-                    pb_utils.Tensor(name, y.contiguous().numpy()) for name, y in zip(self.outputs, part)])
+                    pb_utils.Tensor(name, y.contiguous().cpu().numpy()) for name, y in zip(self.outputs, part)])
                 for part in parts]
 
     def _run(self, tensors):
