@@ -67,8 +67,6 @@ class EngineCall:
     """``flavour==version`` that built the plan (:func:`plugtrt.trt_adapter.version`)."""
     runtime: str
     fallback: str = attrs.field(default="error", validator=attrs.validators.in_(FALLBACKS))
-    inputs: tuple[tuple[tuple[str, ...], str], ...]
-    """Per input: its shape as expressions (of the input sizes ``x<i>_<d>``) and its dtype."""
     outputs: tuple[tuple[tuple[str, ...], str], ...]
     """Per output: its shape as expressions of the input sizes, and its dtype."""
 
@@ -78,7 +76,6 @@ class EngineCall:
     @classmethod
     def from_json(cls, text: str) -> EngineCall:
         raw = json.loads(text)
-        raw["inputs"] = tuple((tuple(s), d) for s, d in raw["inputs"])
         raw["outputs"] = tuple((tuple(s), d) for s, d in raw["outputs"])
         return cls(**raw)
 

@@ -32,7 +32,7 @@ import torch.utils._pytree as pytree
 from torch.export import Dim, ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
-from plugtrt import engine_op
+from plugtrt import engine_op, trt_adapter
 from plugtrt.compiler import ContainedEngine, compile_aten
 from plugtrt.decompositions import decomposition_table
 from plugtrt.errors import InvalidOptionError, PlugtrtError
@@ -43,11 +43,6 @@ from plugtrt.settings import CompilationSettings
 from plugtrt.tracing import trace_to_aten
 
 logger = logging.getLogger("plugtrt")
-
-_EXPORT_ONLY_OPTIONS = ("fallback",)
-"""Options ``plugtrt.export`` takes beside the backend's: ``fallback`` ("error" or "pytorch")
-is what a loaded program does where its engines cannot run."""
-
 
 def export(model: torch.nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None, *,
            dynamic_shapes: Any = None, options: Mapping[str, Any] | None = None) -> ExportedProgram:
@@ -76,7 +71,8 @@ def export(model: torch.nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any
         report = CompileReport(graph=f"export.{type(model).__name__}", dynamic=bool(bounds))
         parted = compile_aten(aten, registry, settings, report, bounds or None)
         record(report)
-        calls = _replace_engines(parted, fallback, bounds)
+        runtime = report.engines[0].runtime if report.engines else None  # one per compile
+        calls = _replace_engines(parted, _EngineContext(fallback, bounds, runtime))
         shipped = _shipped(model, parted, program.call_spec.out_spec)
         out = torch.export.export(shipped, args, kwargs,
                                   dynamic_shapes=_leaf_dims(program, leaves, bounds))
@@ -218,9 +214,19 @@ class _EngineCall(torch.nn.Module):
         return tuple(torch.ops.plugtrt.execute_engine(tensors, self.payload, self.fallback, self.spec))
 
 
-def _replace_engines(parted: torch.fx.GraphModule, fallback: str, bounds: Mapping) -> int:
+@attrs.frozen
+class _EngineContext:
+    """What every engine call of one export records: the ``fallback`` choice, the sizes'
+    profiles (which the stored subgraphs take) and the runtime the engines were made for."""
+
+    fallback: str
+    bounds: Mapping
+    runtime: str | None
+
+
+def _replace_engines(parted: torch.fx.GraphModule, context: _EngineContext) -> int:
     """Swap every engine module of ``parted`` (nested ones too) for an :class:`_EngineCall`;
-    returns how many. ``bounds`` are the sizes' profiles, which their stored subgraphs take."""
+    returns how many."""
     count = 0
     for owner in [m for m in parted.modules() if isinstance(m, torch.fx.GraphModule)]:
         for node in owner.graph.nodes:
@@ -228,43 +234,24 @@ def _replace_engines(parted: torch.fx.GraphModule, fallback: str, bounds: Mappin
                 continue
             module = owner.get_submodule(node.target)
             if isinstance(module, ContainedEngine):
-                owner.add_submodule(node.target, _engine_call(module, fallback, bounds))
+                owner.add_submodule(node.target, _engine_call(module, context))
                 count += 1
     return count
 
 
-def _engine_call(contained: ContainedEngine, fallback: str, bounds: Mapping) -> _EngineCall:
+def _engine_call(contained: ContainedEngine, context: _EngineContext) -> _EngineCall:
     artifact = contained.engine.artifact
     placeholders = [n.meta["val"] for n in contained.block.graph.nodes if n.op == "placeholder"]
-    tensors = [v for v in placeholders if isinstance(v, torch.Tensor)]
-    names = _size_names(tensors)
+    names = _size_names([v for v in placeholders if isinstance(v, torch.Tensor)])
     block_out = next(n for n in contained.block.graph.nodes if n.op == "output").args[0]
     values = [n.meta["val"] for n in (block_out if isinstance(block_out, (tuple, list)) else [block_out])]
     payload = engine_op.pack_artifact(artifact)
     call = engine_op.EngineCall(
         name=artifact.name, sha256=hashlib.sha256(payload.numpy().tobytes()).hexdigest(),
-        tensorrt=_tensorrt_version(), runtime=_runtime_name(contained), fallback=fallback,
-        inputs=tuple((_shape_text(v, names), str(v.dtype).removeprefix("torch.")) for v in tensors),
+        tensorrt=trt_adapter.version(), runtime=context.runtime, fallback=context.fallback,
         outputs=tuple((_shape_text(v, names), str(v.dtype).removeprefix("torch.")) for v in values))
-    stored = _stored_subgraph(contained.block, placeholders, bounds)
+    stored = _stored_subgraph(contained.block, placeholders, context.bounds)
     return _EngineCall(payload, stored, call.to_json())
-
-
-def _tensorrt_version() -> str:
-    from plugtrt import trt_adapter
-
-    return trt_adapter.version()
-
-
-def _runtime_name(contained: ContainedEngine) -> str:
-    from plugtrt.manager import default_registry
-
-    kind = type(contained.engine)
-    for name, reg in default_registry().runtimes.items():
-        module = reg.record.create.__module__
-        if kind.__module__ == module:
-            return name
-    raise PlugtrtError(f"plugtrt.export cannot tell which runtime made {kind.__qualname__}")
 
 
 def _size_names(tensors: Sequence[torch.Tensor]) -> dict[sympy.Symbol, str]:
