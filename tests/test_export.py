@@ -57,7 +57,6 @@ def _rewrite_engines(path, out, **fields) -> None:
     torch.export.save(program, out)
 
 
-@pytest.mark.slow
 def test_resnet18_loads_in_a_fresh_process_without_building(tmp_path):
     torch.manual_seed(0)
     model = torchvision.models.resnet18().eval()
