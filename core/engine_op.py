@@ -66,6 +66,9 @@ class EngineCall:
     tensorrt: str
     """``flavour==version`` that built the plan (:func:`plugtrt.trt_adapter.version`)."""
     runtime: str
+    capability: str | None = None
+    """``major.minor`` of the GPU that built a plan for the ``tensorrt`` runtime (a plan runs
+    only on the GPU generation it was built for); None for other runtimes."""
     fallback: str = attrs.field(default="error", validator=attrs.validators.in_(FALLBACKS))
     outputs: tuple[tuple[tuple[str, ...], str], ...]
     """Per output: its shape as expressions of the input sizes, and its dtype."""
@@ -178,6 +181,12 @@ def incompatibility(call: EngineCall) -> str | None:
     reason = registry.runtimes[call.runtime].record.available(CompilationSettings())
     if reason is not None:
         return f"it runs with the {call.runtime!r} runtime, which cannot run here: {reason.rstrip('.')}"
+    if call.capability is not None and torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        if call.capability != f"{major}.{minor}":
+            return (f"its plan was built on a GPU of compute capability {call.capability} and this "
+                    f"GPU ({torch.cuda.get_device_name()}) is {major}.{minor}; a plan runs only on "
+                    "the GPU generation that built it")
     return None
 
 

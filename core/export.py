@@ -72,7 +72,8 @@ def export(model: torch.nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any
         parted = compile_aten(aten, registry, settings, report, bounds or None)
         record(report)
         runtime = report.engines[0].runtime if report.engines else None  # one per compile
-        calls = _replace_engines(parted, _EngineContext(fallback, bounds, runtime))
+        calls = _replace_engines(parted, _EngineContext(fallback, bounds, runtime,
+                                                        _capability(runtime, settings, leaves)))
         shipped = _shipped(model, parted, program.call_spec.out_spec)
         out = torch.export.export(shipped, args, kwargs,
                                   dynamic_shapes=_leaf_dims(program, leaves, bounds))
@@ -222,6 +223,18 @@ class _EngineContext:
     fallback: str
     bounds: Mapping
     runtime: str | None
+    capability: str | None
+
+
+def _capability(runtime: str | None, settings: CompilationSettings, leaves: Sequence[Any]) -> str | None:
+    """The compute capability of the GPU the ``tensorrt`` runtime's plans are built for: the
+    ``device`` option's, else the inputs', else the current one."""
+    if runtime != "tensorrt":
+        return None
+    device = settings.device or next((x.device for x in leaves if isinstance(x, torch.Tensor)
+                                      and x.device.type == "cuda"), torch.device("cuda"))
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"{major}.{minor}"
 
 
 def _replace_engines(parted: torch.fx.GraphModule, context: _EngineContext) -> int:
@@ -248,7 +261,8 @@ def _engine_call(contained: ContainedEngine, context: _EngineContext) -> _Engine
     payload = engine_op.pack_artifact(artifact)
     call = engine_op.EngineCall(
         name=artifact.name, sha256=hashlib.sha256(payload.numpy().tobytes()).hexdigest(),
-        tensorrt=trt_adapter.version(), runtime=context.runtime, fallback=context.fallback,
+        tensorrt=trt_adapter.version(), runtime=context.runtime, capability=context.capability,
+        fallback=context.fallback,
         outputs=tuple((_shape_text(v, names), str(v.dtype).removeprefix("torch.")) for v in values))
     stored = _stored_subgraph(contained.block, placeholders, context.bounds)
     return _EngineCall(payload, stored, call.to_json())

@@ -135,6 +135,20 @@ def test_program_for_the_tensorrt_runtime_without_a_gpu(tmp_path):
                                rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.gpu
+def test_program_from_another_gpu_generation_fails_clearly(tmp_path):
+    torch.manual_seed(0)
+    model = Small().eval().cuda()
+    x = torch.randn(2, 3, 8, 8, device="cuda")
+    program = plugtrt.export(model, (x,), options={"runtime": "tensorrt", "min_block_size": 1})
+    path, other = tmp_path / "gpu.pt2", tmp_path / "other.pt2"
+    torch.export.save(program, path)
+    torch.testing.assert_close(plugtrt.load(path).module()(x), model(x), rtol=1e-3, atol=1e-3)
+    _rewrite_engines(path, other, capability="1.0")
+    with pytest.raises(IncompatibleProgramError, match=r"compute capability 1\.0 and this GPU .* is \d+\.\d+"):
+        plugtrt.load(other)
+
+
 def test_altered_payload_is_refused_before_unpickling(tmp_path):
     model, x, path = _small_program(tmp_path)
     program = torch.export.load(path)
