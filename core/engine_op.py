@@ -202,6 +202,9 @@ def fixes(call: EngineCall, has_fallback: bool) -> str:
     return "; or ".join(options)
 
 
+_warned: set[str] = set()
+
+
 class _Runner:
     """One engine of a loaded program, ready to call: its runtime module, or its stored
     subgraph when the engine cannot run here and the program falls back."""
@@ -213,8 +216,10 @@ class _Runner:
         if reason is None:
             self.module = self._engine(payload)
         elif wanted == "pytorch" and fallback.numel():
-            warnings.warn(f"plugtrt: engine {call.name} of this exported program cannot run here "
-                          f"({reason}); its stored PyTorch subgraph runs instead", stacklevel=4)
+            if reason not in _warned:  # one warning for all the engines one cause stops
+                _warned.add(reason)
+                warnings.warn(f"plugtrt: engines of this exported program cannot run here ({reason}); "
+                              f"their stored PyTorch subgraphs run instead (first: {call.name})", stacklevel=4)
             self.module = torch.export.load(io.BytesIO(fallback.cpu().numpy().tobytes())).module()
         else:
             raise IncompatibleProgramError(

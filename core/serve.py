@@ -90,7 +90,8 @@ class ProgramModel:
 
 def serve(program_path: str | Path, name: str, *, http_port: int = 8000, grpc_port: int = 8001,
           metrics_port: int = 8002, address: str = "127.0.0.1", max_batch_size: int | None = None,
-          dynamic_batching: bool = True, max_queue_delay_us: int = 100) -> int:
+          dynamic_batching: bool = True, max_queue_delay_us: int = 100, fallback: str | None = None,
+          runtime: str | None = None) -> int:
     """Serve the program until SIGTERM or SIGINT."""
     try:
         from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
@@ -103,7 +104,8 @@ def serve(program_path: str | Path, name: str, *, http_port: int = 8000, grpc_po
         print(f"plugtrt serve: {problem}", file=sys.stderr)
     import plugtrt
 
-    program = plugtrt.load(program_path)  # a program that cannot run here fails now, clearly
+    # a program that cannot run here fails now, clearly
+    program = plugtrt.load(program_path, fallback=fallback, runtime=runtime)
     io = program_io(program)
     batching = dynamic_batching and io.batch is not None and max_batch_size != 0
     if batching:
@@ -161,12 +163,19 @@ def main(argv: list[str]) -> int:
                         help="run every request alone, as it comes")
     parser.add_argument("--max-queue-delay-us", type=int, default=100,
                         help="how long the dynamic batcher waits for more requests (default 100 us)")
+    parser.add_argument("--fallback", choices=["error", "pytorch"], default=None,
+                        help="where an engine cannot run here: fail (error), or run its stored PyTorch "
+                             "subgraph (pytorch); default: what the program was exported with")
+    parser.add_argument("--runtime", default=None,
+                        help="run the engines with this runtime plugin instead of the one they were "
+                             "exported for (reference: torch ops, on any machine)")
     args = parser.parse_args(argv)
     try:
         return serve(args.program, args.name, http_port=args.http_port, grpc_port=args.grpc_port,
                      metrics_port=args.metrics_port, address=args.address,
                      max_batch_size=args.max_batch_size, dynamic_batching=not args.no_dynamic_batching,
-                     max_queue_delay_us=args.max_queue_delay_us)
+                     max_queue_delay_us=args.max_queue_delay_us, fallback=args.fallback,
+                     runtime=args.runtime)
     except (PlugtrtError, FileNotFoundError) as exc:
         print(f"plugtrt serve: {exc}", file=sys.stderr)
         return 2

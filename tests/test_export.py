@@ -119,7 +119,16 @@ def test_program_from_another_tensorrt_version_fails_clearly_or_falls_back(tmp_p
         torch.testing.assert_close(fallen(x), model(x))
         torch.testing.assert_close(fallen(x), model(x))
     messages = [str(w.message) for w in caught if "plugtrt" in str(w.message)]
-    assert len(messages) == 1 and "stored PyTorch subgraph runs instead" in messages[0], messages
+    assert len(messages) == 1 and "stored PyTorch subgraphs run instead" in messages[0], messages
+
+
+def test_fallback_from_the_environment_reaches_a_plain_torch_load(tmp_path, monkeypatch):
+    model, x, path = _small_program(tmp_path)
+    other = tmp_path / "other.pt2"
+    _rewrite_engines(path, other, tensorrt="tensorrt==10.4.0")
+    monkeypatch.setenv("PLUGTRT_PROGRAM_FALLBACK", "pytorch")
+    with pytest.warns(UserWarning, match="built with tensorrt==10.4.0.*stored PyTorch subgraphs run instead"):
+        torch.testing.assert_close(torch.export.load(other).module()(x), model(x))
 
 
 def test_program_for_the_tensorrt_runtime_without_a_gpu(tmp_path):

@@ -26,7 +26,7 @@ http = pytest.importorskip("tritonclient.http", reason="the serve extra is not i
 grpc = pytest.importorskip("tritonclient.grpc", reason="the serve extra is not installed: pip install 'plugtrt[serve]'")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-from tests.test_export import OPTIONS, Small  # noqa: E402
+from tests.test_export import OPTIONS, Small, _rewrite_engines, _small_program  # noqa: E402
 
 NAME = "small"
 CLIENTS, REQUESTS = 8, 25
@@ -122,6 +122,18 @@ def _client_session(module, url: str, model: torch.nn.Module, seed: int) -> list
         errors.append(float(np.abs(got - expected).max()))
     client.close()
     return errors
+
+
+def test_a_program_that_cannot_run_here_is_refused_before_triton_starts(tmp_path):
+    _, _, path = _small_program(tmp_path)
+    other = tmp_path / "other.pt2"
+    _rewrite_engines(path, other, tensorrt="tensorrt==10.3.0")
+    done = subprocess.run([sys.executable, "-m", "plugtrt", "serve", str(other), "--name", NAME,
+                           "--http-port", "1", "--grpc-port", "1", "--metrics-port", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "built with tensorrt==10.3.0" in done.stderr
+    assert "fallback='pytorch'" in done.stderr
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
