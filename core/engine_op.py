@@ -181,7 +181,7 @@ def incompatibility(call: EngineCall) -> str | None:
     reason = registry.runtimes[call.runtime].record.available(CompilationSettings())
     if reason is not None:
         return f"it runs with the {call.runtime!r} runtime, which cannot run here: {reason.rstrip('.')}"
-    if call.capability is not None and torch.cuda.is_available():
+    if call.runtime == "tensorrt" and call.capability is not None and torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability()
         if call.capability != f"{major}.{minor}":
             return (f"its plan was built on a GPU of compute capability {call.capability} and this "
