@@ -16,6 +16,7 @@ from plugtrt.errors import (
     PluginLoadError,
     PlugtrtError,
 )
+from plugtrt.export import export, load, save
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import (
     CommandSpec,
@@ -56,6 +57,9 @@ __all__ = [
     "RuntimeSpec",
     "compile_count",
     "compile_reports",
+    "export",
     "hookimpl",
+    "load",
+    "save",
     "weights_changed",
 ]

@@ -1,6 +1,7 @@
 """``python -m plugtrt``: ``plugins`` lists what is installed, ``ops`` the aten targets that
-convert, ``cache`` shows or clears the engine cache; plugins add more commands (the
-``reference`` runtime adds ``conformance``)."""
+convert, ``cache`` shows or clears the engine cache, ``triton`` writes a Triton model
+repository for a saved program and ``serve`` serves one from Triton; plugins add more commands
+(the ``reference`` runtime adds ``conformance``)."""
 from __future__ import annotations
 
 import argparse
@@ -148,8 +149,29 @@ def show_cache(clear: bool, directory: str | None, store: str) -> int:
     return 0
 
 
+def _triton(argv: list[str]) -> int:
+    from plugtrt.triton_repository import main as triton_main
+
+    return triton_main(argv)
+
+
+def _serve(argv: list[str]) -> int:
+    from plugtrt.serve import main as serve_main
+
+    return serve_main(argv)
+
+
+DEPLOY_COMMANDS = {
+    "triton": (_triton, "write a Triton model repository for a saved plugtrt.export program (triton -h)"),
+    "serve": (_serve, "serve a saved plugtrt.export program from Triton Inference Server (serve -h)"),
+}
+"""Built-in commands that parse their own options, as plugin commands do."""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in DEPLOY_COMMANDS:
+        return DEPLOY_COMMANDS[argv[0]][0](argv[1:])
     plugin_commands = default_registry().commands
     if argv[:1] and argv[0] in plugin_commands:  # each parses its own options: <command> -h
         return plugin_commands[argv[0]].record.main(argv[1:])
@@ -163,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="print the coverage section of docs/operators.md: built-in converters, one table per plugin")
     ops.add_argument("--update", default=None, metavar="FILE",
                      help="with --markdown: write the section between its marker comments in FILE")
+    for name, (_, text) in DEPLOY_COMMANDS.items():
+        commands.add_parser(name, help=text)
     for name, reg in sorted(plugin_commands.items()):
         commands.add_parser(name, help=f"{reg.record.help} [plugin {reg.plugin}]")
     cache = commands.add_parser("cache", help="show the engine cache (entries, size, hits); --clear empties it")
