@@ -4,9 +4,11 @@ generated sections are current, every link resolves, and every code block runs h
 Code blocks are what a reader copies, so each is run as written:
 
 - ```python blocks: all the blocks of one page, in order, in one fresh interpreter (a page may
-  define a model in one block and use it in the next), with a private engine cache;
-- ```console blocks: each ``$ `` command, from the repository root, except the few in
-  ``NOT_RUN``, each with the reason and the test that covers it instead;
+  define a model in one block and use it in the next), in a scratch directory, with a private
+  engine cache;
+- ```console blocks: then each ``$ `` command of the page, in the same scratch directory (a
+  command may read the program a python block saved), ``make`` targets from the repository
+  root; except the few in ``NOT_RUN``, each with the reason and what covers it instead;
 - ```toml blocks parse.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 NOT_RUN = {
     "make test": "it is the command that runs this test",
+    "make docs": "test_make_docs_builds_the_site_strictly runs it",
     "python -m pytest -m gpu": "needs a GPU whose TensorRT runs engines; the `gpu` tests skip here",
     "python -m plugtrt conformance": "minutes; tests/runtimes/ runs the conformance cases",
     "python -m plugtrt conformance --data": "minutes; tests/runtimes/ runs the conformance cases",
@@ -38,6 +41,8 @@ NOT_RUN = {
 
 NOT_RUN_PREFIXES = {
     "python -m pip install": "installs packages; `make` runs the CPU install line",
+    "pip install": "installs packages; `make` runs the CPU install line with every extra",
+    "python -m plugtrt serve": "serves until stopped; tests/test_serve.py starts it on loopback and stops it",
     ".venv/bin/python bench/": "benchmarks take minutes; each prints its table in the docs",
 }
 
@@ -50,14 +55,17 @@ def _rel(page: Path) -> str:
     return str(page.relative_to(ROOT))
 
 
-def _commands() -> list[tuple[str, str]]:
-    found: dict[str, str] = {}
-    for page in PAGES:
-        for block in _blocks(page, "console"):
-            for line in block.splitlines():
-                if line.startswith("$ "):
-                    found.setdefault(line[2:].strip(), _rel(page))
-    return sorted(found.items())
+def _commands(page: Path) -> list[str]:
+    return [line[2:].strip() for block in _blocks(page, "console") for line in block.splitlines()
+            if line.startswith("$ ")]
+
+
+_NO_REINSTALL = ["-o", ".venv/.plugtrt-installed"]
+"""``make`` flags that run a target without reinstalling the venv running this very test."""
+
+
+def _first_page(command: str) -> Path:
+    return next(page for page in PAGES if command in _commands(page))
 
 
 def _skip_reason(command: str) -> str | None:
@@ -99,21 +107,9 @@ def test_generated_sections_are_current():
     assert done.returncode == 0, done.stderr
 
 
-def test_site_builds_strictly(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
-                           str(tmp_path / "site")], capture_output=True, text=True, cwd=ROOT,
-                          env=_env(tmp_path))
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert (tmp_path / "site" / "api" / "index.html").read_text().count("plugtrt.conversion") > 10
-
-
-@pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p, "python")], ids=_rel)
-def test_python_blocks_run(page, tmp_path):
-    script = tmp_path / "page.py"
-    script.write_text("\n\n".join(_blocks(page, "python")))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
-                          env=_env(tmp_path), timeout=600)
-    assert done.returncode == 0, f"a python block of {_rel(page)} fails:\n{done.stderr[-4000:]}"
+def test_make_docs_builds_the_site_strictly(tmp_path):
+    _run(["make", *_NO_REINSTALL, "docs"], ROOT, tmp_path, "`make docs`")
+    assert (ROOT / "build" / "site" / "api" / "index.html").read_text().count("plugtrt.conversion") > 10
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p, "toml")], ids=_rel)
@@ -122,15 +118,26 @@ def test_toml_blocks_parse(page):
         tomllib.loads(block)
 
 
-@pytest.mark.parametrize(("command", "page"), _commands(), ids=[c for c, _ in _commands()])
-def test_console_commands_run(command, page, tmp_path):
-    reason = _skip_reason(command)
-    if reason is not None:
-        pytest.skip(f"not run here ({page}): {reason}")
-    argv = shlex.split(command)
-    if argv[0] == "make":  # the venv running this test is the one make would build: don't rebuild it
-        argv[1:1] = ["-o", ".venv/.plugtrt-installed"]
-    elif argv[0] == "python":
-        argv[0] = sys.executable
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=_env(tmp_path), timeout=600)
-    assert done.returncode == 0, f"`{command}` ({page}) exits {done.returncode}:\n{done.stderr[-4000:]}"
+def _run(argv: list[str], cwd: Path, tmp_path: Path, what: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=_env(tmp_path), timeout=600)
+    assert done.returncode == 0, f"{what} exits {done.returncode}:\n{done.stderr[-4000:]}"
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p, "python") or _commands(p)], ids=_rel)
+def test_code_blocks_run(page, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    if _blocks(page, "python"):
+        script = work / "page.py"
+        script.write_text("\n\n".join(_blocks(page, "python")))
+        _run([sys.executable, str(script)], work, tmp_path, f"the python blocks of {_rel(page)}")
+    for command in _commands(page):
+        if _skip_reason(command) is not None or _first_page(command) != page:
+            continue
+        argv = shlex.split(command)
+        if argv[0] == "make":
+            _run([argv[0], *_NO_REINSTALL, *argv[1:]], ROOT, tmp_path, f"`{command}`")
+            continue
+        if argv[0] == "python":
+            argv[0] = sys.executable
+        _run(argv, work, tmp_path, f"`{command}` ({_rel(page)})")
