@@ -256,7 +256,8 @@ def _convert_form(ctx, node, form: _Form, x, args, kwargs):
     if form.fp8:
         scale = args[1]
         if form.kind == "quantize":
-            x = x if is_tensor(x) else ctx.constant(x, node)
+            x = ctx.cast(x, _model_float(node), node) if is_tensor(x) else ctx.constant(
+                x, node, dtype=_model_float(node))
             return _quantize(ctx, x, scale, None, FP8, node)
         return _dequantize(ctx, x, scale, None, ctx.engine_dtype(out_val.dtype), node)
     p = _params(node, form, args, kwargs)
@@ -273,10 +274,19 @@ def _convert_form(ctx, node, form: _Form, x, args, kwargs):
             if form.kind == "quantize":
                 return q
             return _dequantize(ctx, q, p.scale, p.axis, ctx.engine_dtype(out_val.dtype), node)
+    x = ctx.cast(x, _model_float(node), node)
     q = _quantize(ctx, _clip_to_window(ctx, x, p, node), p.scale, p.axis, torch.int8, node)
     if form.kind == "quantize":
         return q
-    return _dequantize(ctx, q, p.scale, p.axis, ctx.dtype(x), node)
+    return _dequantize(ctx, q, p.scale, p.axis, ctx.engine_dtype(out_val.dtype), node)
+
+
+def _model_float(node: torch.fx.Node) -> torch.dtype:
+    """The dtype a Q quantizes in: the model's own (float32 under ``precision=half`` too), so
+    that its scale is not rounded to half and every value rounds to the integer eager gives;
+    float64 (``truncate_long_and_double``) as float32."""
+    dtype = val(node.args[0]).dtype
+    return torch.float32 if dtype == torch.float64 else dtype
 
 
 @hookimpl
