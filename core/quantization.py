@@ -51,3 +51,28 @@ def quantized_decomposed_ops():
     import torch.ao.quantization.fx._decomposed  # noqa: F401  (defines the library's ops)
 
     return torch.ops.quantized_decomposed
+
+
+def symmetric_int8_config(per_channel_weights: bool = True):
+    """A torchao PT2E ``QuantizationConfig`` whose Q/DQ TensorRT computes: int8 activations
+    quantized symmetrically per tensor (zero point 0) and int8 weights symmetric per output
+    channel, calibrated with a histogram (activations) and min/max (weights) observer.
+
+    Pass it to a PT2E quantizer's ``set_global``. The quantizers' own defaults are asymmetric
+    (uint8 or int8 activations with a zero point), which TensorRT's Q/DQ layers cannot express;
+    their ops then stay in PyTorch, with that reason in the coverage report. Needs torchao
+    (``pip install plugtrt[quant]``)."""
+    from torchao.quantization.pt2e import HistogramObserver, MinMaxObserver, PerChannelMinMaxObserver
+    from torchao.quantization.pt2e.quantizer import QuantizationConfig, QuantizationSpec
+
+    activation = QuantizationSpec(
+        dtype=torch.int8, quant_min=INT8_RANGE[0], quant_max=INT8_RANGE[1],
+        qscheme=torch.per_tensor_symmetric, is_dynamic=False,
+        observer_or_fake_quant_ctr=HistogramObserver.with_args(eps=2**-12))
+    weight = QuantizationSpec(
+        dtype=torch.int8, quant_min=-127, quant_max=INT8_RANGE[1],
+        qscheme=torch.per_channel_symmetric if per_channel_weights else torch.per_tensor_symmetric,
+        ch_axis=0, is_dynamic=False,
+        observer_or_fake_quant_ctr=(PerChannelMinMaxObserver if per_channel_weights
+                                    else MinMaxObserver).with_args(eps=2**-12))
+    return QuantizationConfig(activation, activation, weight, None, is_qat=False)
