@@ -213,7 +213,9 @@ def run_entry(index: int, precision: torch.dtype = torch.float32) -> CorpusResul
     leaves, slots, inputs, call = _entry(CORPUS, index)
 
     expected = call(*inputs)
-    gm = make_fx(call, tracing_mode="fake", pre_dispatch=True)(*inputs)
+    # constants an entry closes over (a quantization scale) become get_attr nodes, as frozen
+    # weights are in the backend
+    gm = make_fx(call, tracing_mode="fake", _allow_non_fake_inputs=True, pre_dispatch=True)(*inputs)
     gm.graph.eliminate_dead_code()  # as lowering does: tracing leaves unread getitems
     settings = CompilationSettings(precision=precision)
     builder, network = engine.new_network()
@@ -262,7 +264,7 @@ def run_entry_dynamic(index: int, every_input: bool, dims: str = "batch") -> Cor
         DimDynamic.DYNAMIC if symbolic else DimDynamic.STATIC for symbolic in _symbolic_dims(t.dim(), dims)]))
         if t.dim() and (every_input or i == 0) else mode.from_tensor(t, static_shapes=True)
         for i, t in enumerate(inputs)]
-    gm = make_fx(call, tracing_mode="fake", pre_dispatch=True)(*fakes)
+    gm = make_fx(call, tracing_mode="fake", _allow_non_fake_inputs=True, pre_dispatch=True)(*fakes)
     gm.graph.eliminate_dead_code()
     values = [n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"]
     symbols = {s for v in values if isinstance(v, torch.Tensor) for d in v.shape
