@@ -7,7 +7,13 @@ Three forms that users' models produce arrive here, each as the Q/DQ layers the 
 - the ``quantized_decomposed`` ops of PT2E (torchao's ``convert_pt2e``): a Q to int8, a DQ from
   int8, per tensor (the scale a number or, in the ``.tensor`` overloads, a tensor) or per channel;
 - ``plugtrt::quantize_fp8``/``dequantize_fp8``, which the ``fp8_cast`` lowering pass makes of
-  the scaled cast to ``float8_e4m3fn`` and back.
+  the scaled cast to ``float8_e4m3fn`` and back;
+- NVIDIA ModelOpt's ``tensorrt::quantize_op(x, amax, num_bits, exponent_bits, unsigned,
+  narrow_range)``, registered only when ModelOpt defined the op before plugtrt loaded its
+  plugins (``import modelopt.torch.quantization`` first). Its kernels compute
+  ``clamp(rint(x * bound / amax), -bound (- 1 unless narrow), bound) * amax / bound`` for
+  integers (``bound = 2**(num_bits - 1) - 1``) and ``fp8(clamp(x * 448 / amax)) * amax / 448``
+  for FP8 (8 bits, 4 of exponent): a Q/DQ pair with scale ``amax / bound`` (``amax / 448``).
 
 TensorRT quantizes symmetrically: its INT8 Q rounds half to even and saturates into
 [-128, 127], with zero point 0. A fake quantization with a zero point ``z`` and range
@@ -39,7 +45,7 @@ from plugtrt.conversion import (
     val,
 )
 from plugtrt.hookspecs import hookimpl
-from plugtrt.quantization import FP8, INT8_RANGE, quantized_decomposed_ops
+from plugtrt.quantization import FP8, FP8_MAX, INT8_RANGE, quantized_decomposed_ops
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import to_trt_dtype
 
@@ -63,6 +69,8 @@ class _Form:
     dtype: int | None = None
     """Position of the quantized dtype argument; None: int8 (fake quantization) or FP8."""
     fp8: bool = False
+    modelopt: bool = False
+    """``tensorrt::quantize_op``: scale and window come from ``amax`` and the bit counts."""
     tuple_result: bool = False
     """``_cachemask`` forms return ``(output, mask)``; only the output may be read."""
 
@@ -102,6 +110,21 @@ _FORMS = {
 }
 
 
+_MODELOPT = _Form(kind="fake", scale=1, modelopt=True)
+
+
+def _forms() -> dict:
+    """``_FORMS``, plus ModelOpt's op when ModelOpt has defined it in this process."""
+    namespace = torch.ops.tensorrt
+    if not hasattr(namespace, "quantize_op"):
+        return _FORMS
+    return {**_FORMS, namespace.quantize_op.default: ("modelopt_quantize_op", _MODELOPT)}
+
+
+def _form(node: torch.fx.Node) -> _Form:
+    return _forms()[node.target][1]
+
+
 # -- reading the parameters from the node (validators) or the converter's arguments ------------
 
 def _number_or_constant(value):
@@ -121,7 +144,7 @@ def _window(node: torch.fx.Node, form: _Form) -> tuple[int, int]:
 
 def _check(node: torch.fx.Node, settings) -> bool | Declined:
     """Accept the forms a TensorRT Q/DQ computes exactly; decline others saying why."""
-    form = _FORMS[node.target][1]
+    form = _form(node)
     x, out = val(node.args[0]), val(node)
     out = out[0] if form.tuple_result else out
     if form.tuple_result and not only_first_output_used(node):
@@ -132,6 +155,8 @@ def _check(node: torch.fx.Node, settings) -> bool | Declined:
         return Declined("the float side must be a non-empty float16, bfloat16 or float32 tensor")
     if form.fp8:
         return True
+    if form.modelopt:
+        return _check_modelopt(node)
     qdtype = node.args[form.dtype] if form.dtype is not None else torch.int8
     if qdtype != torch.int8:
         return Declined(f"quantized dtype {qdtype}: TensorRT's quantize layers take int8 (and FP8 "
@@ -159,6 +184,46 @@ def _check(node: torch.fx.Node, settings) -> bool | Declined:
         return Declined("a non-zero zero point: TensorRT quantizes symmetrically (zero point 0); use a "
                         "symmetric quantization config")
     return True
+
+
+def _modelopt_args(node_or_args) -> tuple:
+    """``(amax, num_bits, exponent_bits, unsigned, narrow_range)`` of a ``quantize_op``."""
+    args = node_or_args.args if isinstance(node_or_args, torch.fx.Node) else node_or_args
+    return tuple(args[1:6])
+
+
+def _check_modelopt(node: torch.fx.Node) -> bool | Declined:
+    amax, bits, exponent, unsigned, _ = _modelopt_args(node)
+    amax = _number_or_constant(amax)
+    if amax is None:
+        return Declined("amax is computed in the graph; TensorRT's scale here must be a constant")
+    if bool((amax < 2.0**-24).any()):
+        return Declined("an amax of (nearly) zero, for which ModelOpt's kernels output zeros")
+    if amax.numel() > 1 and amax.numel() not in amax.shape:
+        return Declined("amax must be per tensor or along one axis")
+    if (bits, exponent) == (8, 4):
+        return True
+    if exponent != 0 or unsigned or not 2 <= bits <= 8:
+        return Declined(f"{bits}-bit {'unsigned ' if unsigned else ''}format with {exponent} exponent bits: "
+                        "TensorRT's Q/DQ here take signed integers of up to 8 bits and FP8 e4m3")
+    return True
+
+
+def _modelopt_params(node: torch.fx.Node, args) -> tuple[_Params, bool]:
+    """The Q/DQ parameters of a ``quantize_op`` and whether it is FP8."""
+    amax, bits, exponent, _, narrow = _modelopt_args(args)
+    amax = _number_or_constant(amax)
+    axis = None
+    if amax.numel() > 1:
+        axis = list(amax.shape).index(amax.numel())
+        amax = amax.reshape(-1)
+    else:
+        amax = amax.reshape(())
+    if (bits, exponent) == (8, 4):
+        return _Params(scale=amax / FP8_MAX, zero=torch.zeros(()), axis=axis, low=0, high=0), True
+    bound = 2 ** (bits - 1) - 1
+    return _Params(scale=amax / bound, zero=torch.zeros(()), axis=axis,
+                   low=-bound - (0 if narrow else 1), high=bound), False
 
 
 @attrs.frozen(kw_only=True)
@@ -245,7 +310,7 @@ def _quantize_constant(x: torch.Tensor, p: _Params) -> torch.Tensor:
 
 
 def _convert(ctx, node, args, kwargs):
-    form = _FORMS[node.target][1]
+    form = _form(node)
     x = args[0]
     result = _convert_form(ctx, node, form, x, args, kwargs)
     return (result, None) if form.tuple_result else result
@@ -260,7 +325,15 @@ def _convert_form(ctx, node, form: _Form, x, args, kwargs):
                 x, node, dtype=_model_float(node))
             return _quantize(ctx, x, scale, None, FP8, node)
         return _dequantize(ctx, x, scale, None, ctx.engine_dtype(out_val.dtype), node)
-    p = _params(node, form, args, kwargs)
+    if form.modelopt:
+        p, fp8 = _modelopt_params(node, args)
+        if fp8:
+            x = ctx.cast(x, _model_float(node), node) if is_tensor(x) else ctx.constant(
+                x, node, dtype=_model_float(node))
+            q = _quantize(ctx, x, p.scale, p.axis, FP8, node)
+            return _dequantize(ctx, q, p.scale, p.axis, ctx.engine_dtype(out_val.dtype), node)
+    else:
+        p = _params(node, form, args, kwargs)
     if form.enabled is not None and not bool(_number_or_constant(args[form.enabled]).item()):
         return x if is_tensor(x) else ctx.constant(x, node)
     if form.kind == "dequantize":
@@ -291,6 +364,6 @@ def _model_float(node: torch.fx.Node) -> torch.dtype:
 
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
-    for target, (name, form) in _FORMS.items():
+    for target, (name, form) in _forms().items():
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_convert, is_supported=_check,
                             constant_args=form.constant_args, supports_dynamic_shapes=True)
