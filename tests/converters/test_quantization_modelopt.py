@@ -11,6 +11,7 @@ extension; its FP8 path runs as ModelOpt wrote it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -68,9 +69,10 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow  # a fresh process importing ModelOpt: ~40 s here
 def test_quantize_op_converts_with_the_kernels_semantics(tmp_path):
     done = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "PLUGTRT_CACHE_DIR": str(tmp_path)})
+                          env={**os.environ, "PLUGTRT_CACHE_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-3000:]
     for result in json.loads(done.stdout.strip().splitlines()[-1]):
         assert result["pytorch_ops"] == [] and not result["fallbacks"], result
