@@ -166,6 +166,8 @@ def _check(node: torch.fx.Node, settings) -> bool | Declined:
         return Declined("a scale that is not positive")
     if form.axis is not None and (scale is None or scale.dim() != 1):
         return Declined("a per-channel scale must be a constant 1-d tensor")
+    if form.axis is not None and not isinstance(x.shape[node.args[form.axis]], int):
+        return Declined("the channel axis has a symbolic size (TensorRT needs it at build time)")
     if form.enabled is not None and _number_or_constant(node.args[form.enabled]) is None:
         return Declined("fake_quant_enabled is computed in the graph; it must be a constant")
     zero = _number_or_constant(node.args[form.zero]) if node.args[form.zero] is not None else torch.zeros(())
@@ -201,6 +203,8 @@ def _check_modelopt(node: torch.fx.Node) -> bool | Declined:
         return Declined("an amax of (nearly) zero, for which ModelOpt's kernels output zeros")
     if amax.numel() > 1 and amax.numel() not in amax.shape:
         return Declined("amax must be per tensor or along one axis")
+    if amax.numel() > 1 and not isinstance(val(node.args[0]).shape[list(amax.shape).index(amax.numel())], int):
+        return Declined("the channel axis has a symbolic size (TensorRT needs it at build time)")
     if (bits, exponent) == (8, 4):
         return True
     if exponent != 0 or unsigned or not 2 <= bits <= 8:
@@ -365,5 +369,8 @@ def _model_float(node: torch.fx.Node) -> torch.dtype:
 @hookimpl
 def plugtrt_converters() -> Iterator[ConverterSpec]:
     for target, (name, form) in _forms().items():
+        # torch traces fake quantization with static sizes only (no meta kernel): declaring
+        # dynamic support for it would promise what no graph can ask for
         yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_convert, is_supported=_check,
-                            constant_args=form.constant_args, supports_dynamic_shapes=True)
+                            constant_args=form.constant_args,
+                            supports_dynamic_shapes=target.namespace != "aten")

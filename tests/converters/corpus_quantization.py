@@ -39,7 +39,7 @@ def _fp8(a):
     return fp8.dequantize_fp8.default(fp8.quantize_fp8.default(a, _SCALE), _SCALE, torch.float32)
 
 
-CORPUS = [
+STATIC_ONLY = [  # torch has no meta kernel for fake quantization: no symbolic sizes
     (lambda a: aten.fake_quantize_per_tensor_affine.default(a, 0.05, 0, -128, 127), (x(2, 3),)),
     (lambda a: aten.fake_quantize_per_tensor_affine.tensor_qparams(a, _SCALE, _ZERO, -8, 7), (x(2, 3),)),
     (lambda a: aten.fake_quantize_per_tensor_affine_cachemask.default(a, 0.05, 3, -100, 100)[0], (x(2, 3),)),
@@ -48,6 +48,17 @@ CORPUS = [
     (lambda a: aten.fake_quantize_per_channel_affine.default(a, _SCALES, _ZEROS, 1, -128, 127), (x(2, 3, 4),)),
     (lambda a: aten.fake_quantize_per_channel_affine_cachemask.default(a, _SCALES, _ZEROS, 0, -127, 127)[0],
      (x(3, 2),)),
+]
+CORPUS = [
     (_q_dq, (x(2, 3),)), (_q_dq_tensor, (x(2, 3),)), (_q_dq_channel, (x(2, 3),)), (_int8_weight, (x(2, 3),)),
     (_fp8, (x(2, 3),)),
 ]
+
+
+def _q_dq_channel_axis0(a):
+    q = qd.quantize_per_channel.default(a, _SCALES, _ZEROS, 0, -128, 127, torch.int8)
+    return qd.dequantize_per_channel.default(q, _SCALES, _ZEROS, 0, -128, 127, torch.int8)
+
+
+DYNAMIC_EXTRA = [(_q_dq_channel_axis0, (x(3, 2, 4),))]
+"""Per channel along a static axis 0, so that the trailing dims can be symbolic."""
