@@ -143,7 +143,10 @@ def _window(node: torch.fx.Node, form: _Form) -> tuple[int, int]:
 
 
 def _check(node: torch.fx.Node, settings) -> bool | Declined:
-    """Accept the forms a TensorRT Q/DQ computes exactly; decline others saying why."""
+    """Symmetric int8 (zero point 0; a fake quantization's window inside [-128, 127]) or FP8 e4m3,
+    constant scales per tensor or per static axis; others declined with the reason.
+
+    Only what TensorRT's Q/DQ layers compute exactly is accepted."""
     form = _form(node)
     x, out = val(node.args[0]), val(node)
     out = out[0] if form.tuple_result else out
