@@ -145,6 +145,29 @@ def test_quantized_decomposed_per_tensor(shape, scale, overload, seed):
 
 
 @settings(**FAST)
+@given(shape=shapes(min_rank=2), data=st.data(), seed=seeds)
+def test_quantized_decomposed_per_channel(shape, data, seed):
+    """PT2E's per-channel Q then DQ of an activation, along any axis, int8's range or narrower."""
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    low = data.draw(st.sampled_from([-128, -127]))
+    scales = torch.tensor(data.draw(st.lists(st.floats(1e-3, 0.2), min_size=shape[axis], max_size=shape[axis])))
+    x = tensor(shape, torch.float32, seed) * scales.max() * 60
+
+    class PerChannel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("scales", scales)
+            self.register_buffer("zeros", torch.zeros(shape[axis], dtype=torch.int64))
+
+        def forward(self, x):
+            q = qd.quantize_per_channel.default(x, self.scales, self.zeros, axis, low, 127, torch.int8)
+            return qd.dequantize_per_channel.default(q, self.scales, self.zeros, axis, low, 127, torch.int8)
+
+    run = assert_converts(PerChannel(), [x], **_step_tolerance(scales.max()))
+    _assert_qdq(run)
+
+
+@settings(**FAST)
 @given(out_features=st.integers(1, 6), in_features=st.integers(1, 6), seed=seeds)
 def test_quantized_decomposed_per_channel_weight(out_features, in_features, seed):
     """PT2E stores a weight as int8 with per-channel scales: it stays int8, behind a DQ."""
