@@ -228,7 +228,8 @@ def test_fp8_scaled_cast_matmul():
             return self.fp8(x, x.abs().amax() / 448) @ self.fp8(self.weight, 0.01)
 
     run = assert_converts(Fp8Matmul(), [torch.randn(4, 16)], rtol=0.0, atol=0.0)
-    assert run.reports[0].engines[0].layer_types["QUANTIZE"] == 2
+    types = run.reports[0].engines[0].layer_types
+    assert types["QUANTIZE"] == 2 and types["DEQUANTIZE"] == 2, types
 
 
 def test_forms_tensorrt_cannot_compute_stay_in_pytorch_with_the_reason():
