@@ -29,6 +29,7 @@ still quantized, not folded into float32.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import attrs
@@ -245,7 +246,7 @@ class _Params:
     high: int
 
 
-def _params(node: torch.fx.Node, form: _Form, args, kwargs) -> _Params:
+def _params(node: torch.fx.Node, form: _Form, args) -> _Params:
     scale = args[form.scale]
     scale = scale if is_tensor(scale) else _number_or_constant(scale)
     zero = args[form.zero] if form.zero is not None else None
@@ -271,11 +272,8 @@ def _along(value: torch.Tensor, axis: int | None, rank: int) -> torch.Tensor:
 def _scale_input(ctx, scale, dtype: torch.dtype, node: torch.fx.Node):
     """The scale as TensorRT's Q/DQ take it: 0-d per tensor, 1-d per channel, in ``dtype``."""
     if is_tensor(scale):
-        scale = ctx.cast(scale, dtype, node)
-        count = 1
-        for d in scale.shape:
-            count *= d
-        return ctx.reshape(scale, () if count == 1 else (count,), node)
+        count = math.prod(scale.shape)
+        return ctx.reshape(ctx.cast(scale, dtype, node), () if count == 1 else (count,), node)
     flat = scale.reshape(()) if scale.numel() == 1 else scale.reshape(-1)
     return ctx.constant(flat.float(), node, dtype=dtype)
 
@@ -328,37 +326,34 @@ def _convert_form(ctx, node, form: _Form, x, args, kwargs):
     if form.fp8:
         scale = args[1]
         if form.kind == "quantize":
-            x = ctx.cast(x, _model_float(node), node) if is_tensor(x) else ctx.constant(
-                x, node, dtype=_model_float(node))
-            return _quantize(ctx, x, scale, None, FP8, node)
+            return _quantize(ctx, _float_input(ctx, x, node), scale, None, FP8, node)
         return _dequantize(ctx, x, scale, None, ctx.engine_dtype(out_val.dtype), node)
     if form.modelopt:
         p, fp8 = _modelopt_params(node, args)
         if fp8:
-            x = ctx.cast(x, _model_float(node), node) if is_tensor(x) else ctx.constant(
-                x, node, dtype=_model_float(node))
-            q = _quantize(ctx, x, p.scale, p.axis, FP8, node)
+            q = _quantize(ctx, _float_input(ctx, x, node), p.scale, p.axis, FP8, node)
             return _dequantize(ctx, q, p.scale, p.axis, ctx.engine_dtype(out_val.dtype), node)
     else:
-        p = _params(node, form, args, kwargs)
+        p = _params(node, form, args)
     if form.enabled is not None and not bool(_number_or_constant(args[form.enabled]).item()):
         return x if is_tensor(x) else ctx.constant(x, node)
     if form.kind == "dequantize":
         q = x if is_tensor(x) else ctx.constant(x, node, dtype=torch.int8)
         return _dequantize(ctx, q, p.scale, p.axis, ctx.engine_dtype(out_val.dtype), node)
-    if not is_tensor(x):  # a constant (a weight): quantized here, stored as int8
-        if is_tensor(p.scale):
-            x = ctx.constant(x, node)
-        else:
-            q = ctx.constant(_quantize_constant(x, p), node, dtype=torch.int8)
-            if form.kind == "quantize":
-                return q
-            return _dequantize(ctx, q, p.scale, p.axis, ctx.engine_dtype(out_val.dtype), node)
-    x = ctx.cast(x, _model_float(node), node)
-    q = _quantize(ctx, _clip_to_window(ctx, x, p, node), p.scale, p.axis, torch.int8, node)
+    if not is_tensor(x) and not is_tensor(p.scale):  # a weight: quantized here, stored as int8
+        q = ctx.constant(_quantize_constant(x, p), node, dtype=torch.int8)
+    else:
+        q = _quantize(ctx, _clip_to_window(ctx, _float_input(ctx, x, node), p, node), p.scale, p.axis,
+                      torch.int8, node)
     if form.kind == "quantize":
         return q
     return _dequantize(ctx, q, p.scale, p.axis, ctx.engine_dtype(out_val.dtype), node)
+
+
+def _float_input(ctx, x, node: torch.fx.Node):
+    """A Q's input (a tensor, or a constant weight) in the dtype it quantizes in."""
+    dtype = _model_float(node)
+    return ctx.cast(x, dtype, node) if is_tensor(x) else ctx.constant(x, node, dtype=dtype)
 
 
 def _model_float(node: torch.fx.Node) -> torch.dtype:
