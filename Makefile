@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml plugins_example/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[rtx,test,docs,serve]' -e ./plugins_example
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[rtx,test,docs,serve,quant]' -e ./plugins_example
 	touch $@
 
 demo: $(STAMP)

@@ -192,7 +192,8 @@ def _place(owner: torch.fx.GraphModule, node: torch.fx.Node, path: str, blocks: 
     blocks.report.engines.append(EngineReport(
         name=name, layers=artifact.layer_count, ops=ops, build_seconds=artifact.build_seconds,
         runtime=blocks.runtime.record.name, layer_types=artifact.layer_types,
-        converters=key.converters if cached else converters, cached=cached, profiles=artifact.profiles))
+        converters=key.converters if cached else converters, cached=cached, profiles=artifact.profiles,
+        plan_bytes=memoryview(artifact.plan).nbytes if artifact.plan is not None else 0))
     logger.debug("engine %s: %d ops -> %d layers, %s, runtime %s", name, ops, artifact.layer_count,
                  "from the engine cache" if cached else f"built in {artifact.build_seconds:.2f} s",
                  blocks.runtime.record.name)

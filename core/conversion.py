@@ -447,6 +447,23 @@ def only_first_output_used(node: torch.fx.Node) -> bool:
                for u in node.users)
 
 
+class Declined:
+    """What a validator returns to decline a node *with a reason*: false as a bool, and the reason
+    is shown in the coverage report beside the op (``its converters decline these arguments:
+    <reason>``), so a user learns what to change rather than only that the op stays in PyTorch."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"Declined({self.reason!r})"
+
+
 def arg(node: torch.fx.Node, index: int, name: str, default: Any = None) -> Any:
     """Argument ``index`` / keyword ``name`` of ``node`` (positional first)."""
     if len(node.args) > index:

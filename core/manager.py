@@ -230,8 +230,22 @@ class PluginRegistry:
                 accepted = False
             if accepted:
                 return reg
-            logger.debug("converter %s (%s) declined node %s", reg.record.name, reg.plugin, node.name)
+            logger.debug("converter %s (%s) declined node %s%s", reg.record.name, reg.plugin, node.name,
+                         f": {accepted.reason}" if hasattr(accepted, "reason") else "")
         return None
+
+    def decline_reasons(self, node, settings) -> list[str]:
+        """The reasons the converters for ``node``'s op gave for declining it (validators that
+        return a :class:`~plugtrt.conversion.Declined`), for the coverage report."""
+        reasons = []
+        for reg in self.converters.get(node.target, ()):
+            try:
+                verdict = reg.record.is_supported(node, settings)
+            except Exception:  # noqa: BLE001 - converter_for already warned about it
+                continue
+            if not verdict and hasattr(verdict, "reason"):
+                reasons.append(verdict.reason)
+        return reasons
 
     def pick(self, kind: str, name: str) -> Registered:
         """The partitioner, runtime or engine store called ``name``, or an error listing the

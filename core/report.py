@@ -26,6 +26,8 @@ class EngineReport:
     profiles: tuple[dict[str, tuple[int, int, int]], ...] = ()
     """The engine's optimization profiles, in order: each symbol's (min, opt, max) by name (more
     than one where a range spans more than 8×, :mod:`plugtrt.dynamic`); () when static."""
+    plan_bytes: int = 0
+    """Size of the serialized engine: where weights are stored as int8 or FP8 it shows."""
 
 
 @attrs.define(kw_only=True)

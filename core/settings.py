@@ -144,7 +144,9 @@ class CompilationSettings:
              " narrowed into the reduced type (an input, or a float32 region's result read in "
              'half) saturates: finite values beyond its range become its finite limits (a mask of '
              '`finfo(float32).min` stays finite), inf and NaN stay; an explicit cast in the model '
-             "overflows as eager's does."))
+             "overflows as eager's does. Quantized regions (fake quantization, PT2E, FP8 casts: "
+             "[Quantization](quantization.md)) are explicit Q/DQ layers that fix their own types; "
+             "`precision` governs the unquantized rest."))
     debug: bool = _option(False, _BOOL, "True or False",
         doc=("log every stage: the aten graph, the lowered graph, the partition, each engine's "
              'layer count and build time'))

@@ -114,7 +114,9 @@ class SupportCheck:
                 if any(is_dynamic(t.shape) for t in node_tensors(node)) and not any(
                         reg.record.supports_dynamic_shapes for reg in self.registry.converters[target]):
                     return "its converters take static shapes only, and this node has dynamic sizes"
-                return "its converters decline these arguments"
+                reasons = self.registry.decline_reasons(node, self.settings)
+                return "its converters decline these arguments" + (
+                    f": {'; '.join(reasons)}" if reasons else "")
             return "no converter is registered"
         return None
 

@@ -104,7 +104,7 @@ def run_through_backend(module: torch.nn.Module | Any, inputs: Sequence[Any],
         return compiled
 
     if isinstance(module, torch.nn.Module):
-        module = module.eval()
+        module.eval()  # not reassigned: PT2E's exported modules return None from eval()
     with torch.no_grad():
         expected = module(*copy.deepcopy(list(inputs)))
         torch._dynamo.reset()

@@ -15,6 +15,9 @@ attention mask swin builds from ``x.new_zeros`` and slice assignments). With sym
 they stay, and their converters compute the sizes as shape tensors inside the engine. ``empty``
 and its forms fold to zeros (torch leaves their values undefined; zeros keep the folded
 constants, and so the engine cache key, deterministic).
+
+Quantize, dequantize and fake-quantize ops never fold: a weight's Q/DQ pair stays on the
+constant, so that TensorRT stores the weight quantized.
 """
 from __future__ import annotations
 
@@ -37,6 +40,8 @@ _METADATA_ONLY = frozenset({
     aten.new_full.default, aten.new_empty.default, aten.new_empty_strided.default,
 })
 """Ops whose result depends on their first argument's shape, dtype and device only."""
+_QUANTIZATION_NAMESPACES = frozenset({"quantized_decomposed", "plugtrt", "tensorrt"})
+"""Op namespaces of quantize/dequantize ops: PT2E's, plugtrt's FP8 casts, ModelOpt's."""
 _EMPTY = frozenset({
     aten.empty.memory_format, aten.empty_strided.default, aten.empty_like.default,
     aten.new_empty.default, aten.new_empty_strided.default,
@@ -67,8 +72,17 @@ def _stand_in(source: torch.fx.Node) -> torch.Tensor:
                                device=value.device).zero_()
 
 
+def _quantizes(node: torch.fx.Node) -> bool:
+    """A quantize, dequantize or fake quantization: folding one of a weight would hand TensorRT
+    a float32 weight, where a Q/DQ pair on the constant lets it store int8 or FP8 (and the
+    converters quantize a constant themselves, with torch's rounding)."""
+    target = node.target
+    namespace = getattr(target, "namespace", None)
+    return namespace in _QUANTIZATION_NAMESPACES or "fake_quantize" in getattr(target, "__name__", "")
+
+
 def _foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
-    if node.op != "call_function" or node.is_impure():
+    if node.op != "call_function" or node.is_impure() or _quantizes(node):
         return False
     metadata = _metadata_source(node)
     if any(arg not in constant and arg is not metadata for arg in node.all_input_nodes):

@@ -134,6 +134,79 @@ def data_cases() -> list[ConformanceCase]:
     return cases
 
 
+def _qdq_model(name: str, op: str, x_type: int, shape: tuple[int, ...], scale: np.ndarray,
+               zero: np.ndarray | None, zero_type: int, attributes: dict):
+    """A one-node QuantizeLinear/DequantizeLinear model whose scale and zero point are
+    initializers (TensorRT's importer takes no other kind)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    initializers = [numpy_helper.from_array(scale, "scale")]
+    inputs = ["x", "scale"]
+    if zero is not None:
+        initializers.append(helper.make_tensor("zero", zero_type, zero.shape, zero.reshape(-1).tolist()))
+        inputs.append("zero")
+    out_type = zero_type if op == "QuantizeLinear" else TensorProto.FLOAT
+    node = helper.make_node(op, inputs, ["y"], **attributes)
+    graph = helper.make_graph([node], name, [helper.make_tensor_value_info("x", x_type, shape)],
+                              [helper.make_tensor_value_info("y", out_type, shape)], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def quantization_cases() -> list[ConformanceCase]:
+    """QuantizeLinear/DequantizeLinear cases in the forms TensorRT's importer parses, which
+    ONNX's own node cases miss (theirs are uint8, or give the zero point as an input): int8 and
+    float8e4m3fn, per tensor, per axis and blocked, with inputs on rounding ties (x.5 steps,
+    even and odd) and past the saturation limits. ONNX's reference implementation computes the
+    expected outputs, so the oracle is ONNX's, as for the node cases."""
+    from onnx import TensorProto
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(0)
+    shape = (2, 4, 6)
+    ties = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.5, 300.0, -300.0, 1000.0, -1000.0])
+
+    def quantize_input(scale: np.ndarray, axis: int, block: int | None) -> np.ndarray:
+        steps = np.concatenate([ties, rng.normal(0, 60, int(np.prod(shape)) - ties.size)]).reshape(shape)
+        expanded = scale if scale.ndim == 0 else (
+            np.repeat(scale, block, axis=axis) if block else np.expand_dims(
+                scale, [d for d in range(len(shape)) if d != axis]))
+        return (steps * expanded).astype(np.float32)
+
+    def dequantize_input(dtype: type, low: float, high: float) -> np.ndarray:
+        return rng.uniform(low, high, shape).astype(np.float32).round().astype(dtype)
+
+    forms = []  # (name, scale, axis, block size)
+    forms.append(("per_tensor", np.array(0.05, np.float32), 1, None))
+    for axis in (0, 1, 2):
+        forms.append((f"axis{axis}", rng.uniform(0.01, 0.1, shape[axis]).astype(np.float32), axis, None))
+    blocked = rng.uniform(0.01, 0.1, (2, 2, 6)).astype(np.float32)
+    forms.append(("blocked_axis1", blocked, 1, 2))
+    cases = []
+    for type_name, onnx_type, numpy_type in (("int8", TensorProto.INT8, np.int8),
+                                             ("e4m3fn", TensorProto.FLOAT8E4M3FN, None)):
+        for form, scale, axis, block in forms:
+            attributes = {"axis": axis} if scale.ndim else {}
+            if block:
+                attributes["block_size"] = block
+            zero = np.zeros(scale.shape, np.float32)
+            for op in ("QuantizeLinear", "DequantizeLinear"):
+                name = f"plugtrt_{op.lower()}_{type_name}_{form}"
+                if op == "QuantizeLinear":
+                    model = _qdq_model(name, op, TensorProto.FLOAT, shape, scale, zero, onnx_type, attributes)
+                    x = quantize_input(scale, axis, block)
+                elif numpy_type is not None:
+                    model = _qdq_model(name, op, onnx_type, shape, scale, zero, onnx_type, attributes)
+                    x = dequantize_input(numpy_type, -128, 127)
+                else:  # FP8 data: ONNX's evaluator quantizes float input to get valid bit patterns
+                    quantizer = _qdq_model(name, "QuantizeLinear", TensorProto.FLOAT, shape, scale, zero,
+                                           onnx_type, attributes)
+                    x = ReferenceEvaluator(quantizer).run(None, {"x": quantize_input(scale, axis, block)})[0]
+                    model = _qdq_model(name, op, onnx_type, shape, scale, zero, onnx_type, attributes)
+                expected = ReferenceEvaluator(model).run(None, {"x": x})
+                cases.append(_make_case(name, model, [([x], expected)]))
+    return cases
+
+
 # -- running one case ----------------------------------------------------------------------------
 
 @functools.cache
@@ -369,7 +442,7 @@ def main_conformance(argv: Sequence[str] | None = None) -> int:
                         help="also run the pytorch-converted and pytorch-operator models")
     parser.add_argument("--verbose", action="store_true", help="list every case that did not match")
     args = parser.parse_args(argv)
-    cases = node_cases() + (data_cases() if args.data else [])
+    cases = node_cases() + quantization_cases() + (data_cases() if args.data else [])
     if args.filter:
         pattern = re.compile(args.filter)
         cases = [c for c in cases if pattern.search(c.op) or pattern.search(c.name)]

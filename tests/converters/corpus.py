@@ -4,8 +4,8 @@ Each entry calls one aten overload directly (so composite ops that tracing would
 ``aten.linear`` or ``aten.reshape``, reach their converters too). ``T(shape, dtype)`` marks a
 tensor input. A test checks that the corpus uses every built-in converter, so a new
 converter must add its entry: here, or in a family module ``corpus_<family>.py`` beside this
-one that defines ``CORPUS`` (and optionally ``DYNAMIC_EXTRA``) in the same form; every such
-module is appended, in name order.
+one that defines ``CORPUS`` (and optionally ``DYNAMIC_EXTRA`` and ``STATIC_ONLY``) in the same
+form; every such module is appended, in name order.
 """
 from __future__ import annotations
 
@@ -151,10 +151,15 @@ def _family_modules() -> list:
     return [importlib.import_module(f"{__package__}.{name}") for name in names]
 
 
+STATIC_ONLY: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+"""Entries torch cannot trace with symbolic sizes (ops without a meta kernel, such as fake
+quantization): in the corpus, not in the dynamic corpus."""
 for _family in _family_modules():
     CORPUS += _family.CORPUS
     DYNAMIC_EXTRA += getattr(_family, "DYNAMIC_EXTRA", [])
+    STATIC_ONLY += getattr(_family, "STATIC_ONLY", [])
 DYNAMIC_CORPUS = CORPUS + DYNAMIC_EXTRA
+CORPUS += STATIC_ONLY
 
 
 @attrs.frozen(kw_only=True)
@@ -213,7 +218,9 @@ def run_entry(index: int, precision: torch.dtype = torch.float32) -> CorpusResul
     leaves, slots, inputs, call = _entry(CORPUS, index)
 
     expected = call(*inputs)
-    gm = make_fx(call, tracing_mode="fake", pre_dispatch=True)(*inputs)
+    # constants an entry closes over (a quantization scale) become get_attr nodes, as frozen
+    # weights are in the backend
+    gm = make_fx(call, tracing_mode="fake", _allow_non_fake_inputs=True, pre_dispatch=True)(*inputs)
     gm.graph.eliminate_dead_code()  # as lowering does: tracing leaves unread getitems
     settings = CompilationSettings(precision=precision)
     builder, network = engine.new_network()
@@ -257,12 +264,12 @@ def run_entry_dynamic(index: int, every_input: bool, dims: str = "batch") -> Cor
 
     leaves, slots, inputs, call = _entry(DYNAMIC_CORPUS, index)
 
-    mode = FakeTensorMode(shape_env=ShapeEnv())
+    mode = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
     fakes = [mode.from_tensor(t, symbolic_context=StatelessSymbolicContext(dynamic_sizes=[
         DimDynamic.DYNAMIC if symbolic else DimDynamic.STATIC for symbolic in _symbolic_dims(t.dim(), dims)]))
         if t.dim() and (every_input or i == 0) else mode.from_tensor(t, static_shapes=True)
         for i, t in enumerate(inputs)]
-    gm = make_fx(call, tracing_mode="fake", pre_dispatch=True)(*fakes)
+    gm = make_fx(call, tracing_mode="fake", _allow_non_fake_inputs=True, pre_dispatch=True)(*fakes)
     gm.graph.eliminate_dead_code()
     values = [n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"]
     symbols = {s for v in values if isinstance(v, torch.Tensor) for d in v.shape

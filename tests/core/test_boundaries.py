@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_PACKAGES = ("plugtrt.converters", "plugtrt.partitioners", "plugtrt.runtimes", "plugtrt.lowering")
-CONVERTER_API = {"plugtrt", "plugtrt.conversion", "plugtrt.records", "plugtrt.hookspecs",
+CONVERTER_API = {"plugtrt", "plugtrt.conversion", "plugtrt.records", "plugtrt.hookspecs", "plugtrt.quantization",
                  "plugtrt.trt_adapter"}
 
 

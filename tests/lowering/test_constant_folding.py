@@ -42,3 +42,30 @@ def test_causal_attention_mask_runs_in_one_engine():
         n = x.shape[-1]
         return torch.softmax(x.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), -1e4), -1)
     assert_converts(f, [torch.randn(2, 5, 5)])
+
+
+def test_a_weights_quantize_dequantize_is_not_folded_into_float32():
+    """A constant's Q/DQ stays (so TensorRT stores the weight as int8), while what only reshapes
+    the dequantized weight still reads it."""
+    from plugtrt.quantization import quantized_decomposed_ops
+
+    qd = quantized_decomposed_ops()
+    weight = torch.randint(-127, 128, (4, 3), dtype=torch.int8)
+
+    class Module(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("weight", weight)
+            self.register_buffer("scales", torch.full((4,), 0.1))
+
+        def forward(self, x):
+            w = qd.dequantize_per_channel.default(self.weight, self.scales, None, 0, -127, 127, torch.int8)
+            w = torch.fake_quantize_per_tensor_affine(w, 0.2, 0, -128, 127)
+            return x @ w.t()
+
+    module, x = Module(), torch.randn(2, 3)
+    gm = make_fx(module)(x)  # real tracing: the buffers become get_attr constants
+    folded = fold_constants(gm, CompilationSettings())
+    assert {qd.dequantize_per_channel.default,
+            aten.fake_quantize_per_tensor_affine_cachemask.default} <= _targets(folded), _targets(folded)
+    torch.testing.assert_close(folded(x), module(x))

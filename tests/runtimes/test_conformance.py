@@ -37,7 +37,7 @@ def _expected_failures() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, conformance.CaseResult]:
-    cases = conformance.node_cases() + conformance.data_cases()
+    cases = conformance.node_cases() + conformance.quantization_cases() + conformance.data_cases()
     return {r.name: r for r in conformance.run_cases(cases, jobs=max(os.cpu_count() or 1, 2))}
 
 

@@ -10,6 +10,7 @@ from plugtrt.runtimes.reference.layers import (
     elementwise,
     gather,
     misc,
+    quantize,
     reduce,
     resize,
     shape,
@@ -19,7 +20,7 @@ from plugtrt.runtimes.reference.layers.common import LayerFunction
 
 def _merge() -> dict[str, LayerFunction]:
     table: dict[str, LayerFunction] = {}
-    for module in (conv, elementwise, gather, misc, reduce, resize, shape):
+    for module in (conv, elementwise, gather, misc, quantize, reduce, resize, shape):
         clash = table.keys() & module.LAYERS.keys()
         if clash:
             raise RuntimeError(f"{module.__name__} redefines {sorted(clash)}")

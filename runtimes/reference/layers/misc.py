@@ -1,5 +1,4 @@
-"""Composite layers: ATTENTION_INPUT / ATTENTION_OUTPUT, ROTARY_EMBEDDING, QUANTIZE, DEQUANTIZE,
-KV_CACHE_UPDATE.
+"""Composite layers: ATTENTION_INPUT / ATTENTION_OUTPUT, ROTARY_EMBEDDING, KV_CACHE_UPDATE.
 
 An ``IAttention`` appears as two boundary layers; the input layer receives Q, K, V (and an
 optional mask) and the output layer returns the result, so the whole computation happens at the
@@ -11,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from plugtrt.network_snapshot import LayerSnapshot
-from plugtrt.runtimes.reference.layers.common import Context, out_dtype, unsupported
+from plugtrt.runtimes.reference.layers.common import Context, unsupported
 
 
 def attention_input(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
@@ -53,20 +52,6 @@ def attention_output(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[t
     return [inputs[0]]
 
 
-def _per_axis(scale: torch.Tensor, x: torch.Tensor, axis: int) -> torch.Tensor:
-    """A scalar scale as is; a 1-D scale along ``axis``; a block scale expanded to x's shape."""
-    if scale.dim() == 0 or scale.numel() == 1:
-        return scale.reshape(())
-    if scale.dim() == 1:
-        view = [1] * x.dim()
-        view[axis] = scale.shape[0]
-        return scale.reshape(view)
-    for dim, (have, want) in enumerate(zip(scale.shape, x.shape)):
-        if have != want:
-            scale = scale.repeat_interleave(want // have, dim=dim)
-    return scale
-
-
 def rotary_embedding(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
     """Rotate pairs of the first ``rotary_embedding_dim`` features of x [batch, heads, seq, dim]
     by the cached angles: halves (x1, x2) or, when interleaved, even/odd features.
@@ -95,38 +80,6 @@ def rotary_embedding(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[t
     return [torch.cat([out.to(x.dtype), passed], dim=-1)]
 
 
-_INT_RANGES = {torch.int8: (-128, 127), torch.uint8: (0, 255)}
-
-
-def quantize(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
-    """round-half-even(x / scale) + zero point, saturated to the output type."""
-    x, scale = inputs[0], inputs[1]
-    zero = inputs[2] if len(inputs) > 2 else None
-    target = out_dtype(layer)
-    axis = layer.params.get("axis", 0)
-    value = x.float() / _per_axis(scale.float(), x, axis)
-    if target in _INT_RANGES:
-        value = torch.round(value)
-        if zero is not None:
-            value = value + _per_axis(zero.float(), x, axis)
-        low, high = _INT_RANGES[target]
-        return [value.clamp(low, high).to(target)]
-    if target.is_floating_point:
-        return [value.to(target)]
-    raise unsupported(layer, f"quantize to {target}")
-
-
-def dequantize(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
-    """(x - zero point) * scale, in the output type."""
-    x, scale = inputs[0], inputs[1]
-    zero = inputs[2] if len(inputs) > 2 else None
-    axis = layer.params.get("axis", 0)
-    value = x.float()
-    if zero is not None:
-        value = value - _per_axis(zero.float(), x, axis)
-    return [(value * _per_axis(scale.float(), x, axis)).to(out_dtype(layer))]
-
-
 def kv_cache_update(layer: LayerSnapshot, inputs: list, ctx: Context) -> list[torch.Tensor]:
     """LINEAR mode, padded [batch, heads, seq, dim] updates: the cache with
     ``out[i, :, write[i] + s, :] = update[i, :, s, :]`` (TensorRT writes in place; the
@@ -147,7 +100,5 @@ LAYERS = {
     "ATTENTION_INPUT": attention_input,
     "ATTENTION_OUTPUT": attention_output,
     "ROTARY_EMBEDDING": rotary_embedding,
-    "QUANTIZE": quantize,
-    "DEQUANTIZE": dequantize,
     "KV_CACHE_UPDATE": kv_cache_update,
 }
