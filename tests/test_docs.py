@@ -140,4 +140,6 @@ def test_code_blocks_run(page, tmp_path):
             continue
         if argv[0] == "python":
             argv[0] = sys.executable
+        # a repository path (bench/demo.py) names the checkout's file; anything else is the page's
+        argv = [str(ROOT / a) if not (work / a).exists() and (ROOT / a).is_file() else a for a in argv]
         _run(argv, work, tmp_path, f"`{command}` ({_rel(page)})")
