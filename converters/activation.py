@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from plugtrt.conversion import FLOATS, INTS, activation, aten, elementwise, get, out_dtype, typed
+from plugtrt.conversion import FLOATS, INTS, activation, arg, aten, elementwise, out_dtype, typed
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 
@@ -30,7 +30,7 @@ def _relu(ctx, node, args, kwargs):
 
 
 def _gelu(ctx, node, args, kwargs):
-    return activation(ctx, args[0], _GELU[get(args, kwargs, 1, "approximate", "none")], node)
+    return activation(ctx, args[0], _GELU[arg(args, kwargs, 1, "approximate", "none")], node)
 
 
 def _gelu_supported(node, settings) -> bool:
@@ -44,7 +44,7 @@ def _silu(ctx, node, args, kwargs):
 
 
 def _hardtanh(ctx, node, args, kwargs):
-    low, high = get(args, kwargs, 1, "min_val", -1.0), get(args, kwargs, 2, "max_val", 1.0)
+    low, high = arg(args, kwargs, 1, "min_val", -1.0), arg(args, kwargs, 2, "max_val", 1.0)
     return activation(ctx, args[0], "CLIP", node, float(low), float(high))
 
 
@@ -56,11 +56,11 @@ def _hardtanh_supported(node, settings) -> bool:
 
 def _leaky_relu(ctx, node, args, kwargs):
     return activation(ctx, args[0], "LEAKY_RELU", node,
-                      float(get(args, kwargs, 1, "negative_slope", 0.01)))
+                      float(arg(args, kwargs, 1, "negative_slope", 0.01)))
 
 
 def _elu(ctx, node, args, kwargs):
-    return activation(ctx, args[0], "ELU", node, float(get(args, kwargs, 1, "alpha", 1.0)))
+    return activation(ctx, args[0], "ELU", node, float(arg(args, kwargs, 1, "alpha", 1.0)))
 
 
 def _elu_supported(node, settings) -> bool:
@@ -70,7 +70,7 @@ def _elu_supported(node, settings) -> bool:
 
 
 def _softplus(ctx, node, args, kwargs):
-    beta = float(get(args, kwargs, 1, "beta", 1.0))
+    beta = float(arg(args, kwargs, 1, "beta", 1.0))
     return activation(ctx, args[0], "SOFTPLUS", node, 1.0 / beta, beta)
 
 

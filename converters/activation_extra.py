@@ -17,22 +17,8 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
-    FLOATS,
-    activation,
-    arg,
-    aten,
-    all_of,
-    elementwise,
-    get,
-    is_dynamic,
-    norm_dim,
-    only_first_output_used,
-    out_dtype,
-    rank_of,
-    slice_to,
-    typed,
-    unary,
-    val,
+    FLOATS, activation, all_of, arg, aten, elementwise, is_dynamic, norm_dim,
+    only_first_output_used, out_dtype, rank_of, slice_to, typed, unary, val,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -76,7 +62,7 @@ def _selu(ctx, node, args, kwargs):
 
 
 def _celu(ctx, node, args, kwargs):
-    alpha = float(get(args, kwargs, 1, "alpha", 1.0))
+    alpha = float(arg(args, kwargs, 1, "alpha", 1.0))
     if alpha == 1.0:
         return activation(ctx, args[0], "ELU", node, 1.0)
     dtype = out_dtype(ctx, node)
@@ -87,14 +73,14 @@ def _celu(ctx, node, args, kwargs):
 
 
 def _celu_supported(node, settings) -> bool:
-    alpha = arg(node, 1, "alpha", 1.0)
+    alpha = arg(node.args, node.kwargs, 1, "alpha", 1.0)
     return isinstance(alpha, (int, float)) and alpha != 0 and _FLOAT_OK(node, settings)
 
 
 def _glu(ctx, node, args, kwargs):
     x = args[0]
     rank = len(x.shape)
-    dim = norm_dim(get(args, kwargs, 1, "dim", -1), rank)
+    dim = norm_dim(arg(args, kwargs, 1, "dim", -1), rank)
     sizes = list(val(node).shape)
     half = sizes[dim]
     starts = [0] * rank
@@ -110,7 +96,7 @@ def _glu_supported(node, settings) -> bool:
     x = val(node.args[0])
     if not isinstance(x, torch.Tensor) or x.dim() == 0:
         return False
-    size = x.shape[norm_dim(arg(node, 1, "dim", -1), x.dim())]
+    size = x.shape[norm_dim(arg(node.args, node.kwargs, 1, "dim", -1), x.dim())]
     return not is_dynamic([size]) and size % 2 == 0 and _FLOAT_OK(node, settings)
 
 
@@ -157,7 +143,7 @@ def _prelu_supported(node, settings) -> bool:
 
 
 def _rrelu_eval(ctx, node, args, kwargs):
-    lower, upper = get(args, kwargs, 2, "lower", 1.0 / 8), get(args, kwargs, 3, "upper", 1.0 / 3)
+    lower, upper = arg(args, kwargs, 2, "lower", 1.0 / 8), arg(args, kwargs, 3, "upper", 1.0 / 3)
     out = activation(ctx, args[0], "LEAKY_RELU", node, (float(lower) + float(upper)) / 2)
     return (out, None) if node.target is aten.rrelu_with_noise_functional.default else out
 
@@ -165,7 +151,7 @@ def _rrelu_eval(ctx, node, args, kwargs):
 def _rrelu_eval_supported(node, settings) -> bool:
     """Inference only: with ``training=False`` the slope is the mean of the bounds and the
     noise is not touched."""
-    if arg(node, 4, "training", False):
+    if arg(node.args, node.kwargs, 4, "training", False):
         return False
     if node.target is aten.rrelu_with_noise_functional.default and not only_first_output_used(node):
         return False
@@ -180,7 +166,7 @@ def _rrelu_eval_supported(node, settings) -> bool:
 def _softshrink(ctx, node, args, kwargs):
     x = args[0]
     dtype = out_dtype(ctx, node)
-    lambd = float(get(args, kwargs, 1, "lambd", 0.5))
+    lambd = float(arg(args, kwargs, 1, "lambd", 0.5))
     # eager: x > l ? x - l : (x < -l ? x + l : x * 0)  (NaN * 0 keeps NaN)
     inner = _select(ctx, elementwise(ctx, x, -lambd, "LESS", node, dtype),
                     elementwise(ctx, x, lambd, "SUM", node, dtype), elementwise(
@@ -190,14 +176,14 @@ def _softshrink(ctx, node, args, kwargs):
 
 
 def _softshrink_supported(node, settings) -> bool:
-    lambd = arg(node, 1, "lambd", 0.5)
+    lambd = arg(node.args, node.kwargs, 1, "lambd", 0.5)
     return isinstance(lambd, (int, float)) and lambd >= 0 and _FLOAT_OK(node, settings)
 
 
 def _hardshrink(ctx, node, args, kwargs):
     x = args[0]
     dtype = out_dtype(ctx, node)
-    lambd = float(get(args, kwargs, 1, "lambd", 0.5))
+    lambd = float(arg(args, kwargs, 1, "lambd", 0.5))
     inside = _at_most(ctx, unary(ctx, x, "ABS", node), lambd, node, dtype)
     return _select(ctx, inside, 0.0, x, node, dtype, "hardshrink")
 

@@ -24,24 +24,8 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
-    FLOATS,
-    NUMERIC,
-    arg,
-    aten,
-    broadcast_to,
-    constant_value,
-    elementwise,
-    get,
-    is_dynamic,
-    nonempty,
-    norm_dim,
-    only_first_output_used,
-    out_dtype,
-    reduce,
-    same_shape,
-    select,
-    slice_to,
-    val,
+    FLOATS, NUMERIC, arg, aten, broadcast_to, constant_value, elementwise, is_dynamic, nonempty,
+    norm_dim, only_first_output_used, out_dtype, reduce, same_shape, select, slice_to, val,
     wrap_index,
 )
 from plugtrt.hookspecs import hookimpl
@@ -210,7 +194,7 @@ def _index_put(ctx, node, args, kwargs):
     if form is not None:
         return _masked_put(ctx, node, args, form)
     x, values = args[0], args[2]
-    accumulate = bool(arg(node, 3, "accumulate", False))
+    accumulate = bool(arg(node.args, node.kwargs, 3, "accumulate", False))
     x_fake = val(node.args[0])
     x_shape = tuple(x_fake.shape)
     p = plan(node.args[0], list(node.args[1]))
@@ -277,7 +261,7 @@ def _masked_put(ctx, node, args, form: tuple[int, int]):
     aligned = block[:position] + (1,) * mask_rank + block[position + 1:]
     values = ctx.reshape(ctx.cast(values, dtype, node), aligned, node)
     x = ctx.cast(x, dtype, node)
-    if arg(node, 3, "accumulate", False):
+    if arg(node.args, node.kwargs, 3, "accumulate", False):
         zero = ctx.scalar(0, dtype, rank, node)
         added = select(ctx, mask, values, zero, node, "masked_values")
         return elementwise(ctx, x, added, "SUM", node, dtype, "accumulate")
@@ -309,13 +293,14 @@ def _index_put_supported(node: torch.fx.Node, settings) -> bool:
     if values.dtype != x.dtype:
         return False
     if _masked_form(node) is not None:
-        return nonempty(node) and not (arg(node, 3, "accumulate", False) and x.dtype == torch.bool)
+        accumulate = arg(node.args, node.kwargs, 3, "accumulate", False)
+        return nonempty(node) and not (accumulate and x.dtype == torch.bool)
     p = plan(node.args[0], list(node.args[1]))
     if isinstance(p, str):
         return False  # plan() says why
     if any(is_dynamic(s) for s in p.shapes) and len(p.shapes) > 1:
         return False  # broadcasting several dynamic index shapes: keep it simple and static
-    if arg(node, 3, "accumulate", False):
+    if arg(node.args, node.kwargs, 3, "accumulate", False):
         if x.dtype == torch.bool:
             return False
         # TensorRT's scatter has no reduction: duplicate indices cannot be summed, so only
@@ -353,8 +338,9 @@ def _diagonal_geometry(shape: tuple, offset: int, dim1: int, dim2: int):
 def _diagonal(ctx, node, args, kwargs):
     x = args[0]
     shape = tuple(val(node.args[0]).shape)
-    d1, d2, others, flat = _diagonal_geometry(shape, arg(node, 1, "offset", 0), arg(node, 2, "dim1", 0),
-                                              arg(node, 3, "dim2", 1))
+    a, k = node.args, node.kwargs
+    d1, d2, others, flat = _diagonal_geometry(shape, arg(a, k, 1, "offset", 0), arg(a, k, 2, "dim1", 0),
+                                              arg(a, k, 3, "dim2", 1))
     x = ctx.shuffle(x, node, perm=others + [d1, d2],
                     shape=[shape[d] for d in others] + [shape[d1] * shape[d2]])
     layer = ctx.network.add_gather(x, ctx.constant(flat.to(torch.int32), node), len(others))
@@ -366,7 +352,8 @@ def diagonal_supported(node: torch.fx.Node, settings) -> bool:
     if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.dtype not in _DATA:
         return False
     rank = x.dim()
-    d1, d2 = norm_dim(arg(node, 2, "dim1", 0), rank), norm_dim(arg(node, 3, "dim2", 1), rank)
+    d1 = norm_dim(arg(node.args, node.kwargs, 2, "dim1", 0), rank)
+    d2 = norm_dim(arg(node.args, node.kwargs, 3, "dim2", 1), rank)
     if d1 == d2 or is_dynamic([x.shape[d1], x.shape[d2]]):
         return False  # the diagonal's positions are folded from the two (static) dims
     return nonempty(node)
@@ -381,10 +368,10 @@ def _embedding_bag(ctx, node, args, kwargs):
     (``offsets[b] <= i < end[b]``, and ``indices[i] != padding_idx``), a select and a REDUCE
     over ``n`` (SUM for sum and mean, MAX for max); empty bags give 0 as in torch."""
     weight, indices, offsets = args[:3]
-    mode = get(args, kwargs, 4, "mode", 0)
-    per_sample = get(args, kwargs, 6, "per_sample_weights")
-    include_last = get(args, kwargs, 7, "include_last_offset", False)
-    padding_idx = get(args, kwargs, 8, "padding_idx", -1)
+    mode = arg(args, kwargs, 4, "mode", 0)
+    per_sample = arg(args, kwargs, 6, "per_sample_weights")
+    include_last = arg(args, kwargs, 7, "include_last_offset", False)
+    padding_idx = arg(args, kwargs, 8, "padding_idx", -1)
     dtype = out_dtype(ctx, node, 0)
     n = val(node.args[1]).shape[0]
     bags = val(node)[0].shape[0]
@@ -447,7 +434,7 @@ def _embedding_bag_supported(node: torch.fx.Node, settings) -> bool:
     if len(node.args) < 3 or not only_first_output_used(node):
         return False
     weight, indices, offsets = (val(a) for a in node.args[:3])
-    mode = arg(node, 4, "mode", 0)
+    mode = arg(node.args, node.kwargs, 4, "mode", 0)
     if not all(isinstance(t, torch.Tensor) for t in (weight, indices, offsets)) or mode not in (0, 1, 2):
         return False
     if weight.dtype not in FLOATS or weight.dim() != 2 or indices.dim() != 1 or offsets.dim() != 1:
@@ -458,11 +445,12 @@ def _embedding_bag_supported(node: torch.fx.Node, settings) -> bool:
     used = (weight, indices, offsets, result)  # the unused outputs may be empty (sum mode)
     if is_dynamic([d for t in used for d in t.shape]) or not all(t.numel() for t in used):
         return False  # bag bounds compare with positions folded from the static count
-    if arg(node, 7, "include_last_offset", False) and (mode != 0 or arg(node, 8, "padding_idx", -1) >= 0):
+    last_offset = arg(node.args, node.kwargs, 7, "include_last_offset", False)
+    if last_offset and (mode != 0 or arg(node.args, node.kwargs, 8, "padding_idx", -1) >= 0):
         return False  # torch's CPU kernel then reads past the last offset (max, and padding_idx
         # run the last bag to the end of indices; mean divides by the count to the end): its
         # sum-mode reading (the bag ends at the last offset) is the only one reproduced
-    per_sample = val(arg(node, 6, "per_sample_weights"))
+    per_sample = val(arg(node.args, node.kwargs, 6, "per_sample_weights"))
     if per_sample is not None and (mode != 0 or per_sample.dtype != weight.dtype):
         return False
     bags = result.shape[0]

@@ -14,19 +14,8 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
-    FLOATS,
-    NUMERIC,
-    all_of,
-    aten,
-    elementwise,
-    get,
-    out_dtype,
-    rank_of,
-    scalar_computable,
-    select,
-    typed,
-    unary,
-    val,
+    FLOATS, NUMERIC, all_of, arg, aten, elementwise, out_dtype, rank_of, scalar_computable,
+    select, typed, unary, val,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -50,7 +39,7 @@ def _binary(op: str, with_alpha: bool = False):
     def convert(ctx, node, args, kwargs):
         dtype = out_dtype(ctx, node)
         a, b = args[0], args[1]
-        alpha = get(args, kwargs, 2, "alpha", 1) if with_alpha else 1
+        alpha = arg(args, kwargs, 2, "alpha", 1) if with_alpha else 1
         if alpha != 1:
             b = elementwise(ctx, b, alpha, "PROD", node, dtype, suffix="alpha")
         return elementwise(ctx, a, b, op, node, dtype)
@@ -64,7 +53,7 @@ def _rounding_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _div_mode(ctx, node, args, kwargs):
-    mode = get(args, kwargs, 2, "rounding_mode", None)
+    mode = arg(args, kwargs, 2, "rounding_mode", None)
     result = out_dtype(ctx, node)
     a, b = args[0], args[1]
     if mode is None:
@@ -209,7 +198,7 @@ def _where_supported(node, settings) -> bool:
 def _clamp(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
     x = ctx.cast(args[0], dtype, node)
-    low, high = get(args, kwargs, 1, "min"), get(args, kwargs, 2, "max")
+    low, high = arg(args, kwargs, 1, "min"), arg(args, kwargs, 2, "max")
     if node.target is aten.clamp_max.default:
         low, high = None, args[1]
     if low is not None:

@@ -30,7 +30,7 @@ def _identity(ctx, node, args, kwargs):
 
 def _dropout_supported(node, settings) -> bool:
     x = val(node.args[0])
-    return (arg(node, 2, "train") is False and isinstance(x, torch.Tensor)
+    return (arg(node.args, node.kwargs, 2, "train") is False and isinstance(x, torch.Tensor)
             and x.dtype in NUMERIC and nonempty(node))
 
 
@@ -49,8 +49,8 @@ def _native_dropout(ctx, node, args, kwargs):
 
 def native_dropout_is_identity(node: torch.fx.Node) -> bool:
     """``native_dropout`` that drops nothing: ``train=False``, or ``p == 0``."""
-    train = arg(node, 2, "train")
-    return train is False or arg(node, 1, "p") == 0
+    train = arg(node.args, node.kwargs, 2, "train")
+    return train is False or arg(node.args, node.kwargs, 1, "p") == 0
 
 
 def _native_dropout_supported(node, settings) -> bool:

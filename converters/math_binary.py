@@ -26,18 +26,7 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
-    FLOATS,
-    INTS,
-    NUMERIC,
-    aten,
-    all_of,
-    elementwise,
-    get,
-    out_dtype,
-    rank_of,
-    typed,
-    unary,
-    val,
+    FLOATS, INTS, NUMERIC, all_of, arg, aten, elementwise, out_dtype, rank_of, typed, unary, val,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -198,7 +187,7 @@ def _clamp_tensor(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
     x = ctx.cast(args[0], dtype, node)
     if node.target is aten.clamp.Tensor:
-        low, high = get(args, kwargs, 1, "min"), get(args, kwargs, 2, "max")
+        low, high = arg(args, kwargs, 1, "min"), arg(args, kwargs, 2, "max")
     elif node.target is aten.clamp_min.Tensor:
         low, high = args[1], None
     else:
@@ -254,7 +243,7 @@ def _lerp(ctx, node, args, kwargs):
 def _addc(op: str):
     def convert(ctx, node, args, kwargs):
         dtype = out_dtype(ctx, node)
-        value = get(args, kwargs, 3, "value", 1)
+        value = arg(args, kwargs, 3, "value", 1)
         combined = elementwise(ctx, args[1], args[2], op, node, dtype)
         if value != 1:
             combined = elementwise(ctx, combined, value, "PROD", node, dtype, suffix="value")
@@ -265,7 +254,7 @@ def _addc(op: str):
 def _rsub(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
     a, b = args[0], args[1]
-    alpha = get(args, kwargs, 2, "alpha", 1)
+    alpha = arg(args, kwargs, 2, "alpha", 1)
     if alpha != 1:
         a = elementwise(ctx, a, alpha, "PROD", node, dtype, suffix="alpha")
     return elementwise(ctx, b, a, "SUB", node, dtype, suffix="rsub")

@@ -16,8 +16,10 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, aten, axes_mask, batch_norm_scale_shift, elementwise, is_dynamic, \
-    only_first_output_used, static_trailing, unary, val
+from plugtrt.conversion import (
+    FLOATS, aten, axes_mask, batch_norm_scale_shift, elementwise, is_dynamic,
+    only_first_output_used, static_shapes, unary, val,
+)
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -122,7 +124,7 @@ def _layer_norm_supported(node: torch.fx.Node, settings) -> bool:
         return False
     x = val(node.args[0])
     return (isinstance(x, torch.Tensor) and x.dtype in _floats(settings) and 1 <= len(node.args[1]) <= x.dim()
-            and static_trailing(node, len(node.args[1])) and (is_dynamic(x.shape) or x.numel() > 0))
+            and static_shapes(node, last=len(node.args[1])) and (is_dynamic(x.shape) or x.numel() > 0))
 
 
 def _supported(training_index: int | None, tuple_result: bool):

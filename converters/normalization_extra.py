@@ -25,8 +25,10 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, aten, axes_mask, elementwise, get, is_dynamic, \
-    only_first_output_used, reduce, static_trailing, unary, val
+from plugtrt.conversion import (
+    FLOATS, arg, aten, axes_mask, elementwise, is_dynamic, only_first_output_used, reduce,
+    static_shapes, unary, val,
+)
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 
@@ -131,13 +133,13 @@ def _rms(ctx, node, x, normalized_shape, weight, eps):
 
 
 def _rms_norm(ctx, node, args, kwargs):
-    return _rms(ctx, node, args[0], args[1], get(args, kwargs, 2, "weight"),
-                get(args, kwargs, 3, "eps"))
+    return _rms(ctx, node, args[0], args[1], arg(args, kwargs, 2, "weight"),
+                arg(args, kwargs, 3, "eps"))
 
 
 def _fused_rms_norm(ctx, node, args, kwargs):
-    return (_rms(ctx, node, args[0], args[1], get(args, kwargs, 2, "weight"),
-                 get(args, kwargs, 3, "eps")), None)
+    return (_rms(ctx, node, args[0], args[1], arg(args, kwargs, 2, "weight"),
+                 arg(args, kwargs, 3, "eps")), None)
 
 
 def _trailing_supported(tuple_result: bool):
@@ -147,7 +149,7 @@ def _trailing_supported(tuple_result: bool):
         if tuple_result and not only_first_output_used(node):
             return False
         return (isinstance(x, torch.Tensor) and x.dtype in _floats(settings)
-                and 1 <= len(normalized) <= x.dim() and static_trailing(node, len(normalized))
+                and 1 <= len(normalized) <= x.dim() and static_shapes(node, last=len(normalized))
                 and (is_dynamic(x.shape) or x.numel() > 0))
     return check
 
@@ -155,8 +157,8 @@ def _trailing_supported(tuple_result: bool):
 # -- layer_norm (the composite op, kept whole by pre-dispatch tracers) --------------------------
 def _layer_norm(ctx, node, args, kwargs):
     x, normalized = args[0], tuple(args[1])
-    weight, bias = get(args, kwargs, 2, "weight"), get(args, kwargs, 3, "bias")
-    eps = get(args, kwargs, 4, "eps", 1e-5)
+    weight, bias = arg(args, kwargs, 2, "weight"), arg(args, kwargs, 3, "bias")
+    eps = arg(args, kwargs, 4, "eps", 1e-5)
     rank = len(x.shape)
     axes = range(rank - len(normalized), rank)
     param = (1,) * (rank - len(normalized)) + normalized

@@ -83,7 +83,7 @@ def _continuous(uniform: bool, params):
 
 def _numbers(*positions):
     def check(node, settings) -> bool:
-        values = [arg(node, i, name, default) for i, name, default in positions]
+        values = [arg(node.args, node.kwargs, i, name, default) for i, name, default in positions]
         return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) \
             and _sized_ok(node, settings)
     return check
@@ -93,22 +93,22 @@ _UNIT = lambda node: (0.0, 1.0)  # noqa: E731
 
 
 def _uniform_params(node):
-    return arg(node, 1, "from", 0.0), arg(node, 2, "to", 1.0)
+    return arg(node.args, node.kwargs, 1, "from", 0.0), arg(node.args, node.kwargs, 2, "to", 1.0)
 
 
 def _normal_params(node):
-    return arg(node, 1, "mean", 0.0), arg(node, 2, "std", 1.0)
+    return arg(node.args, node.kwargs, 1, "mean", 0.0), arg(node.args, node.kwargs, 2, "std", 1.0)
 
 
 def _normal_float_float_params(node):
-    return arg(node, 0, "mean"), arg(node, 1, "std")
+    return arg(node.args, node.kwargs, 0, "mean"), arg(node.args, node.kwargs, 1, "std")
 
 
 def _normal_tensor(ctx, node, args, kwargs):
     """normal.Tensor_float / float_Tensor / Tensor_Tensor: ``mean + std * N(0, 1)``, broadcast."""
     out, shape = _out(node)
     dtype = ctx.engine_dtype(out.dtype)
-    mean, std = arg(node, 0, "mean"), arg(node, 1, "std", 1.0)
+    mean, std = arg(node.args, node.kwargs, 0, "mean"), arg(node.args, node.kwargs, 1, "std", 1.0)
     mean = args[0] if isinstance(mean, torch.fx.Node) else mean
     std = (args[1] if len(args) > 1 else kwargs["std"]) if isinstance(std, torch.fx.Node) else std
     noise = ctx.cast(random_fill(ctx, node, shape, False, 0.0, 1.0), dtype, node)
@@ -117,7 +117,7 @@ def _normal_tensor(ctx, node, args, kwargs):
 
 
 def _normal_tensor_supported(node, settings) -> bool:
-    mean, std = arg(node, 0, "mean"), arg(node, 1, "std", 1.0)
+    mean, std = arg(node.args, node.kwargs, 0, "mean"), arg(node.args, node.kwargs, 1, "std", 1.0)
     for value in (mean, std):
         if isinstance(value, torch.fx.Node):
             if not (isinstance(val(value), torch.Tensor) and val(value).dtype in FLOATS):
@@ -134,8 +134,9 @@ def _randint_bounds(node):
     if node.target is aten.randint.low:
         return node.args[0], node.args[1]
     if node.target is aten.randint_like.default:
-        return 0, arg(node, 1, "high")
-    return arg(node, 1, "low"), arg(node, 2, "high")  # randint_like.low_dtype
+        return 0, arg(node.args, node.kwargs, 1, "high")
+    # randint_like.low_dtype
+    return arg(node.args, node.kwargs, 1, "low"), arg(node.args, node.kwargs, 2, "high")
 
 
 def _randint(ctx, node, args, kwargs):
@@ -166,7 +167,7 @@ def _bernoulli(ctx, node, args, kwargs):
     out, shape = _out(node)
     dtype = ctx.engine_dtype(out.dtype)
     if node.target is aten.bernoulli.p:
-        p = float(arg(node, 1, "p", 0.5))
+        p = float(arg(node.args, node.kwargs, 1, "p", 0.5))
     else:
         p = ctx.cast(args[0], torch.float32, node)
     hit = _below(ctx, node, shape, p)
@@ -183,7 +184,7 @@ def _to_numbers(ctx, mask, dtype, node):
 
 def _bernoulli_supported(node, settings) -> bool:
     if node.target is aten.bernoulli.p:
-        p = arg(node, 1, "p", 0.5)
+        p = arg(node.args, node.kwargs, 1, "p", 0.5)
         if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
             return False
     elif not (isinstance(val(node.args[0]), torch.Tensor) and val(node.args[0]).dtype in FLOATS):
@@ -196,7 +197,7 @@ def _native_dropout(ctx, node, args, kwargs):
     ``1 / (1 - p)``; the mask says which were kept."""
     x = args[0]
     out = tuple(val(node.args[0]).shape)
-    p = float(arg(node, 1, "p"))
+    p = float(arg(node.args, node.kwargs, 1, "p"))
     keep = _below(ctx, node, out, 1.0 - p)
     dtype = ctx.dtype(x)
     rank = len(out)
@@ -214,8 +215,8 @@ def _dropout(ctx, node, args, kwargs):
 
 def _native_dropout_supported(node, settings) -> bool:
     x = val(node.args[0])
-    p = arg(node, 1, "p")
-    train = arg(node, 2, "train")
+    p = arg(node.args, node.kwargs, 1, "p")
+    train = arg(node.args, node.kwargs, 2, "train")
     if node.target is aten.dropout.default and train is not True:
         return False
     return (train is not False and isinstance(p, (int, float)) and 0 < p < 1

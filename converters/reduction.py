@@ -14,8 +14,10 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, NUMERIC, aten, elementwise, get, lift_rank, norm_dim, \
-    out_dtype, reduce, reshape_to, typed, unary, val
+from plugtrt.conversion import (
+    FLOATS, NUMERIC, arg, aten, elementwise, lift_rank, norm_dim, out_dtype, reduce, reshape_to,
+    typed, unary, val,
+)
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 
@@ -43,11 +45,11 @@ def _reduction(op: str, dims_index: int | None):
         x = args[0]
         rank = len(x.shape)
         if dims_index is None:
-            dims, keepdim, dtype_arg = list(range(rank)), False, get(args, kwargs, 1, "dtype")
+            dims, keepdim, dtype_arg = list(range(rank)), False, arg(args, kwargs, 1, "dtype")
         else:
-            dims = _dims(get(args, kwargs, dims_index, "dim"), rank)
-            keepdim = get(args, kwargs, dims_index + 1, "keepdim", False)
-            dtype_arg = get(args, kwargs, dims_index + 2, "dtype") if op in ("SUM", "AVG") else None
+            dims = _dims(arg(args, kwargs, dims_index, "dim"), rank)
+            keepdim = arg(args, kwargs, dims_index + 1, "keepdim", False)
+            dtype_arg = arg(args, kwargs, dims_index + 2, "dtype") if op in ("SUM", "AVG") else None
         work = _accumulate(ctx, node, x, dtype_arg)
         out = reduce(ctx, work, op, dims, keepdim, node)
         return ctx.cast(out, out_dtype(ctx, node), node)

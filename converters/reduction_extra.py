@@ -24,8 +24,10 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, INTS, NUMERIC, aten, arg, elementwise, get, norm_dim, \
-    out_dtype, reduce, shape_tensor, typed, unary, val
+from plugtrt.conversion import (
+    FLOATS, INTS, NUMERIC, arg, aten, elementwise, norm_dim, out_dtype, reduce, shape_tensor,
+    typed, unary, val,
+)
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -85,7 +87,7 @@ def _prod(all_dims: bool):
         if all_dims:
             dims, keepdim = list(range(rank)), False
         else:
-            dims, keepdim = _dims(args[1], rank), get(args, kwargs, 2, "keepdim", False)
+            dims, keepdim = _dims(args[1], rank), arg(args, kwargs, 2, "keepdim", False)
         work = ctx.upcast(ctx.cast(x, out_dtype(ctx, node), node), node)
         return _finish(ctx, node, reduce(ctx, work, "PROD", dims, keepdim, node))
     return convert
@@ -126,7 +128,7 @@ def _extreme_dim(op: str):
     def convert(ctx, node, args, kwargs):
         x = _reducible(ctx, args[0], node)
         axis = norm_dim(args[1], len(x.shape))
-        keepdim = get(args, kwargs, 2, "keepdim", False)
+        keepdim = arg(args, kwargs, 2, "keepdim", False)
         kept = reduce(ctx, x, op, [axis], True, node)
         values = None
         if _reads(node, 0):
@@ -144,8 +146,8 @@ def _arg_extreme(op: str):
     """argmax / argmin, along a dim or over the flattened tensor (dim None)."""
     def convert(ctx, node, args, kwargs):
         x = _reducible(ctx, args[0], node)
-        dim = get(args, kwargs, 1, "dim")
-        keepdim = get(args, kwargs, 2, "keepdim", False)
+        dim = arg(args, kwargs, 1, "dim")
+        keepdim = arg(args, kwargs, 2, "keepdim", False)
         shape = tuple(val(node.args[0]).shape)
         if dim is None:
             x = ctx.reshape(x, (math.prod(shape),), node)
@@ -186,11 +188,11 @@ def _logical(op: str, kind: str):
         if kind == "default":
             dims, keepdim = list(range(rank)), False
         else:
-            dim = get(args, kwargs, 1, "dim")
+            dim = arg(args, kwargs, 1, "dim")
             if isinstance(dim, (list, tuple)) and len(dim) == 0:  # torch reduces nothing here
                 return _finish(ctx, node, _nonzero(ctx, x, node))
             dims = _dims(dim, rank)
-            keepdim = get(args, kwargs, 2, "keepdim", False)
+            keepdim = arg(args, kwargs, 2, "keepdim", False)
         flags = ctx.cast(_nonzero(ctx, x, node), torch.int32, node)
         return _finish(ctx, node, reduce(ctx, flags, op, dims, keepdim, node))
     return convert
@@ -198,7 +200,7 @@ def _logical(op: str, kind: str):
 
 def _count_nonzero(ctx, node, args, kwargs):
     x = args[0]
-    dims = _dims(get(args, kwargs, 1, "dim"), len(x.shape))
+    dims = _dims(arg(args, kwargs, 1, "dim"), len(x.shape))
     flags = ctx.cast(_nonzero(ctx, x, node), out_dtype(ctx, node), node)
     return _finish(ctx, node, reduce(ctx, flags, "SUM", dims, False, node))
 
@@ -209,7 +211,7 @@ def _logsumexp(ctx, node, args, kwargs):
     rule: a row of -inf gives -inf, a row holding +inf gives +inf, not NaN)."""
     x = ctx.upcast(ctx.cast(args[0], out_dtype(ctx, node), node), node)
     dims = _dims(args[1], len(x.shape))
-    keepdim = get(args, kwargs, 2, "keepdim", False)
+    keepdim = arg(args, kwargs, 2, "keepdim", False)
     rank = len(x.shape)
     top = reduce(ctx, x, "MAX", dims, True, node, "max")
     infinite = unary(ctx, top, "ISINF", node)
@@ -237,7 +239,7 @@ def _supported(results, inputs=_IN, dims_at: int | None = None, dims_name: str =
             return False
         if dims_at is None:
             return True
-        dim = arg(node, dims_at, dims_name)
+        dim = arg(node.args, node.kwargs, dims_at, dims_name)
         if not _int_dims(dim) or (dim is None and not dim_optional):
             return False
         if isinstance(dim, (list, tuple)) and len(dim) == 0 and not dim_optional:

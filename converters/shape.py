@@ -16,19 +16,8 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
-    NUMERIC,
-    arg,
-    aten,
-    get,
-    is_dynamic,
-    lift_rank,
-    norm_dim,
-    out_dtype,
-    same_shape,
-    sizes_computable,
-    slice_to,
-    typed,
-    val,
+    NUMERIC, arg, aten, is_dynamic, lift_rank, norm_dim, out_dtype, same_shape,
+    sizes_computable, slice_to, typed, val,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -97,7 +86,7 @@ def _cat(ctx, node, args, kwargs):
     tensors = [ctx.cast(t, dtype, node) for t, v in zip(args[0], node.args[0]) if _has_elements(val(v))]
     rank = len(val(node).shape)
     layer = ctx.network.add_concatenation(tensors)
-    layer.axis = norm_dim(get(args, kwargs, 1, "dim", 0), rank)
+    layer.axis = norm_dim(arg(args, kwargs, 1, "dim", 0), rank)
     return ctx.finish(layer, node)
 
 
@@ -119,10 +108,10 @@ def _cat_supported(node, settings) -> bool:
 def _slice(ctx, node, args, kwargs):
     source = val(node.args[0]).shape
     rank = len(source)
-    dim = norm_dim(arg(node, 1, "dim", 0), rank)
+    dim = norm_dim(arg(node.args, node.kwargs, 1, "dim", 0), rank)
     start, end = (val(b) if isinstance(b, torch.fx.Node) else b
-                  for b in (arg(node, 2, "start"), arg(node, 3, "end")))
-    step = arg(node, 4, "step", 1)
+                  for b in (arg(node.args, node.kwargs, 2, "start"), arg(node.args, node.kwargs, 3, "end")))
+    step = arg(node.args, node.kwargs, 4, "step", 1)
     if isinstance(source[dim], int) and not isinstance(start, torch.SymInt) \
             and not isinstance(end, torch.SymInt):
         begin, _, _ = slice(start, end, step).indices(source[dim])
@@ -138,12 +127,12 @@ def _slice(ctx, node, args, kwargs):
 
 
 def _slice_supported(node, settings) -> bool:
-    step = arg(node, 4, "step", 1)
-    start = arg(node, 2, "start")
+    step = arg(node.args, node.kwargs, 4, "step", 1)
+    start = arg(node.args, node.kwargs, 2, "start")
     x = val(node.args[0])
     if not (isinstance(step, int) and step >= 1 and x.dim() >= 1 and _OK(node, settings)):
         return False
-    bounds = [start, arg(node, 3, "end")]
+    bounds = [start, arg(node.args, node.kwargs, 3, "end")]
     if not all(b is None or isinstance(b, int) or isinstance(val(b), torch.SymInt) for b in bounds):
         return False
     # from the end of a dynamic dim, the start is computed (and clamped at 0) in the engine
@@ -170,7 +159,7 @@ def _split(ctx, node, args, kwargs):
     argument 2, sizes from the node's results (consecutive pieces, none empty)."""
     x = args[0]
     rank = len(x.shape)
-    dim = norm_dim(get(args, kwargs, 2, "dim", 0), rank)
+    dim = norm_dim(arg(args, kwargs, 2, "dim", 0), rank)
     outputs, offset = [], 0
     for i, piece in enumerate(val(node)):
         starts = [0] * rank
@@ -184,7 +173,7 @@ def _split_supported(node, settings) -> bool:
     """Non-empty pieces (TensorRT has no empty tensors; ``tensor_split`` past the end, or
     ``chunk`` into more pieces than elements, makes some) of a tensor of rank >= 1."""
     pieces = val(node)
-    return (isinstance(pieces, (tuple, list)) and isinstance(arg(node, 2, "dim", 0), int)
+    return (isinstance(pieces, (tuple, list)) and isinstance(arg(node.args, node.kwargs, 2, "dim", 0), int)
             and val(node.args[0]).dim() >= 1 and all(_has_elements(p) for p in pieces)
             and _OK(node, settings))
 

@@ -73,9 +73,10 @@ def _narrow_supported(node, settings) -> bool:
 
 def _slice_copy(ctx, node, args, kwargs):
     source = val(node.args[0]).shape
-    dim = norm_dim(arg(node, 1, "dim", 0), len(source))
-    start, end = _bound(arg(node, 2, "start")), _bound(arg(node, 3, "end"))
-    step = arg(node, 4, "step", 1)
+    dim = norm_dim(arg(node.args, node.kwargs, 1, "dim", 0), len(source))
+    start = _bound(arg(node.args, node.kwargs, 2, "start"))
+    end = _bound(arg(node.args, node.kwargs, 3, "end"))
+    step = arg(node.args, node.kwargs, 4, "step", 1)
     if isinstance(source[dim], int) and not isinstance(start, torch.SymInt) \
             and not isinstance(end, torch.SymInt):
         begin, _, _ = slice(start, end, step).indices(source[dim])
@@ -86,13 +87,13 @@ def _slice_copy(ctx, node, args, kwargs):
 
 def _slice_copy_supported(node, settings) -> bool:
     x = val(node.args[0])
-    step, start = arg(node, 4, "step", 1), arg(node, 2, "start")
+    step, start = arg(node.args, node.kwargs, 4, "step", 1), arg(node.args, node.kwargs, 2, "start")
     if not (isinstance(step, int) and step >= 1 and x.dim() >= 1 and _OK(node, settings)):
         return False
-    bounds = [start, arg(node, 3, "end")]
+    bounds = [start, arg(node.args, node.kwargs, 3, "end")]
     if not all(b is None or isinstance(b, int) or isinstance(_bound(b), torch.SymInt) for b in bounds):
         return False
-    dim_size = x.shape[norm_dim(arg(node, 1, "dim", 0), x.dim())]
+    dim_size = x.shape[norm_dim(arg(node.args, node.kwargs, 1, "dim", 0), x.dim())]
     return isinstance(dim_size, int) or not (isinstance(start, int) and start < 0)
 
 
@@ -115,7 +116,7 @@ def _movedim(ctx, node, args, kwargs):
 
 def _ints(index: int, name: str, allow_single: bool = False):
     def check(node, settings) -> bool:
-        value = arg(node, index, name)
+        value = arg(node.args, node.kwargs, index, name)
         if allow_single and isinstance(value, int):
             return _OK(node, settings)
         return (isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value)

@@ -132,7 +132,7 @@ def _variance_supported(node: torch.fx.Node, settings) -> bool:
     x = val(node.args[0]) if node.args else None
     if not isinstance(x, torch.Tensor) or x.dim() == 0 or not typed(FLOATS)(node, settings):
         return False
-    dim = arg(node, 1, "dim")
+    dim = arg(node.args, node.kwargs, 1, "dim")
     correction = node.kwargs.get("correction")
     if not _int_dims(dim) or not isinstance(correction, (int, float, type(None))):
         return False
@@ -144,10 +144,10 @@ def _norm_supported(p_at: int, p_name: str, dim_at: int | None):
         x = val(node.args[0]) if node.args else None
         if not isinstance(x, torch.Tensor) or x.dim() == 0 or not typed(FLOATS)(node, settings):
             return False
-        p = arg(node, p_at, p_name, 2)
+        p = arg(node.args, node.kwargs, p_at, p_name, 2)
         if not isinstance(p, (int, float, type(None))) or (isinstance(p, float) and math.isnan(p)):
             return False
-        return dim_at is None or _int_dims(arg(node, dim_at, "dim"))
+        return dim_at is None or _int_dims(arg(node.args, node.kwargs, dim_at, "dim"))
     return is_supported
 
 

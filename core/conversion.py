@@ -67,7 +67,7 @@ from plugtrt.shapes import (  # noqa: F401  (part of this public API)
     size_tensor,
     sizes_computable,
     slice_to,
-    static_dims,
+    trt_dims,
     unbacked_symbols,
 )
 from plugtrt.trt_adapter import to_torch_dtype, to_trt_dtype, trt
@@ -414,19 +414,18 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return [t for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor)]
 
 
-def static_shapes(node: torch.fx.Node, *, allow_empty: bool = False) -> bool:
+def static_shapes(node: torch.fx.Node, *, last: int | None = None, allow_empty: bool = False) -> bool:
     """Every tensor the node reads or makes has a known, concrete shape (no SymInt), and (unless
-    ``allow_empty``) at least one element: the converters here build static-shape networks."""
+    ``allow_empty``) at least one element: what a converter that builds static-shape layers
+    needs. With ``last``, only each tensor's last ``last`` dims must be static (the channels and
+    spatial dims of a convolution or pooling; leading dims such as the batch may be dynamic),
+    and emptiness is not checked. :func:`static` is the validator built on it."""
     tensors = node_tensors(node)
+    if last is not None:
+        return all(isinstance(d, int) for t in tensors for d in t.shape[-last:] if last)
     if not tensors or not all(isinstance(d, int) for t in tensors for d in t.shape):
         return False
     return allow_empty or all(t.numel() > 0 for t in tensors)
-
-
-def static_trailing(node: torch.fx.Node, count: int) -> bool:
-    """The last ``count`` dims of every tensor the node reads or makes are static (the channels
-    and spatial dims of a convolution or pooling; leading dims such as the batch may be dynamic)."""
-    return all(isinstance(d, int) for t in node_tensors(node) for d in t.shape[-count:] if count)
 
 
 def dtypes_ok(node: torch.fx.Node, allowed: Iterable[torch.dtype],
@@ -447,15 +446,10 @@ def only_first_output_used(node: torch.fx.Node) -> bool:
                for u in node.users)
 
 
-def arg(node: torch.fx.Node, index: int, name: str, default: Any = None) -> Any:
-    """Argument ``index`` / keyword ``name`` of ``node`` (positional first)."""
-    if len(node.args) > index:
-        return node.args[index]
-    return node.kwargs.get(name, default)
-
-
-def get(args: Sequence[Any], kwargs: dict, index: int, name: str, default: Any = None) -> Any:
-    """The same for a converter's mapped ``args``/``kwargs``."""
+def arg(args: Sequence[Any], kwargs: dict, index: int, name: str, default: Any = None) -> Any:
+    """Argument ``index`` (positional) or keyword ``name`` of an op, else ``default``: the one
+    way to read an argument, in a validator (``arg(node.args, node.kwargs, ...)``: FX nodes and
+    python values) and in a converter (``arg(args, kwargs, ...)``: ITensors in place of nodes)."""
     if len(args) > index:
         return args[index]
     return kwargs.get(name, default)
