@@ -1,4 +1,4 @@
-"""Corpus entries for the math families: math_unary, math_binary and activation_extra."""
+"""Corpus entries for the math families: math_unary, math_binary and activation."""
 from __future__ import annotations
 
 import torch
@@ -58,7 +58,7 @@ CORPUS = [
     (lambda a, b: aten.fmax.default(aten.log.default(a), b), (x(2, 3), x(3))),
     (lambda a, b: aten.fmin.default(a, aten.log.default(b)), (x(2, 3), x(3))),
     (aten.true_divide.Tensor, (x(2, 3), x(3, positive=True))),
-    # activation_extra
+    # activation (composed)
     (aten.hardsigmoid.default, (x(2, 3),)), (aten.hardswish.default, (x(2, 3),)), (aten.mish.default, (x(2, 3),)),
     (aten.selu.default, (x(2, 3),)), (lambda t: aten.celu.default(t, 0.5), (x(2, 3),)),
     (aten.glu.default, (x(2, 4),)), (lambda t: aten.log_sigmoid_forward.default(t * 30)[0], (x(2, 3),)),
