@@ -494,22 +494,6 @@ def nonempty(node: torch.fx.Node) -> bool:
     return bool(tensors) and all(is_dynamic(t.shape) or t.numel() > 0 for t in tensors)
 
 
-# -- folding constants in torch -------------------------------------------------------------
-def batch_norm_scale_shift(weight: torch.Tensor | None, bias: torch.Tensor | None,
-                           mean: torch.Tensor, var: torch.Tensor, eps: float
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The per-channel ``(scale, shift)`` of inference batch norm, ``y = x * scale + shift``,
-    in float64: a tiny or huge running variance loses nothing before the caller rounds once,
-    to the dtype it needs (shared by the batch-norm converter and the conv+bn folding pass)."""
-    scale = torch.rsqrt(var.double() + eps)
-    if weight is not None:
-        scale = scale * weight.double()
-    shift = -mean.double() * scale
-    if bias is not None:
-        shift = shift + bias.double()
-    return scale, shift
-
-
 def norm_dim(dim: int, rank: int) -> int:
     """``dim`` in ``[0, rank)`` (a scalar, rank 0, takes dims 0 and -1)."""
     return dim % max(rank, 1)
