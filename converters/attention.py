@@ -341,4 +341,4 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
                         target=aten._scaled_dot_product_flash_attention.default, convert=_flash,
                         is_supported=_supported(3, 4, None, True,
                                                 flags=((5, "return_debug_mask"),)),
-                        supports_dynamic_shapes=True)
+                                                supports_dynamic_shapes=True)

@@ -267,7 +267,7 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
         overload = target._overloadname.lower()
         name = f"builtin.{target._opname}" + ("" if overload == "default" else f".{overload}")
         yield ConverterSpec(name=name, target=target, convert=_fill, is_supported=_fill_supported,
-                            supports_dynamic_shapes=True)
+        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.fill.tensor", target=aten.fill.Tensor, convert=_fill_tensor,
                         is_supported=_fill_tensor_supported, supports_dynamic_shapes=True)
     for target in (aten.arange.default, aten.arange.start, aten.arange.start_step):

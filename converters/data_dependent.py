@@ -15,7 +15,7 @@ True (non-zero) entries in row-major order, as ``torch.nonzero`` does:
   a mask names each element at most once, so gather, add and scatter is exact). Only values
   that provably carry the mask's count are accepted: their length is the data-dependent size
   of a ``x[mask]`` or ``nonzero(mask)`` of the same mask node. Values that broadcast instead
-  are a select (:mod:`plugtrt.converters.advanced_indexing`); values with any other length may
+  are a select (:mod:`plugtrt.converters.indexing`); values with any other length may
   not match the count, where eager raises, so they stay in PyTorch.
 
 The converter binds the new symbol to the non-zero layer's output length (``ctx.symbols``), so

@@ -403,18 +403,18 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
         with_indices = getattr(aten, f"max_pool{nd}d_with_indices").default
         yield ConverterSpec(name=f"builtin.max_pool{nd}d_with_indices", target=with_indices,
                             convert=_max_pool(nd, True), is_supported=_max_supported(nd, True),
-                        supports_dynamic_shapes=True)
+                            supports_dynamic_shapes=True)
         yield ConverterSpec(name=f"builtin.avg_pool{nd}d", target=getattr(aten, f"avg_pool{nd}d").default,
                             convert=_avg_pool(nd), is_supported=_avg_supported(nd),
-                        supports_dynamic_shapes=True)
+                            supports_dynamic_shapes=True)
         yield ConverterSpec(name=f"builtin._adaptive_avg_pool{nd}d",
                             target=getattr(aten, f"_adaptive_avg_pool{nd}d").default,
                             convert=_adaptive_avg_pool(nd), is_supported=_adaptive_supported(nd),
-                        supports_dynamic_shapes=True)
+                            supports_dynamic_shapes=True)
         yield ConverterSpec(name=f"builtin.adaptive_avg_pool{nd}d",
                             target=getattr(aten, f"adaptive_avg_pool{nd}d").default,
                             convert=_adaptive_avg_pool(nd), is_supported=_adaptive_supported(nd),
-                        supports_dynamic_shapes=True)
+                            supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.max_pool2d", target=aten.max_pool2d.default,
                         convert=_max_pool(2, False), is_supported=_max_supported(2, False),
                         supports_dynamic_shapes=True)

@@ -31,7 +31,7 @@ _ONE_HOT_LIMIT = 1 << 22
 
 
 
-# -- helpers shared in spirit with advanced_indexing (converter modules import only the public
+# -- helpers shared in spirit with indexing (converter modules import only the public
 # API, not each other) ---------------------------------------------------------------------------
 def diagonal_geometry(shape: tuple, offset: int, dim1: int, dim2: int):
     rank = len(shape)

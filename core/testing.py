@@ -76,6 +76,11 @@ class BackendRun:
         return [op for r in self.reports for op in r.pytorch_ops]
 
     @property
+    def converters(self) -> set[str]:
+        """The names of the converters that built layers of this run's engines."""
+        return {name for r in self.reports for engine in r.engines for name in engine.converters}
+
+    @property
     def fallbacks(self) -> list[str]:
         return [f for r in self.reports for f in r.fallbacks]
 

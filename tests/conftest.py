@@ -76,7 +76,7 @@ _run_through_backend = plugtrt.testing.run_through_backend
 def _recording_run_through_backend(*args, **kwargs):
     run = _run_through_backend(*args, **kwargs)
     if _coverage.running is not None:
-        for name in {n for report in run.reports for engine in report.engines for n in engine.converters}:
+        for name in run.converters:
             _coverage.converters.setdefault(name, set()).add(_coverage.running)
     return run
 
