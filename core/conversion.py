@@ -38,6 +38,23 @@ nothing changes, and ``shuffle`` extends the previous shuffle where only this no
 Every layer a converter adds is named after the node and its source line (:meth:`ConversionContext.name`
 and :meth:`~ConversionContext.finish`), so TensorRT's errors and the engine reports point at
 the user's code.
+
+What a converter package may use is ``__all__``, nothing else (tests/core/test_boundaries.py
+holds the built-in converters and the example package to it):
+
+- reading a node (validators): :func:`val`, :func:`arg` (the one way to read an argument, of the
+  node or of the converter's mapped ``args``/``kwargs``), :func:`node_tensors`,
+  :func:`static_shapes`, :func:`nonempty`, :func:`dtypes_ok`, :func:`only_first_output_used`,
+  :func:`constant_value`, :func:`is_dynamic`, :func:`same_shape`, :func:`sizes_computable`,
+  :func:`scalar_computable`, :func:`unbacked_symbols`, :func:`builder_refusal`;
+- building validators: :func:`static` and :func:`typed` (dtypes, with or without static
+  shapes), :func:`all_of`; the dtype sets ``FLOATS``, ``INTS``, ``NUMERIC``;
+- building layers: :class:`ConversionContext` (``ctx``), :func:`elementwise`, :func:`unary`,
+  :func:`activation`, :func:`reduce`, :func:`select`, :func:`broadcast_to`, :func:`wrap_index`,
+  :func:`linspace_fill`, :func:`out_dtype`, :func:`rank_of`, :func:`norm_dim`,
+  :func:`axes_mask`; for dynamic shapes :func:`shape_tensor`, :func:`size_tensor`,
+  :func:`bind_sizes`, :func:`lift_rank`, :func:`reshape_to`, :func:`slice_to`, :func:`trt_dims`;
+- naming: :func:`describe`, :func:`source_line`; ``aten`` is ``torch.ops.aten``.
 """
 from __future__ import annotations
 
@@ -55,8 +72,7 @@ import torch.fx
 import torch.utils._pytree as pytree
 
 from plugtrt.errors import ConversionError
-from plugtrt.shapes import (  # noqa: F401  (part of this public API)
-    bind_input,
+from plugtrt.shapes import (  # re-exported: part of this public API
     bind_sizes,
     is_dynamic,
     lift_rank,
@@ -71,6 +87,16 @@ from plugtrt.shapes import (  # noqa: F401  (part of this public API)
     unbacked_symbols,
 )
 from plugtrt.trt_adapter import to_torch_dtype, to_trt_dtype, trt
+
+__all__ = [
+    "ConversionContext", "FLOATS", "INTS", "NUMERIC", "Validator", "activation", "all_of",
+    "arg", "aten", "axes_mask", "bind_sizes", "broadcast_to", "builder_refusal",
+    "constant_value", "describe", "dtypes_ok", "elementwise", "is_dynamic", "lift_rank",
+    "linspace_fill", "node_tensors", "nonempty", "norm_dim", "only_first_output_used",
+    "out_dtype", "rank_of", "reduce", "reshape_to", "same_shape", "scalar_computable", "select",
+    "shape_tensor", "size_tensor", "sizes_computable", "slice_to", "source_line", "static",
+    "static_shapes", "trt_dims", "typed", "unary", "unbacked_symbols", "val", "wrap_index",
+]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 aten = torch.ops.aten
