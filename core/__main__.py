@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from plugtrt.errors import PlugtrtError
-from plugtrt.manager import GROUP, RECORD_TYPES, collect, default_registry, is_builtin
+from plugtrt.manager import GROUP, RECORD_TYPES, collect, default_registry, is_builtin, normalize_distribution
 from plugtrt.settings import CompilationSettings
 
 
@@ -27,14 +27,18 @@ def list_plugins() -> int:
             names = [r.record.name for r in collect(pm, hook) if r.plugin == name]
             if names:
                 print(f"    {hook}: {', '.join(names)}")
+    if registry.skipped:
+        print(f"skipped ({len(registry.skipped)}):")
+        for name, why in sorted(registry.skipped.items()):
+            print(f"  {name}: {why}")
     return 0
 
 
-def _ops_rows(plugin: str | None) -> list[dict]:
+def _ops_rows(plugins: set[str] | None) -> list[dict]:
     rows = []
     for target, regs in sorted(default_registry().converters.items(), key=lambda item: str(item[0])):
         for reg in regs:
-            if plugin is None or reg.plugin == plugin:
+            if plugins is None or reg.plugin in plugins:
                 doc = (getattr(reg.record.is_supported, "__doc__", None) or "").strip()
                 note = " ".join(doc.split("\n\n")[0].split())  # the first paragraph, on one line
                 rows.append({"target": str(target), "converter": reg.record.name, "plugin": reg.plugin,
@@ -43,13 +47,42 @@ def _ops_rows(plugin: str | None) -> list[dict]:
     return rows
 
 
-def list_ops(as_json: bool, plugin: str | None) -> int:
+def _plugins_named(name: str) -> set[str] | None:
+    """The plugins ``--plugin NAME`` means: the entry point of that name, or every entry point
+    of the distribution of that name; None when neither exists."""
+    pm = default_registry().plugin_manager
+    if pm.has_plugin(name):
+        return {name}
+    wanted = normalize_distribution(name)
+    mine = {ep.name for ep in importlib.metadata.entry_points(group=GROUP)
+            if ep.dist is not None and normalize_distribution(ep.dist.name) == wanted}
+    return mine or None
+
+
+def _known_plugin_names() -> list[str]:
+    names = {name for name, _ in default_registry().plugin_manager.list_name_plugin()}
+    dists = {ep.dist.name for ep in importlib.metadata.entry_points(group=GROUP) if ep.dist is not None}
+    return sorted(names | dists)
+
+
+def list_ops(json_to: str | None, plugin: str | None) -> int:
     """Every aten target a converter is registered for, with its converters in the order they
-    are tried: converter, plugin, whether it takes dynamic sizes, and its validator's note."""
-    rows = _ops_rows(plugin)
-    if as_json:
+    are tried: converter, plugin, whether it takes dynamic sizes, and its validator's note.
+    ``json_to``: ``-`` prints JSON rows instead of the table, a path writes them there."""
+    plugins = None
+    if plugin is not None:
+        plugins = _plugins_named(plugin)
+        if plugins is None:
+            print(f"python -m plugtrt ops: no plugin or distribution named {plugin!r}; known: "
+                  + ", ".join(_known_plugin_names()), file=sys.stderr)
+            return 2
+    rows = _ops_rows(plugins)
+    if json_to == "-":
         print(json.dumps(rows, indent=1))
         return 0
+    if json_to is not None:
+        Path(json_to).write_text(json.dumps(rows, indent=1))
+    print(f"{'TARGET':<48} {'CONVERTER':<40} {'PLUGIN':<36} {'SHAPES':<8} NOTES")
     for row in rows:
         dynamic = "dynamic" if row["dynamic_shapes"] else "static"
         print(f"{row['target']:<48} {row['converter']:<40} {row['plugin']:<36} {dynamic:<8} {row['notes']}")
@@ -157,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("plugins", help="list installed plugins and their registrations")
     ops = commands.add_parser("ops", help="list the aten targets that convert, and by which converters")
-    ops.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
-    ops.add_argument("--plugin", default=None, help="only this plugin's converters (an entry-point name)")
+    ops.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                     help="JSON rows: on stdout instead of the table, or into FILE (as for conformance)")
+    ops.add_argument("--plugin", default=None,
+                     help="only this plugin's converters: an entry-point name or a distribution name")
     ops.add_argument("--markdown", action="store_true",
                      help="print the README's coverage section: built-in converters, one table per plugin")
     ops.add_argument("--update", default=None, metavar="FILE",
@@ -175,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cache":
         return show_cache(args.clear, args.dir, args.store)
     if args.command == "ops":
+        if args.update is not None and not args.markdown:
+            parser.error("ops: --update FILE writes the --markdown section; add --markdown")
         if args.markdown:
             return markdown_ops(args.update)
         return list_ops(args.json, args.plugin)
