@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.plugtrt-installed
 PYTEST_ARGS ?=
 # pytest-xdist workers: one per core of the 2-core machines the suite is timed on; `make test
-# PYTEST_WORKERS=0` runs in one process (what a debugger or `-x` wants)
+# PYTEST_WORKERS=0` runs in one process (what a debugger or `-x` wants). loadgroup keeps each
+# xdist_group (the converter corpus and the conformance run) on one worker, built once.
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test
@@ -20,4 +21,4 @@ demo: $(STAMP)
 	$(BIN)/python bench/demo.py
 
 test: $(STAMP)
-	PLUGTRT_STRICT_PLUGINS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	PLUGTRT_STRICT_PLUGINS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

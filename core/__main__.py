@@ -9,13 +9,16 @@ import json
 import sys
 from pathlib import Path
 
-from plugtrt.errors import PlugtrtError
-from plugtrt.manager import GROUP, RECORD_TYPES, collect, default_registry, is_builtin, normalize_distribution
-from plugtrt.settings import CompilationSettings
+# plugtrt.manager and plugtrt.settings import torch: imported where a command needs them, so
+# that --help answers at once
+GROUP = "plugtrt"
+BUILTIN_COMMANDS = ("plugins", "ops", "cache")
 
 
 def list_plugins() -> int:
     """One line per plugin: name, distribution and version, and what each hook registered."""
+    from plugtrt.manager import RECORD_TYPES, collect, default_registry
+
     registry = default_registry()
     pm = registry.plugin_manager
     dists = {ep.name: ep.dist for ep in importlib.metadata.entry_points(group=GROUP)}
@@ -35,6 +38,8 @@ def list_plugins() -> int:
 
 
 def _ops_rows(plugins: set[str] | None) -> list[dict]:
+    from plugtrt.manager import default_registry
+
     rows = []
     for target, regs in sorted(default_registry().converters.items(), key=lambda item: str(item[0])):
         for reg in regs:
@@ -50,6 +55,8 @@ def _ops_rows(plugins: set[str] | None) -> list[dict]:
 def _plugins_named(name: str) -> set[str] | None:
     """The plugins ``--plugin NAME`` means: the entry point of that name, or every entry point
     of the distribution of that name; None when neither exists."""
+    from plugtrt.manager import default_registry, normalize_distribution
+
     pm = default_registry().plugin_manager
     if pm.has_plugin(name):
         return {name}
@@ -60,6 +67,8 @@ def _plugins_named(name: str) -> set[str] | None:
 
 
 def _known_plugin_names() -> list[str]:
+    from plugtrt.manager import default_registry
+
     names = {name for name, _ in default_registry().plugin_manager.list_name_plugin()}
     dists = {ep.dist.name for ep in importlib.metadata.entry_points(group=GROUP) if ep.dist is not None}
     return sorted(names | dists)
@@ -98,6 +107,8 @@ OPS_UPDATE = "python -m plugtrt ops --markdown --update README.md"
 def ops_markdown() -> str:
     """The README's coverage section: plugtrt's built-in converters (whatever else is installed),
     one table per plugin module, and the count of distinct aten overloads."""
+    from plugtrt.manager import is_builtin
+
     rows = [r for r in _ops_rows(None) if is_builtin(r["plugin"])]
     overloads = {r["target"] for r in rows if r["target"].startswith("aten.")}
     lines = [f"**{len(overloads)} distinct aten overloads** convert with the built-in converters "
@@ -150,6 +161,10 @@ def show_cache(clear: bool, directory: str | None, store: str) -> int:
     """The engine cache's location, entries, size and hit counts, and the files beside its
     entries that are not plugtrt's (never deleted); with ``clear``, delete the entries first.
     A bad ``--dir`` or a store that cannot be read or cleared is one line on stderr, exit 2."""
+    from plugtrt.errors import PlugtrtError
+    from plugtrt.manager import default_registry
+    from plugtrt.settings import CompilationSettings
+
     if directory is not None and not Path(directory).is_dir():
         what = "is not a directory" if Path(directory).exists() else "does not exist"
         print(f"plugtrt cache: --dir {directory} {what}; give the engine cache's directory", file=sys.stderr)
@@ -183,10 +198,17 @@ def show_cache(clear: bool, directory: str | None, store: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    plugin_commands = default_registry().commands
-    if argv[:1] and argv[0] in plugin_commands:  # each parses its own options: <command> -h
-        return plugin_commands[argv[0]].record.main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m plugtrt", description=__doc__)
+    plugin_commands = {}
+    if argv[:1] and not argv[0].startswith("-") and argv[0] not in BUILTIN_COMMANDS:
+        from plugtrt.manager import default_registry  # a plugin's command: load the plugins
+
+        plugin_commands = default_registry().commands
+        if argv[0] in plugin_commands:  # each parses its own options: <command> -h
+            return plugin_commands[argv[0]].record.main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m plugtrt", description=__doc__,
+        epilog="Plugins add commands (the reference runtime adds conformance): python -m plugtrt "
+               "plugins lists them, python -m plugtrt COMMAND -h shows a command's options.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("plugins", help="list installed plugins and their registrations")
     ops = commands.add_parser("ops", help="list the aten targets that convert, and by which converters")

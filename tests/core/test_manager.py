@@ -258,3 +258,16 @@ def test_plugins_command_lists_skipped_plugins_with_why(fake_distribution, monke
     out = capsys.readouterr().out
     assert "skipped (1):" in out and "acme_broken.converters: plugin 'acme_broken.converters' from acme-broken" in out
     assert "no acme here" in out
+
+
+def test_help_loads_no_plugin_and_no_torch():
+    """``python -m plugtrt --help`` answers without importing torch (it took seconds when every
+    plugin loaded first); a plugin's command still loads the plugins and runs."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "plugtrt", "--help"],
+                          capture_output=True, text=True, check=True)
+    assert "ops" in done.stdout and "conformance" in done.stdout
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "torch" not in imported and "plugtrt.manager" not in imported

@@ -16,6 +16,10 @@ import pytest
 
 from plugtrt.runtimes.reference import conformance
 
+# one xdist worker runs these and tests/converters/test_corpus.py: the conformance run and the
+# converter corpus they share are built once per session, not once per worker
+pytestmark = pytest.mark.xdist_group("corpus")
+
 EXPECTED_FAILURES = Path(__file__).with_name("conformance_expected_failures.txt")
 UNPROVEN_OPERATIONS = Path(__file__).with_name("layer_operations_unproven.txt")
 
@@ -104,3 +108,9 @@ def test_main_conformance_filters_and_writes_json(tmp_path, capsys):
     assert "Relu" in table and "TOTAL" in table
     rows = json.loads(out.read_text())
     assert rows and all(row["op"] == "Relu" and row["status"] == "match" for row in rows)
+
+
+def test_main_conformance_json_alone_prints_rows_as_ops_does(capsys):
+    assert conformance.main_conformance(["--filter", "^Relu$", "--jobs", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)  # JSON only, no table
+    assert rows and all(row["op"] == "Relu" for row in rows)
