@@ -11,7 +11,6 @@ from torch import nn
 
 import plugtrt
 from plugtrt.blocks import PYTORCH_BLOCK_PREFIX
-from plugtrt.testing import run_through_backend
 
 
 def _compile_warnings(fn, x, options) -> list[warnings.WarningMessage]:
@@ -70,13 +69,23 @@ def test_weight_warnings_name_parameters_not_input_indices(caplog):
 
 
 def test_pytorch_blocks_are_not_named_after_a_gpu():
-    run = run_through_backend(lambda x: torch.special.bessel_j0(x.relu() * 2 + 1) - 3, [torch.randn(4)],
-                              {"min_block_size": 1})
-    assert run.engines == 2
-    assert "gpu" not in PYTORCH_BLOCK_PREFIX
-    names = [name for name, _ in run.compiled._orig_mod.named_children()] if hasattr(
-        run.compiled, "_orig_mod") else []
-    assert not any("gpu" in n for n in names)
+    """The blocks left to PyTorch run wherever PyTorch runs them (here, on the CPU)."""
+    from plugtrt.backend import compile_graph
+    from plugtrt.settings import CompilationSettings
+
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(compile_graph(gm, example_inputs, CompilationSettings.from_options(
+            {"min_block_size": 1, "runtime": "reference"})))
+        return graphs[-1]
+
+    fn = lambda x: torch.special.bessel_j0(x.relu() * 2 + 1) - 3  # noqa: E731
+    with torch.no_grad():
+        torch.compile(fn, backend=backend, dynamic=False)(torch.randn(4))
+    names = [name for module in graphs[0].modules.values() for name, _ in module.named_children()]
+    assert any(name.startswith(PYTORCH_BLOCK_PREFIX) for name in names), names
+    assert not any("gpu" in name for name in names), names
 
 
 def test_the_reference_runtime_warning_points_at_the_users_line():
@@ -86,3 +95,31 @@ def test_the_reference_runtime_warning_points_at_the_users_line():
     if torch.cuda.is_available():
         pytest.skip("a GPU runs engines on the tensorrt runtime")
     assert len(reference) == 1 and reference[0].filename == __file__
+
+
+def test_a_record_with_a_bad_target_raises_under_plugtrt_testing(fake_distribution, monkeypatch):
+    """Outside tests a third-party plugin with a bad record is skipped with a warning; a test
+    through plugtrt.testing must fail on it instead, with the record's own message."""
+    from plugtrt import PluginLoadError
+    from plugtrt.testing import plugin_registry
+
+    fake_distribution("acme-badtarget", {"acme_badtarget.converters": """
+        import torch
+        import plugtrt
+
+        @plugtrt.hookimpl
+        def plugtrt_converters():
+            yield plugtrt.ConverterSpec(name="acme.erf", target=torch.ops.aten.erf,
+                                        convert=lambda ctx, node, args, kwargs: args[0])
+    """})
+    monkeypatch.setenv("PLUGTRT_STRICT_PLUGINS", "0")
+    with pytest.raises(PluginLoadError, match="acme_badtarget.converters.*target must be an OpOverload"):
+        plugin_registry(["plugtrt", "acme-badtarget"])
+
+
+def test_assert_converts_failures_give_the_coverage_reason():
+    from plugtrt.testing import assert_converts
+
+    with pytest.raises(AssertionError) as failed:
+        assert_converts(lambda x: torch.special.bessel_j0(x) + 1, [torch.randn(3)], {"min_block_size": 1})
+    assert "aten.special_bessel_j0.default: no converter is registered" in str(failed.value)
