@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.plugtrt-installed
 PYTEST_ARGS ?=
 # pytest-xdist workers: one per core of the 2-core machines the suite is timed on; `make test
-# PYTEST_WORKERS=0` runs in one process (what a debugger or `-x` wants). loadgroup keeps each
-# xdist_group (the converter corpus and the conformance run) on one worker, built once.
+# PYTEST_WORKERS=0` runs in one process (what a debugger or `-x` wants). loadgroup keeps the files
+# sharing the converter corpus and the conformance run on one worker (tests/conftest.py).
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test

@@ -119,6 +119,7 @@ def _xdist_worker(config) -> bool:
 def pytest_configure(config):
     if config.pluginmanager.hasplugin("xdist") and not _xdist_worker(config):
         config.pluginmanager.register(_XdistCoverage(config), "plugtrt-xdist-coverage")
+        config.pluginmanager.register(_SharedWorkScheduling(), "plugtrt-xdist-scheduling")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if _xdist_worker(config) and workers > 1:
         # each worker gets its share of the cores: torch's default of one thread per core in
@@ -129,6 +130,33 @@ def pytest_configure(config):
 def pytest_sessionfinish(session):
     if _xdist_worker(session.config):
         session.config.workeroutput["property_coverage"] = _coverage.to_message()
+
+
+SHARED_SESSION_WORK = {"tests/converters/test_corpus.py": "corpus",
+                       "tests/runtimes/test_conformance.py": "corpus"}
+"""Test files whose session fixtures are expensive and shared (the converter corpus, its dynamic
+twin, the ONNX conformance run), by group: ``--dist loadgroup`` sends each group to one worker,
+so those fixtures are built once per session rather than once per worker."""
+
+
+class _SharedWorkScheduling:
+    """Builds xdist's scheduler for ``--dist loadgroup`` with :data:`SHARED_SESSION_WORK` as
+    the groups. xdist 3.8 groups by ``xdist_group`` marks by renaming ``item._nodeid`` on the
+    workers, which pytest 9 no longer reads: the marks are silently ignored there. The
+    controller knows nodeids only, so the groups are named by file here."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config, log):
+        if config.getvalue("dist") != "loadgroup":
+            return None
+        from xdist.scheduler import LoadGroupScheduling
+
+        class ByFile(LoadGroupScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                group = SHARED_SESSION_WORK.get(nodeid.split("::", 1)[0])
+                return group if group is not None else super()._split_scope(nodeid)
+
+        return ByFile(config, log)
 
 
 class _XdistCoverage:

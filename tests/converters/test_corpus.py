@@ -14,10 +14,6 @@ from plugtrt.testing import tolerance
 
 from .corpus import CORPUS, DYNAMIC_CORPUS
 
-# the corpus and its dynamic twin are built once per session, by whichever xdist worker runs
-# this group (tests/runtimes/test_conformance.py reads them too)
-pytestmark = pytest.mark.xdist_group("corpus")
-
 
 def _builtin_converters(dynamic_only: bool = False) -> set[str]:
     """The built-in converters this machine's builder can build (TensorRT-RTX has no non-zero

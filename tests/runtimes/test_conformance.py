@@ -16,10 +16,6 @@ import pytest
 
 from plugtrt.runtimes.reference import conformance
 
-# one xdist worker runs these and tests/converters/test_corpus.py: the conformance run and the
-# converter corpus they share are built once per session, not once per worker
-pytestmark = pytest.mark.xdist_group("corpus")
-
 EXPECTED_FAILURES = Path(__file__).with_name("conformance_expected_failures.txt")
 UNPROVEN_OPERATIONS = Path(__file__).with_name("layer_operations_unproven.txt")
 
