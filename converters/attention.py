@@ -34,8 +34,10 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, arg, aten, elementwise, get, is_dynamic, lift_rank, \
-    linspace_fill, only_first_output_used, out_dtype, reduce, same_shape, select, sizes_computable, val
+from plugtrt.conversion import (
+    FLOATS, arg, aten, elementwise, is_dynamic, lift_rank, linspace_fill,
+    only_first_output_used, out_dtype, reduce, same_shape, select, sizes_computable, val,
+)
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -215,40 +217,40 @@ def _outputs(node, out, index):
 
 def _sdpa(ctx, node, args, kwargs):
     """scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, *, scale, enable_gqa)."""
-    return _attention(ctx, node, *args[:3], get(args, kwargs, 3, "attn_mask"),
-                      val(arg(node, 3, "attn_mask")), get(args, kwargs, 5, "is_causal", False), kwargs.get("scale"),
-                      kwargs.get("enable_gqa", False), -math.inf, None)
+    return _attention(ctx, node, *args[:3], arg(args, kwargs, 3, "attn_mask"),
+                      val(arg(node.args, node.kwargs, 3, "attn_mask")), arg(args, kwargs, 5, "is_causal", False),
+                      kwargs.get("scale"), kwargs.get("enable_gqa", False), -math.inf, None)
 
 
 def _math(ctx, node, args, kwargs):
     """_scaled_dot_product_attention_math: a bool mask is added as 0 / 1 (the composite
     converts it to a float mask before calling this kernel)."""
-    out = _attention(ctx, node, *args[:3], get(args, kwargs, 3, "attn_mask"),
-                     val(arg(node, 3, "attn_mask")), get(args, kwargs, 5, "is_causal", False), kwargs.get("scale"),
-                     kwargs.get("enable_gqa", False), None, 0)
+    out = _attention(ctx, node, *args[:3], arg(args, kwargs, 3, "attn_mask"),
+                     val(arg(node.args, node.kwargs, 3, "attn_mask")), arg(args, kwargs, 5, "is_causal", False),
+                     kwargs.get("scale"), kwargs.get("enable_gqa", False), None, 0)
     return _outputs(node, out, 0)
 
 
 def _flash_cpu(ctx, node, args, kwargs):
     """The CPU kernel shares each key/value head among ``Hq / Hkv`` query heads by itself."""
     out = _attention(ctx, node, *args[:3], kwargs.get("attn_mask"),
-                     val(node.kwargs.get("attn_mask")), get(args, kwargs, 4, "is_causal", False), kwargs.get("scale"), True,
-                     -math.inf, 0)
+                     val(node.kwargs.get("attn_mask")), arg(args, kwargs, 4, "is_causal", False),
+                     kwargs.get("scale"), True, -math.inf, 0)
     return _outputs(node, out, 0)
 
 
 def _with_bias(ctx, node, args, kwargs):
     """efficient and cudnn: (q, k, v, attn_bias, compute_log_sumexp, dropout_p, is_causal, ...)."""
     efficient = node.target is aten._scaled_dot_product_efficient_attention.default
-    out = _attention(ctx, node, *args[:3], get(args, kwargs, 3, "attn_bias"),
-                     val(arg(node, 3, "attn_bias")), get(args, kwargs, 6, "is_causal", False),
+    out = _attention(ctx, node, *args[:3], arg(args, kwargs, 3, "attn_bias"),
+                     val(arg(node.args, node.kwargs, 3, "attn_bias")), arg(args, kwargs, 6, "is_causal", False),
                      kwargs.get("scale"), False, -math.inf, 0,
                      torch.finfo(_F32).min if efficient else -math.inf)
     return _outputs(node, out, 0)
 
 
 def _flash(ctx, node, args, kwargs):
-    out = _attention(ctx, node, *args[:3], None, None, get(args, kwargs, 4, "is_causal", False),
+    out = _attention(ctx, node, *args[:3], None, None, arg(args, kwargs, 4, "is_causal", False),
                      kwargs.get("scale"), False, -math.inf, 0)
     return _outputs(node, out, 0)
 
@@ -271,9 +273,9 @@ def _supported(dropout_index: int, causal_index: int, mask: tuple[int, str] | No
             return False
         if not (q.dtype == k.dtype == v.dtype and q.dim() == k.dim() == v.dim() >= 2):
             return False
-        if arg(node, dropout_index, "dropout_p", 0.0) != 0.0:
+        if arg(node.args, node.kwargs, dropout_index, "dropout_p", 0.0) != 0.0:
             return False  # training: random, and PyTorch's to draw
-        if any(arg(node, i, name, False) for i, name in flags):
+        if any(arg(node.args, node.kwargs, i, name, False) for i, name in flags):
             return False  # a debug mask requested
         if tuple_result and not only_first_output_used(node):
             return False  # statistics (logsumexp ...) for a backward pass are not built
@@ -281,7 +283,7 @@ def _supported(dropout_index: int, causal_index: int, mask: tuple[int, str] | No
             return False
         if not all(is_dynamic(t.shape) or t.numel() > 0 for t in (q, k, v)):
             return False
-        causal = arg(node, causal_index, "is_causal", False)
+        causal = arg(node.args, node.kwargs, causal_index, "is_causal", False)
         if causal and not sizes_computable((q.shape[-2], k.shape[-2])):
             return False  # the causal mask is built from the sequence lengths
         asked = gqa == "implicit" or (gqa == "flag" and node.kwargs.get("enable_gqa", False))
@@ -295,7 +297,7 @@ def _supported(dropout_index: int, causal_index: int, mask: tuple[int, str] | No
                 return False
         m = None
         if mask is not None:
-            m = arg(node, *mask)
+            m = arg(node.args, node.kwargs, *mask)
         if m is not None:
             mf = val(m)
             if not isinstance(mf, torch.Tensor) or mf.dim() > q.dim():
@@ -339,4 +341,4 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
                         target=aten._scaled_dot_product_flash_attention.default, convert=_flash,
                         is_supported=_supported(3, 4, None, True,
                                                 flags=((5, "return_debug_mask"),)),
-                        supports_dynamic_shapes=True)
+                                                supports_dynamic_shapes=True)

@@ -115,13 +115,13 @@ def _made(node: torch.fx.Node, settings, allowed=_ANY) -> bool:
 # -- full, zeros, ones, empty and their _like / new_ forms, fill, zero -----------------------
 def _fill(ctx, node, args, kwargs):
     how = _FILLS[node.target]
-    value = how if not isinstance(how, tuple) else arg(node, *how)
+    value = how if not isinstance(how, tuple) else arg(node.args, node.kwargs, *how)
     return _filled(ctx, node, value)
 
 
 def _fill_supported(node, settings) -> bool:
     how = _FILLS[node.target]
-    if isinstance(how, tuple) and not _is_number(arg(node, *how)):
+    if isinstance(how, tuple) and not _is_number(arg(node.args, node.kwargs, *how)):
         return False
     return _made(node, settings)
 
@@ -226,7 +226,7 @@ def _triangle(ctx, node, args, kwargs):
     the last two dims, zero the rest: one select with a mask built once."""
     x = args[0]
     source = val(node.args[0])
-    diagonal = arg(node, 1, "diagonal", 0)
+    diagonal = arg(node.args, node.kwargs, 1, "diagonal", 0)
     lower = node.target is aten.tril.default
     rank = source.dim()
     dims = tuple(source.shape[-2:])
@@ -247,7 +247,7 @@ def _triangle(ctx, node, args, kwargs):
 def _triangle_supported(node, settings) -> bool:
     source = val(node.args[0])
     return (isinstance(source, torch.Tensor) and source.dim() >= 2
-            and isinstance(arg(node, 1, "diagonal", 0), int) and source.dtype in _ANY
+            and isinstance(arg(node.args, node.kwargs, 1, "diagonal", 0), int) and source.dtype in _ANY
             and val(node).dtype in _ANY and nonempty(node) and sizes_computable(source.shape[-2:]))
 
 
@@ -267,7 +267,7 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
         overload = target._overloadname.lower()
         name = f"builtin.{target._opname}" + ("" if overload == "default" else f".{overload}")
         yield ConverterSpec(name=name, target=target, convert=_fill, is_supported=_fill_supported,
-                            supports_dynamic_shapes=True)
+        supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.fill.tensor", target=aten.fill.Tensor, convert=_fill_tensor,
                         is_supported=_fill_tensor_supported, supports_dynamic_shapes=True)
     for target in (aten.arange.default, aten.arange.start, aten.arange.start_step):

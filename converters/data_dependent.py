@@ -15,7 +15,7 @@ True (non-zero) entries in row-major order, as ``torch.nonzero`` does:
   a mask names each element at most once, so gather, add and scatter is exact). Only values
   that provably carry the mask's count are accepted: their length is the data-dependent size
   of a ``x[mask]`` or ``nonzero(mask)`` of the same mask node. Values that broadcast instead
-  are a select (:mod:`plugtrt.converters.advanced_indexing`); values with any other length may
+  are a select (:mod:`plugtrt.converters.indexing`); values with any other length may
   not match the count, where eager raises, so they stay in PyTorch.
 
 The converter binds the new symbol to the non-zero layer's output length (``ctx.symbols``), so
@@ -256,7 +256,7 @@ def _index_put_counted(ctx, node, args, kwargs):
     indices = ctx.network.add_shuffle(positions)
     indices.reshape_dims = (-1, 1)
     indices = ctx.name(indices, node, "indices").get_output(0)
-    if arg(node, 3, "accumulate", False):
+    if arg(node.args, node.kwargs, 3, "accumulate", False):
         there = ctx.finish(ctx.network.add_gather(data, positions, 0), node, suffix="there")
         values = elementwise(ctx, there, values, "SUM", node, dtype, "accumulate")
     out = ctx.finish(ctx.network.add_scatter(data, indices, values, trt.ScatterMode.ND), node,
@@ -267,7 +267,7 @@ def _index_put_counted(ctx, node, args, kwargs):
 def _index_put_counted_supported(node: torch.fx.Node, settings) -> bool:
     if _counted_values(node) is None or not _plain_input(node, (0, 2)):
         return False
-    if arg(node, 3, "accumulate", False) and val(node.args[0]).dtype == torch.bool:
+    if arg(node.args, node.kwargs, 3, "accumulate", False) and val(node.args[0]).dtype == torch.bool:
         return False
     return _buildable()
 

@@ -30,9 +30,9 @@ def _convert(ctx, node, args, kwargs):
     x, grid = ctx.cast(args[0], dtype, node), ctx.cast(args[1], dtype, node)
     layer = ctx.network.add_grid_sample(x, grid)
     layer.interpolation_mode = getattr(trt.InterpolationMode,
-                                       _INTERPOLATION[arg(node, 2, "interpolation_mode")])
-    layer.sample_mode = getattr(trt.SampleMode, _PADDING[arg(node, 3, "padding_mode")])
-    layer.align_corners = bool(arg(node, 4, "align_corners"))
+                                       _INTERPOLATION[arg(node.args, node.kwargs, 2, "interpolation_mode")])
+    layer.sample_mode = getattr(trt.SampleMode, _PADDING[arg(node.args, node.kwargs, 3, "padding_mode")])
+    layer.align_corners = bool(arg(node.args, node.kwargs, 4, "align_corners"))
     return ctx.finish(layer, node)
 
 
@@ -41,8 +41,8 @@ def _supported(node: torch.fx.Node, settings) -> bool:
         return False
     x, grid = val(node.args[0]), val(node.args[1])
     return (x.dim() == 4 and grid.dim() == 4 and x.dtype == grid.dtype
-            and arg(node, 2, "interpolation_mode") in _INTERPOLATION
-            and arg(node, 3, "padding_mode") in _PADDING)
+            and arg(node.args, node.kwargs, 2, "interpolation_mode") in _INTERPOLATION
+            and arg(node.args, node.kwargs, 3, "padding_mode") in _PADDING)
 
 
 @hookimpl

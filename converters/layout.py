@@ -16,22 +16,8 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
-    NUMERIC,
-    arg,
-    is_dynamic,
-    lift_rank,
-    norm_dim,
-    out_dtype,
-    reshape_to,
-    same_shape,
-    select,
-    shape_tensor,
-    slice_to,
-    static_dims,
-    static_shapes,
-    static_trailing,
-    typed,
-    val,
+    NUMERIC, arg, is_dynamic, lift_rank, norm_dim, out_dtype, reshape_to, same_shape, select,
+    shape_tensor, slice_to, static_shapes, trt_dims, typed, val,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -46,7 +32,7 @@ def _slice_layer(ctx, node, x, starts, sizes, mode: str, suffix: str):
     """A slice layer in sample ``mode`` whose sizes may be symbolic (starts are static ints)."""
     rank = len(sizes)
     dynamic = is_dynamic(sizes)
-    layer = ctx.network.add_slice(x, tuple(starts), static_dims(sizes) if not dynamic else (1,) * rank,
+    layer = ctx.network.add_slice(x, tuple(starts), trt_dims(sizes) if not dynamic else (1,) * rank,
                                   (1,) * rank)
     if dynamic:
         layer.set_input(2, shape_tensor(ctx, sizes, node))
@@ -58,8 +44,8 @@ def _slice_layer(ctx, node, x, starts, sizes, mode: str, suffix: str):
 def _roll(ctx, node, args, kwargs):
     x = args[0]
     source = val(node.args[0])
-    shifts = list(arg(node, 1, "shifts"))
-    dims = list(arg(node, 2, "dims", []) or [])
+    shifts = list(arg(node.args, node.kwargs, 1, "shifts"))
+    dims = list(arg(node.args, node.kwargs, 2, "dims", []) or [])
     if not dims:  # the flattened tensor rolls, then takes its shape back
         flat = reshape_to(ctx, x, (source.numel(),), node, "flatten")
         rolled = _slice_layer(ctx, node, flat, [_start(-shifts[0], source.numel())],
@@ -81,7 +67,7 @@ def _start(start: int, size) -> int:
 
 
 def _roll_supported(node, settings) -> bool:
-    shifts, dims = arg(node, 1, "shifts"), arg(node, 2, "dims", []) or []
+    shifts, dims = arg(node.args, node.kwargs, 1, "shifts"), arg(node.args, node.kwargs, 2, "dims", []) or []
     if not (isinstance(shifts, (list, tuple)) and all(isinstance(s, int) for s in shifts)):
         return False
     if not all(isinstance(d, int) for d in dims):
@@ -104,7 +90,7 @@ def _flip(ctx, node, args, kwargs):
 
 
 def _flip_supported(node, settings) -> bool:
-    dims = arg(node, 1, "dims")
+    dims = arg(node.args, node.kwargs, 1, "dims")
     return (isinstance(dims, (list, tuple)) and all(isinstance(d, int) for d in dims)
             and val(node.args[0]).dim() >= 1 and _OK(node, settings))
 
@@ -120,7 +106,7 @@ def _repeat(ctx, node, args, kwargs):
 
 
 def _repeat_supported(node, settings) -> bool:
-    reps = arg(node, 1, "repeats" if node.target == aten.repeat.default else "dims")
+    reps = arg(node.args, node.kwargs, 1, "repeats" if node.target == aten.repeat.default else "dims")
     return (isinstance(reps, (list, tuple)) and all(isinstance(r, int) for r in reps)
             and val(node).dim() >= 1 and _OK(node, settings))
 
@@ -129,8 +115,8 @@ def _repeat_supported(node, settings) -> bool:
 def _repeat_interleave(ctx, node, args, kwargs):
     """Each element ``repeats`` times along ``dim``: one gather by a constant index."""
     source = val(node.args[0])
-    repeats = arg(node, 1, "repeats")
-    dim = arg(node, 2, "dim")
+    repeats = arg(node.args, node.kwargs, 1, "repeats")
+    dim = arg(node.args, node.kwargs, 2, "dim")
     x = args[0]
     if dim is None:
         x = reshape_to(ctx, x, (source.numel(),), node, "flatten")
@@ -145,7 +131,7 @@ def _repeat_interleave(ctx, node, args, kwargs):
 
 def _repeat_interleave_supported(node, settings) -> bool:
     source = val(node.args[0])
-    repeats, dim = arg(node, 1, "repeats"), arg(node, 2, "dim")
+    repeats, dim = arg(node.args, node.kwargs, 1, "repeats"), arg(node.args, node.kwargs, 2, "dim")
     if not (isinstance(repeats, int) and repeats >= 1 and source.dim() >= 1):
         return False
     if dim is None:  # the flattened length is the index's length: static
@@ -210,8 +196,9 @@ def _pixel(unshuffle: bool):
 
 def _pixel_supported(node, settings) -> bool:
     source = val(node.args[0])
-    r = arg(node, 1, "upscale_factor" if node.target == aten.pixel_shuffle.default else "downscale_factor")
-    return (isinstance(r, int) and r >= 1 and source.dim() >= 3 and static_trailing(node, 3)
+    name = "upscale_factor" if node.target == aten.pixel_shuffle.default else "downscale_factor"
+    r = arg(node.args, node.kwargs, 1, name)
+    return (isinstance(r, int) and r >= 1 and source.dim() >= 3 and static_shapes(node, last=3)
             and _OK(node, settings))
 
 
@@ -222,7 +209,7 @@ def _stack(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
     out = val(node).shape
     rank = len(out)
-    dim = norm_dim(arg(node, 1, "dim", 0), rank)
+    dim = norm_dim(arg(node.args, node.kwargs, 1, "dim", 0), rank)
     pieces = [ctx.cast(t, dtype, node) for t in args[0]]
     if dim < rank - 1:
         layer = ctx.network.add_concatenation(pieces)
@@ -239,14 +226,15 @@ def _stack_supported(node, settings) -> bool:
     parts = [val(t) for t in node.args[0]]
     result = val(node)
     return (all(isinstance(p, torch.Tensor) for p in parts) and result.dtype in _ANY
-            and all(p.dtype in _ANY for p in parts) and isinstance(arg(node, 1, "dim", 0), int)
+            and all(p.dtype in _ANY for p in parts)
+            and isinstance(arg(node.args, node.kwargs, 1, "dim", 0), int)
             and _OK(node, settings))
 
 
 def _unbind(ctx, node, args, kwargs):
     source = val(node.args[0]).shape
     rank = len(source)
-    dim = norm_dim(arg(node, 1, "dim", 0), rank)
+    dim = norm_dim(arg(node.args, node.kwargs, 1, "dim", 0), rank)
     outputs = []
     for i, piece in enumerate(val(node)):
         starts, sizes = [0] * rank, list(source)
@@ -258,9 +246,9 @@ def _unbind(ctx, node, args, kwargs):
 
 def _unbind_supported(node, settings) -> bool:
     source = val(node.args[0])
-    if source.dim() < 1 or not isinstance(arg(node, 1, "dim", 0), int):
+    if source.dim() < 1 or not isinstance(arg(node.args, node.kwargs, 1, "dim", 0), int):
         return False
-    return isinstance(source.shape[norm_dim(arg(node, 1, "dim", 0), source.dim())], int) \
+    return isinstance(source.shape[norm_dim(arg(node.args, node.kwargs, 1, "dim", 0), source.dim())], int) \
         and _OK(node, settings)
 
 
@@ -279,7 +267,8 @@ def _diag_embed(ctx, node, args, kwargs):
 
 def _diag_embed_supported(node, settings) -> bool:
     source = val(node.args[0])
-    offset, dim1, dim2 = arg(node, 1, "offset", 0), arg(node, 2, "dim1", -2), arg(node, 3, "dim2", -1)
+    a, k = node.args, node.kwargs
+    offset, dim1, dim2 = arg(a, k, 1, "offset", 0), arg(a, k, 2, "dim1", -2), arg(a, k, 3, "dim2", -1)
     rank = source.dim() + 1
     if offset != 0 or source.dim() < 1 or not isinstance(source.shape[-1], int):
         return False
@@ -291,8 +280,9 @@ def _strided_index(node) -> torch.Tensor | None:
     """The flat (row-major) index into the input of each element of the result, or None when
     the view reads storage outside the input."""
     source = val(node.args[0])
-    size, stride = list(arg(node, 1, "size")), list(arg(node, 2, "stride"))
-    offset = arg(node, 3, "storage_offset", None)
+    size = list(arg(node.args, node.kwargs, 1, "size"))
+    stride = list(arg(node.args, node.kwargs, 2, "stride"))
+    offset = arg(node.args, node.kwargs, 3, "storage_offset", None)
     offset = source.storage_offset() if offset is None else offset
     extent = source.storage_offset() + 1 + sum((s - 1) * abs(t) for s, t in zip(source.shape, source.stride()))
     reach = offset + 1 + sum((s - 1) * t for s, t in zip(size, stride))
@@ -322,12 +312,12 @@ def _as_strided(ctx, node, args, kwargs):
 def _as_strided_supported(node, settings) -> bool:
     """Static shapes only: the index is computed from the sizes at conversion; views that read
     outside the input's elements (overlapping storage of other tensors) are declined."""
-    size, stride = arg(node, 1, "size"), arg(node, 2, "stride")
+    size, stride = arg(node.args, node.kwargs, 1, "size"), arg(node.args, node.kwargs, 2, "stride")
     if not (isinstance(size, (list, tuple)) and isinstance(stride, (list, tuple))):
         return False
     if not (all(isinstance(v, int) for v in (*size, *stride)) and len(size) == len(stride)):
         return False
-    offset = arg(node, 3, "storage_offset", None)
+    offset = arg(node.args, node.kwargs, 3, "storage_offset", None)
     if not (offset is None or isinstance(offset, int)) or not static_shapes(node):
         return False
     if math.prod(size) > 2**24 or min(stride, default=0) < 0:

@@ -25,8 +25,10 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, NUMERIC, aten, elementwise, get, is_dynamic, \
-    norm_dim, out_dtype, reduce, same_shape, slice_to, typed, unary, val
+from plugtrt.conversion import (
+    FLOATS, NUMERIC, arg, aten, elementwise, is_dynamic, norm_dim, out_dtype, reduce,
+    same_shape, slice_to, typed, unary, val,
+)
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -212,7 +214,7 @@ def _euclidean(ctx, node, args, kwargs):
 def _pdist(ctx, node, args, kwargs):
     fake = val(node.args[0])
     n = fake.shape[0]
-    p = float(get(args, kwargs, 1, "p", 2.0))
+    p = float(arg(args, kwargs, 1, "p", 2.0))
     square = _pairwise(ctx, node, args[0], args[0], fake, fake, p)  # [N, N]
     flat = ctx.reshape(square, (n * n,), node)
     rows, cols = torch.triu_indices(n, n, offset=1)

@@ -24,17 +24,7 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
-    FLOATS,
-    INTS,
-    NUMERIC,
-    arg,
-    aten,
-    elementwise,
-    get,
-    out_dtype,
-    typed,
-    unary,
-    val,
+    FLOATS, INTS, NUMERIC, arg, aten, elementwise, out_dtype, typed, unary, val,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -129,7 +119,7 @@ def _trunc(ctx, node, args, kwargs):
 
 def _round(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
-    decimals = get(args, kwargs, 1, "decimals", 0)
+    decimals = arg(args, kwargs, 1, "decimals", 0)
     if dtype not in FLOATS:
         return args[0]
     if decimals == 0:
@@ -143,7 +133,7 @@ def _round(ctx, node, args, kwargs):
 
 
 def _round_supported(node, settings) -> bool:
-    decimals = arg(node, 1, "decimals", 0)
+    decimals = arg(node.args, node.kwargs, 1, "decimals", 0)
     return isinstance(decimals, int) and abs(decimals) <= 30 and _FLOAT_ONLY(node, settings)
 
 
@@ -209,10 +199,10 @@ def _nan_to_num(ctx, node, args, kwargs):
     if dtype not in FLOATS:
         return x
     limits = torch.finfo(val(node).dtype)
-    nan = get(args, kwargs, 1, "nan", 0.0)
+    nan = arg(args, kwargs, 1, "nan", 0.0)
     nan = 0.0 if nan is None else nan
-    posinf = get(args, kwargs, 2, "posinf", None)
-    neginf = get(args, kwargs, 3, "neginf", None)
+    posinf = arg(args, kwargs, 2, "posinf", None)
+    neginf = arg(args, kwargs, 3, "neginf", None)
     posinf = limits.max if posinf is None else posinf
     neginf = limits.min if neginf is None else neginf
     out = _select(ctx, unary(ctx, x, "ISNAN", node), nan, x, node, dtype, "nan")
@@ -229,7 +219,8 @@ def _nan_to_num_supported(node, settings) -> bool:
         return False
     dtype = val(node).dtype
     reduced = settings.precision in (torch.float16, torch.bfloat16) and settings.precision != dtype
-    defaults = arg(node, 2, "posinf") is None or arg(node, 3, "neginf") is None
+    defaults = (arg(node.args, node.kwargs, 2, "posinf") is None
+                or arg(node.args, node.kwargs, 3, "neginf") is None)
     return not (dtype in FLOATS and reduced and defaults)
 
 
@@ -243,7 +234,7 @@ def _logit(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
     x = ctx.cast(args[0], _compute_dtype(dtype), node)
     wide = ctx.dtype(x)
-    eps = get(args, kwargs, 1, "eps", None)
+    eps = arg(args, kwargs, 1, "eps", None)
     if eps is not None and eps >= 0:  # eager clamps only for a non-negative eps
         x = elementwise(ctx, x, float(eps), "MAX", node, wide, suffix="eps_low")
         x = elementwise(ctx, x, 1.0 - float(eps), "MIN", node, wide, suffix="eps_high")

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import torch
 
-from plugtrt.conversion import FLOATS, aten, all_of, elementwise, get, lift_rank, out_dtype, \
-    typed, val
+from plugtrt.conversion import (
+    FLOATS, all_of, arg, aten, elementwise, lift_rank, out_dtype, typed, val,
+)
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -55,7 +56,7 @@ def _mm(ctx, node, args, kwargs):
 
 def _linear(ctx, node, args, kwargs):
     out = _matmul(ctx, node, args[0], args[1], transpose_b=True)
-    bias = get(args, kwargs, 2, "bias")
+    bias = arg(args, kwargs, 2, "bias")
     if bias is None:
         return out
     return elementwise(ctx, out, bias, "SUM", node, out_dtype(ctx, node), suffix="bias")
@@ -63,7 +64,7 @@ def _linear(ctx, node, args, kwargs):
 
 def _addmm(ctx, node, args, kwargs):
     bias, m1, m2 = args[:3]
-    beta, alpha = get(args, kwargs, 3, "beta", 1), get(args, kwargs, 4, "alpha", 1)
+    beta, alpha = arg(args, kwargs, 3, "beta", 1), arg(args, kwargs, 4, "alpha", 1)
     dtype = out_dtype(ctx, node)
     out = _matmul(ctx, node, m1, m2)
     if alpha != 1:

@@ -20,15 +20,7 @@ from collections.abc import Iterator, Sequence
 import torch
 import torch.fx
 
-from plugtrt.conversion import (
-    NUMERIC,
-    arg,
-    is_dynamic,
-    shape_tensor,
-    static_dims,
-    typed,
-    val,
-)
+from plugtrt.conversion import NUMERIC, arg, is_dynamic, shape_tensor, trt_dims, typed, val
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -45,8 +37,8 @@ def sample(ctx, x, starts: Sequence, sizes: Sequence, strides: Sequence[int], mo
     (and ``starts``) may be symbolic; ``fill`` is the FILL value's ITensor (0 when None)."""
     dynamic = is_dynamic(starts) or is_dynamic(sizes)
     rank = len(sizes)
-    layer = ctx.network.add_slice(x, static_dims(starts) if not dynamic else (0,) * rank,
-                                  static_dims(sizes) if not dynamic else (1,) * rank, tuple(strides))
+    layer = ctx.network.add_slice(x, trt_dims(starts) if not dynamic else (0,) * rank,
+                                  trt_dims(sizes) if not dynamic else (1,) * rank, tuple(strides))
     if dynamic:
         layer.set_input(1, shape_tensor(ctx, starts, node))
         layer.set_input(2, shape_tensor(ctx, sizes, node))
@@ -76,7 +68,7 @@ def _pad(ctx, node, x, pad: Sequence[int], mode: str, value=None):
 
 
 def _constant_pad(ctx, node, args, kwargs):
-    return _pad(ctx, node, args[0], list(args[1]), "FILL", arg(node, 2, "value", 0))
+    return _pad(ctx, node, args[0], list(args[1]), "FILL", arg(node.args, node.kwargs, 2, "value", 0))
 
 
 def _mode_pad(mode: str):
@@ -87,8 +79,8 @@ def _mode_pad(mode: str):
 
 def _generic_pad(ctx, node, args, kwargs):
     """aten.pad(x, pad, mode, value): the mode's sample mode."""
-    mode = _MODES[arg(node, 2, "mode", "constant")]
-    value = arg(node, 3, "value", None)
+    mode = _MODES[arg(node.args, node.kwargs, 2, "mode", "constant")]
+    value = arg(node.args, node.kwargs, 3, "value", None)
     return _pad(ctx, node, args[0], list(args[1]), mode, value)
 
 
@@ -97,19 +89,19 @@ def _pad_supported(dims: int | None = None, mode_arg: bool = False):
     pads); a reflected dim needs more than one element, as torch demands; non-empty tensors of
     every dtype. A pad may be negative (a crop) and may pad a dynamic dim."""
     def is_supported(node: torch.fx.Node, settings) -> bool:
-        pad = arg(node, 1, "pad")
+        pad = arg(node.args, node.kwargs, 1, "pad")
         x = val(node.args[0])
         if not (isinstance(pad, (list, tuple)) and all(isinstance(p, int) for p in pad)):
             return False
         if len(pad) % 2 or len(pad) // 2 > x.dim() or (dims is not None and len(pad) != 2 * dims):
             return False
         if mode_arg:
-            mode = arg(node, 2, "mode", "constant")
-            value = arg(node, 3, "value", None)
+            mode = arg(node.args, node.kwargs, 2, "mode", "constant")
+            value = arg(node.args, node.kwargs, 3, "value", None)
             if mode not in _MODES or (value is not None and not isinstance(value, (int, float, bool))):
                 return False
         elif node.target == aten.constant_pad_nd.default:
-            if not isinstance(arg(node, 2, "value", 0), (int, float, bool)):
+            if not isinstance(arg(node.args, node.kwargs, 2, "value", 0), (int, float, bool)):
                 return False
         return _OK(node, settings)
     return is_supported

@@ -42,9 +42,10 @@ import torch
 import torch.fx
 from torch.utils._sympy.functions import CeilDiv, FloorDiv
 
-from plugtrt.conversion import FLOATS, aten, arg, elementwise, get, is_dynamic, lift_rank, nonempty, \
-    only_first_output_used, out_dtype, reduce, reshape_to, sizes_computable, slice_to, static_trailing, \
-    typed, val
+from plugtrt.conversion import (
+    FLOATS, arg, aten, elementwise, is_dynamic, lift_rank, nonempty, only_first_output_used,
+    out_dtype, reduce, reshape_to, sizes_computable, slice_to, static_shapes, typed, val,
+)
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -186,7 +187,7 @@ def _avg_supported(nd: int):
 
 def _adaptive_supported(nd: int):
     def is_supported(node, settings) -> bool:
-        if not (_FLOAT_OK(node, settings) and static_trailing(node, nd)):
+        if not (_FLOAT_OK(node, settings) and static_shapes(node, last=nd)):
             return False  # a pooling window: symbolic sizes take _any_size's slices
         x = val(node.args[0])
         output = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
@@ -200,7 +201,7 @@ def _adaptive_supported(nd: int):
 
 # -- adaptive pooling to any size ------------------------------------------------------
 def _output_size(node: torch.fx.Node, nd: int) -> tuple[int, ...] | None:
-    output = arg(node, 1, "output_size")
+    output = arg(node.args, node.kwargs, 1, "output_size")
     output = [output] if isinstance(output, int) else list(output or ())
     if len(output) == 1:
         output = output * nd
@@ -286,16 +287,16 @@ def _expand1(value, default) -> int:
 
 
 def _params1d(node_args, node_kwargs, kind: str) -> dict:
-    kernel = _expand1(get(node_args, node_kwargs, 1, "kernel_size"), None)
-    p = {"kernel": kernel, "stride": _expand1(get(node_args, node_kwargs, 2, "stride"), kernel),
-         "padding": _expand1(get(node_args, node_kwargs, 3, "padding"), 0)}
+    kernel = _expand1(arg(node_args, node_kwargs, 1, "kernel_size"), None)
+    p = {"kernel": kernel, "stride": _expand1(arg(node_args, node_kwargs, 2, "stride"), kernel),
+         "padding": _expand1(arg(node_args, node_kwargs, 3, "padding"), 0)}
     if kind == "MAX":
-        p["dilation"] = _expand1(get(node_args, node_kwargs, 4, "dilation"), 1)
-        p["ceil_mode"] = bool(get(node_args, node_kwargs, 5, "ceil_mode", False))
+        p["dilation"] = _expand1(arg(node_args, node_kwargs, 4, "dilation"), 1)
+        p["ceil_mode"] = bool(arg(node_args, node_kwargs, 5, "ceil_mode", False))
     else:
         p["dilation"] = 1
-        p["ceil_mode"] = bool(get(node_args, node_kwargs, 4, "ceil_mode", False))
-        p["count_include_pad"] = bool(get(node_args, node_kwargs, 5, "count_include_pad", True))
+        p["ceil_mode"] = bool(arg(node_args, node_kwargs, 4, "ceil_mode", False))
+        p["count_include_pad"] = bool(arg(node_args, node_kwargs, 5, "count_include_pad", True))
     return p
 
 
@@ -346,11 +347,11 @@ def _expand_or(value, nd: int, default) -> tuple[int, ...]:
 
 
 def _divisor_params(node_args, node_kwargs, nd: int) -> dict:
-    kernel = _expand_or(get(node_args, node_kwargs, 1, "kernel_size"), nd, None)
-    return {"kernel": kernel, "stride": _expand_or(get(node_args, node_kwargs, 2, "stride"), nd, kernel),
-            "padding": _expand_or(get(node_args, node_kwargs, 3, "padding", 0), nd, (0,) * nd),
-            "ceil_mode": bool(get(node_args, node_kwargs, 4, "ceil_mode", False)),
-            "divisor": get(node_args, node_kwargs, 6, "divisor_override")}
+    kernel = _expand_or(arg(node_args, node_kwargs, 1, "kernel_size"), nd, None)
+    return {"kernel": kernel, "stride": _expand_or(arg(node_args, node_kwargs, 2, "stride"), nd, kernel),
+            "padding": _expand_or(arg(node_args, node_kwargs, 3, "padding", 0), nd, (0,) * nd),
+            "ceil_mode": bool(arg(node_args, node_kwargs, 4, "ceil_mode", False)),
+            "divisor": arg(node_args, node_kwargs, 6, "divisor_override")}
 
 
 def _avg_divisor(nd: int):
@@ -402,18 +403,18 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
         with_indices = getattr(aten, f"max_pool{nd}d_with_indices").default
         yield ConverterSpec(name=f"builtin.max_pool{nd}d_with_indices", target=with_indices,
                             convert=_max_pool(nd, True), is_supported=_max_supported(nd, True),
-                        supports_dynamic_shapes=True)
+                            supports_dynamic_shapes=True)
         yield ConverterSpec(name=f"builtin.avg_pool{nd}d", target=getattr(aten, f"avg_pool{nd}d").default,
                             convert=_avg_pool(nd), is_supported=_avg_supported(nd),
-                        supports_dynamic_shapes=True)
+                            supports_dynamic_shapes=True)
         yield ConverterSpec(name=f"builtin._adaptive_avg_pool{nd}d",
                             target=getattr(aten, f"_adaptive_avg_pool{nd}d").default,
                             convert=_adaptive_avg_pool(nd), is_supported=_adaptive_supported(nd),
-                        supports_dynamic_shapes=True)
+                            supports_dynamic_shapes=True)
         yield ConverterSpec(name=f"builtin.adaptive_avg_pool{nd}d",
                             target=getattr(aten, f"adaptive_avg_pool{nd}d").default,
                             convert=_adaptive_avg_pool(nd), is_supported=_adaptive_supported(nd),
-                        supports_dynamic_shapes=True)
+                            supports_dynamic_shapes=True)
     yield ConverterSpec(name="builtin.max_pool2d", target=aten.max_pool2d.default,
                         convert=_max_pool(2, False), is_supported=_max_supported(2, False),
                         supports_dynamic_shapes=True)

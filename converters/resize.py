@@ -67,9 +67,9 @@ _OPS = [
 def _arguments(node: torch.fx.Node, vec: bool, nd: int, align: bool
                ) -> tuple[bool, list[float | None]]:
     """``(align_corners, per-axis given scale or None)`` of an upsample node."""
-    align_corners = bool(arg(node, 2, "align_corners", False)) if align else False
+    align_corners = bool(arg(node.args, node.kwargs, 2, "align_corners", False)) if align else False
     if vec:
-        factors = arg(node, 3 if align else 2, "scale_factors")
+        factors = arg(node.args, node.kwargs, 3 if align else 2, "scale_factors")
         scales = list(factors) if factors is not None else [None] * nd
         if len(scales) == 1 and nd > 1:
             scales = scales * nd
@@ -77,7 +77,7 @@ def _arguments(node: torch.fx.Node, vec: bool, nd: int, align: bool
         names = {1: ("scales",), 2: ("scales_h", "scales_w"),
                  3: ("scales_d", "scales_h", "scales_w")}[nd]
         first = 3 if align else 2
-        scales = [arg(node, first + i, name) for i, name in enumerate(names)]
+        scales = [arg(node.args, node.kwargs, first + i, name) for i, name in enumerate(names)]
     return align_corners, [float(s) if s is not None and s > 0 else None for s in scales]
 
 

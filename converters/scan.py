@@ -25,8 +25,10 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import FLOATS, NUMERIC, aten, arg, elementwise, is_dynamic, \
-    norm_dim, out_dtype, shape_tensor, static_dims, typed, unary, val
+from plugtrt.conversion import (
+    FLOATS, NUMERIC, arg, aten, elementwise, is_dynamic, norm_dim, out_dtype, shape_tensor,
+    trt_dims, typed, unary, val,
+)
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 from plugtrt.trt_adapter import trt
@@ -73,7 +75,7 @@ def _shift(ctx, node, y, axis: int, step: int, fill, shape):
     starts = [0] * rank
     starts[axis] = -step
     dynamic = is_dynamic(shape)
-    layer = ctx.network.add_slice(y, tuple(starts), (1,) * rank if dynamic else static_dims(shape),
+    layer = ctx.network.add_slice(y, tuple(starts), (1,) * rank if dynamic else trt_dims(shape),
                                   (1,) * rank)
     if dynamic:
         layer.set_input(2, shape_tensor(ctx, shape, node))
@@ -150,7 +152,7 @@ def _supported(results, inputs, unrolled: bool):
 
     def is_supported(node: torch.fx.Node, settings) -> bool:
         x = val(node.args[0]) if node.args else None
-        dim = arg(node, 1, "dim")
+        dim = arg(node.args, node.kwargs, 1, "dim")
         if not isinstance(x, torch.Tensor) or x.dim() == 0 or not isinstance(dim, int):
             return False
         if unrolled:

@@ -18,27 +18,9 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
-    FLOATS,
-    INTS,
-    NUMERIC,
-    arg,
-    aten,
-    broadcast_to,
-    constant_value,
-    elementwise,
-    get,
-    is_dynamic,
-    nonempty,
-    norm_dim,
-    out_dtype,
-    reduce,
-    same_shape,
-    select,
-    sizes_computable,
-    slice_to,
-    static_shapes,
-    val,
-    wrap_index,
+    FLOATS, INTS, NUMERIC, arg, aten, broadcast_to, constant_value, elementwise, is_dynamic,
+    nonempty, norm_dim, out_dtype, reduce, same_shape, select, sizes_computable, slice_to,
+    static_shapes, val, wrap_index,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -49,7 +31,7 @@ _ONE_HOT_LIMIT = 1 << 22
 
 
 
-# -- helpers shared in spirit with advanced_indexing (converter modules import only the public
+# -- helpers shared in spirit with indexing (converter modules import only the public
 # API, not each other) ---------------------------------------------------------------------------
 def diagonal_geometry(shape: tuple, offset: int, dim1: int, dim2: int):
     rank = len(shape)
@@ -94,7 +76,8 @@ def _scatter_ok(node: torch.fx.Node, settings) -> bool:
     x, index = val(node.args[0]), val(node.args[2])
     if not isinstance(x, torch.Tensor) or x.dtype not in _DATA or x.dim() == 0:
         return False
-    if index.dtype not in INTS or index.dim() != x.dim() or arg(node, 4, "reduce") is not None:
+    reduced = arg(node.args, node.kwargs, 4, "reduce") is not None
+    if index.dtype not in INTS or index.dim() != x.dim() or reduced:
         return False
     src = val(node.args[3])
     if isinstance(src, torch.Tensor) and (src.dtype != x.dtype or src.dim() != x.dim()):
@@ -175,11 +158,11 @@ def _scatter_reduce(mode_of):
 
 def _two_mode(node):
     return {"sum": "sum", "prod": "prod", "amax": "amax", "amin": "amin", "mean": "mean"}[node.args[4]], \
-        bool(arg(node, 5, "include_self", True))
+        bool(arg(node.args, node.kwargs, 5, "include_self", True))
 
 
 def _legacy_mode(node):
-    return {"add": "sum", "multiply": "prod"}[arg(node, 4, "reduce")], True
+    return {"add": "sum", "multiply": "prod"}[arg(node.args, node.kwargs, 4, "reduce")], True
 
 
 def _reduce_ok(mode_of, allowed_modes):
@@ -217,7 +200,7 @@ def _index_along(ctx, node, index, rank: int, axis: int, size):
 
 def _index_add(ctx, node, args, kwargs):
     x, dim, index, src = args[:4]
-    alpha = get(args, kwargs, 4, "alpha", 1)
+    alpha = arg(args, kwargs, 4, "alpha", 1)
     rank = len(x.shape)
     axis = norm_dim(dim, rank)
     dtype = out_dtype(ctx, node)
@@ -362,9 +345,9 @@ def _slice_scatter(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
     if same_shape(val(node.args[1]).shape, x_shape):  # the whole of x replaced
         return ctx.cast(src, dtype, node)
-    axis = norm_dim(get(args, kwargs, 2, "dim", 0), len(x_shape))
-    begin, count, step = _slice_bounds(node, x_shape[axis], get(args, kwargs, 3, "start"),
-                                       get(args, kwargs, 4, "end"), get(args, kwargs, 5, "step", 1))
+    axis = norm_dim(arg(args, kwargs, 2, "dim", 0), len(x_shape))
+    begin, count, step = _slice_bounds(node, x_shape[axis], arg(args, kwargs, 3, "start"),
+                                       arg(args, kwargs, 4, "end"), arg(args, kwargs, 5, "step", 1))
     dtype = out_dtype(ctx, node)
     return _place(ctx, node, ctx.cast(x, dtype, node), ctx.cast(src, dtype, node), x_shape,
                   tuple(val(node.args[1]).shape), axis, begin, count, step)
@@ -376,8 +359,9 @@ def _slice_scatter_ok(node: torch.fx.Node, settings) -> bool:
         return False
     if same_shape(src.shape, x.shape):
         return nonempty(node)
-    axis = norm_dim(arg(node, 2, "dim", 0), x.dim())
-    bounds = [arg(node, 3, "start"), arg(node, 4, "end"), arg(node, 5, "step", 1)]
+    axis = norm_dim(arg(node.args, node.kwargs, 2, "dim", 0), x.dim())
+    a, k = node.args, node.kwargs
+    bounds = [arg(a, k, 3, "start"), arg(a, k, 4, "end"), arg(a, k, 5, "step", 1)]
     if is_dynamic([x.shape[axis]]) or any(b is not None and not isinstance(b, int) for b in bounds):
         return False  # the cut points are folded from a static size and int bounds
     if bounds[2] != 1 and is_dynamic(src.shape):
@@ -410,8 +394,8 @@ def _diagonal_scatter(ctx, node, args, kwargs):
     """SCATTER/ELEMENT on ``x`` with the two dims flattened into one last axis."""
     x, src = args[:2]
     shape = tuple(val(node.args[0]).shape)
-    d1, d2, others, flat = diagonal_geometry(shape, get(args, kwargs, 2, "offset", 0),
-                                             get(args, kwargs, 3, "dim1", 0), get(args, kwargs, 4, "dim2", 1))
+    d1, d2, others, flat = diagonal_geometry(shape, arg(args, kwargs, 2, "offset", 0),
+                                             arg(args, kwargs, 3, "dim1", 0), arg(args, kwargs, 4, "dim2", 1))
     dtype = out_dtype(ctx, node)
     perm = others + [d1, d2]
     kept = [shape[d] for d in others]
@@ -432,7 +416,8 @@ def _diagonal_scatter_ok(node: torch.fx.Node, settings) -> bool:
     if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.dtype not in _DATA:
         return False
     rank = x.dim()
-    d1, d2 = norm_dim(arg(node, 3, "dim1", 0), rank), norm_dim(arg(node, 4, "dim2", 1), rank)
+    d1 = norm_dim(arg(node.args, node.kwargs, 3, "dim1", 0), rank)
+    d2 = norm_dim(arg(node.args, node.kwargs, 4, "dim2", 1), rank)
     if d1 == d2 or is_dynamic([x.shape[d1], x.shape[d2]]):
         return False  # the diagonal's positions are folded from the two (static) dims
     return nonempty(node) and isinstance(src, torch.Tensor) \

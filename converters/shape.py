@@ -1,13 +1,14 @@
 """Built-in converters for ops that move data without arithmetic: views and reshapes,
-permutes and transposes, (un)squeeze, expand, cat, slice, select, every split and chunk, and
-clone, each with export's functional ``*_copy`` forms and the aliases tracing leaves
-(``swapaxes``, ``expand_as``, ``unsafe_split`` ...).
+permutes and transposes, (un)squeeze, expand, cat, slice, select, narrow, movedim, every split
+and chunk, and clone, each with export's functional ``*_copy`` forms and the aliases tracing
+leaves (``swapaxes``, ``expand_as``, ``unsafe_split`` ...). Through ``torch.compile`` the
+composite ones (``narrow``, ``movedim``, ``chunk`` ...) never arrive; tracers that keep
+composite ops (pre-dispatch ``make_fx``, export) produce them.
 
 Each converter takes the result's shape from the node's fake value rather than re-deriving
 torch's rules (``-1`` in a view, squeeze of non-unit dims, ...). Where a size is symbolic, the
 same sizes reach the layers as shape tensors (``ctx.shuffle``, ``slice_to``), so one engine
-serves every size of a dynamic dim.
-"""
+serves every size of a dynamic dim."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -16,24 +17,16 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
-    NUMERIC,
-    arg,
-    aten,
-    get,
-    is_dynamic,
-    lift_rank,
-    norm_dim,
-    out_dtype,
-    same_shape,
-    sizes_computable,
-    slice_to,
-    typed,
-    val,
+    NUMERIC, arg, aten, is_dynamic, lift_rank, norm_dim, out_dtype, same_shape,
+    sizes_computable, slice_to, typed, val,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
 
+
 _ANY = NUMERIC | {torch.bool, torch.int8, torch.uint8}
+
+
 _OK = typed(_ANY)
 
 
@@ -97,7 +90,7 @@ def _cat(ctx, node, args, kwargs):
     tensors = [ctx.cast(t, dtype, node) for t, v in zip(args[0], node.args[0]) if _has_elements(val(v))]
     rank = len(val(node).shape)
     layer = ctx.network.add_concatenation(tensors)
-    layer.axis = norm_dim(get(args, kwargs, 1, "dim", 0), rank)
+    layer.axis = norm_dim(arg(args, kwargs, 1, "dim", 0), rank)
     return ctx.finish(layer, node)
 
 
@@ -119,10 +112,10 @@ def _cat_supported(node, settings) -> bool:
 def _slice(ctx, node, args, kwargs):
     source = val(node.args[0]).shape
     rank = len(source)
-    dim = norm_dim(arg(node, 1, "dim", 0), rank)
+    dim = norm_dim(arg(node.args, node.kwargs, 1, "dim", 0), rank)
     start, end = (val(b) if isinstance(b, torch.fx.Node) else b
-                  for b in (arg(node, 2, "start"), arg(node, 3, "end")))
-    step = arg(node, 4, "step", 1)
+                  for b in (arg(node.args, node.kwargs, 2, "start"), arg(node.args, node.kwargs, 3, "end")))
+    step = arg(node.args, node.kwargs, 4, "step", 1)
     if isinstance(source[dim], int) and not isinstance(start, torch.SymInt) \
             and not isinstance(end, torch.SymInt):
         begin, _, _ = slice(start, end, step).indices(source[dim])
@@ -138,12 +131,12 @@ def _slice(ctx, node, args, kwargs):
 
 
 def _slice_supported(node, settings) -> bool:
-    step = arg(node, 4, "step", 1)
-    start = arg(node, 2, "start")
+    step = arg(node.args, node.kwargs, 4, "step", 1)
+    start = arg(node.args, node.kwargs, 2, "start")
     x = val(node.args[0])
     if not (isinstance(step, int) and step >= 1 and x.dim() >= 1 and _OK(node, settings)):
         return False
-    bounds = [start, arg(node, 3, "end")]
+    bounds = [start, arg(node.args, node.kwargs, 3, "end")]
     if not all(b is None or isinstance(b, int) or isinstance(val(b), torch.SymInt) for b in bounds):
         return False
     # from the end of a dynamic dim, the start is computed (and clamped at 0) in the engine
@@ -170,7 +163,7 @@ def _split(ctx, node, args, kwargs):
     argument 2, sizes from the node's results (consecutive pieces, none empty)."""
     x = args[0]
     rank = len(x.shape)
-    dim = norm_dim(get(args, kwargs, 2, "dim", 0), rank)
+    dim = norm_dim(arg(args, kwargs, 2, "dim", 0), rank)
     outputs, offset = [], 0
     for i, piece in enumerate(val(node)):
         starts = [0] * rank
@@ -184,7 +177,7 @@ def _split_supported(node, settings) -> bool:
     """Non-empty pieces (TensorRT has no empty tensors; ``tensor_split`` past the end, or
     ``chunk`` into more pieces than elements, makes some) of a tensor of rank >= 1."""
     pieces = val(node)
-    return (isinstance(pieces, (tuple, list)) and isinstance(arg(node, 2, "dim", 0), int)
+    return (isinstance(pieces, (tuple, list)) and isinstance(arg(node.args, node.kwargs, 2, "dim", 0), int)
             and val(node.args[0]).dim() >= 1 and all(_has_elements(p) for p in pieces)
             and _OK(node, settings))
 
@@ -207,10 +200,16 @@ _RESHAPES = [
     ("unsqueeze_copy", aten.unsqueeze_copy.default), ("squeeze_copy", aten.squeeze_copy.default),
     ("squeeze_copy.dim", aten.squeeze_copy.dim), ("squeeze_copy.dims", aten.squeeze_copy.dims),
 ]
+
+
 _TRANSPOSES = [("transpose", aten.transpose.int), ("transpose_copy", aten.transpose_copy.int),
                ("swapaxes", aten.swapaxes.default), ("swapdims", aten.swapdims.default)]
+
+
 _EXPANDS = [("expand", aten.expand.default), ("expand_copy", aten.expand_copy.default),
             ("expand_as", aten.expand_as.default)]
+
+
 _SPLITS = [
     ("split", aten.split.Tensor), ("split_with_sizes", aten.split_with_sizes.default),
     ("chunk", aten.chunk.default), ("unsafe_chunk", aten.unsafe_chunk.default),
@@ -220,6 +219,98 @@ _SPLITS = [
     ("unsafe_split_with_sizes", aten.unsafe_split_with_sizes.default),
     ("split_copy", aten.split_copy.Tensor), ("split_with_sizes_copy", aten.split_with_sizes_copy.default),
 ]
+
+
+aten = torch.ops.aten
+
+
+# -- narrow, slice_copy --------------------------------------------------------------------------
+def _slice_along(ctx, node, x, dim: int, begin, step: int = 1):
+    source = val(node.args[0]).shape
+    out = val(node).shape
+    if same_shape(out, source):
+        return x
+    starts, strides = [0] * len(source), [1] * len(source)
+    starts[dim], strides[dim] = begin, step
+    return slice_to(ctx, x, starts, out, strides, node)
+
+
+def _bound(value):
+    return val(value) if isinstance(value, torch.fx.Node) else value
+
+
+def _narrow(ctx, node, args, kwargs):
+    source = val(node.args[0]).shape
+    dim = norm_dim(args[1], len(source))
+    start = _bound(node.args[2])
+    if isinstance(start, int) and start < 0:
+        start += source[dim]
+    return _slice_along(ctx, node, args[0], dim, start)
+
+
+def _narrow_supported(node, settings) -> bool:
+    source = val(node.args[0])
+    if len(node.args) < 4 or source.dim() < 1 or not isinstance(node.args[1], int):
+        return False
+    start = _bound(node.args[2])
+    if not (isinstance(start, int) or isinstance(start, torch.SymInt)):
+        return False
+    size = source.shape[norm_dim(node.args[1], source.dim())]
+    # a negative start counts from the end: known only for a static dim
+    return (isinstance(size, int) or not (isinstance(start, int) and start < 0)) and _OK(node, settings)
+
+
+def _slice_copy(ctx, node, args, kwargs):
+    source = val(node.args[0]).shape
+    dim = norm_dim(arg(node.args, node.kwargs, 1, "dim", 0), len(source))
+    start = _bound(arg(node.args, node.kwargs, 2, "start"))
+    end = _bound(arg(node.args, node.kwargs, 3, "end"))
+    step = arg(node.args, node.kwargs, 4, "step", 1)
+    if isinstance(source[dim], int) and not isinstance(start, torch.SymInt) \
+            and not isinstance(end, torch.SymInt):
+        begin, _, _ = slice(start, end, step).indices(source[dim])
+    else:
+        begin = start or 0
+    return _slice_along(ctx, node, args[0], dim, begin, step)
+
+
+def _slice_copy_supported(node, settings) -> bool:
+    x = val(node.args[0])
+    step, start = arg(node.args, node.kwargs, 4, "step", 1), arg(node.args, node.kwargs, 2, "start")
+    if not (isinstance(step, int) and step >= 1 and x.dim() >= 1 and _OK(node, settings)):
+        return False
+    bounds = [start, arg(node.args, node.kwargs, 3, "end")]
+    if not all(b is None or isinstance(b, int) or isinstance(_bound(b), torch.SymInt) for b in bounds):
+        return False
+    dim_size = x.shape[norm_dim(arg(node.args, node.kwargs, 1, "dim", 0), x.dim())]
+    return isinstance(dim_size, int) or not (isinstance(start, int) and start < 0)
+
+
+# -- permutations -----------------------------------------------------------------------------
+def _movedim_perm(source, destination, rank: int) -> list[int]:
+    """torch.movedim's order of the input dims in the result."""
+    source = [norm_dim(d, rank) for d in ([source] if isinstance(source, int) else source)]
+    destination = [norm_dim(d, rank) for d in ([destination] if isinstance(destination, int) else destination)]
+    order = [-1] * rank
+    for s, d in zip(source, destination):
+        order[d] = s
+    rest = iter(d for d in range(rank) if d not in source)
+    return [o if o >= 0 else next(rest) for o in order]
+
+
+def _movedim(ctx, node, args, kwargs):
+    rank = len(args[0].shape)
+    return _shuffle(ctx, node, args[0], perm=_movedim_perm(args[1], args[2], rank))
+
+
+def _ints(index: int, name: str, allow_single: bool = False):
+    def check(node, settings) -> bool:
+        value = arg(node.args, node.kwargs, index, name)
+        if allow_single and isinstance(value, int):
+            return _OK(node, settings)
+        return (isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value)
+                and _OK(node, settings))
+    return check
 
 
 @hookimpl
@@ -241,3 +332,12 @@ def plugtrt_converters() -> Iterator[ConverterSpec]:
         for name, target in targets:
             yield ConverterSpec(name=f"builtin.{name}", target=target, convert=convert,
                                 is_supported=is_supported, supports_dynamic_shapes=True)
+    dynamic = dict(supports_dynamic_shapes=True)
+    for name, target in (("narrow", aten.narrow.default), ("narrow_copy", aten.narrow_copy.default)):
+        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_narrow,
+                            is_supported=_narrow_supported, **dynamic)
+    yield ConverterSpec(name="builtin.slice_copy", target=aten.slice_copy.Tensor, convert=_slice_copy,
+                        is_supported=_slice_copy_supported, **dynamic)
+    for name, target in (("movedim.int", aten.movedim.int), ("movedim.intlist", aten.movedim.intlist)):
+        yield ConverterSpec(name=f"builtin.{name}", target=target, convert=_movedim,
+                            is_supported=_ints(1, "source", allow_single=True), **dynamic)

@@ -142,10 +142,10 @@ def _axis_ok(x: torch.Tensor, dim) -> bool:
 
 def _topk_supported(node: torch.fx.Node, settings) -> bool:
     x = val(node.args[0]) if node.args else None
-    k = arg(node, 1, "k")
+    k = arg(node.args, node.kwargs, 1, "k")
     if not isinstance(x, torch.Tensor) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         return False
-    return _axis_ok(x, arg(node, 2, "dim", -1)) and typed(_IN | INTS, _IN)(node, settings)
+    return _axis_ok(x, arg(node.args, node.kwargs, 2, "dim", -1)) and typed(_IN | INTS, _IN)(node, settings)
 
 
 def _sort_supported(stable_overload: bool):
@@ -156,7 +156,7 @@ def _sort_supported(stable_overload: bool):
         if stable_overload:
             stable, dim = node.kwargs.get("stable"), node.kwargs.get("dim", -1)
         else:
-            stable, dim = False, arg(node, 1, "dim", -1)
+            stable, dim = False, arg(node.args, node.kwargs, 1, "dim", -1)
         if not _axis_ok(x, dim):
             return False
         n = x.shape[norm_dim(dim, x.dim())]

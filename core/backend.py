@@ -16,7 +16,6 @@ import itertools
 import logging
 import threading
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,12 +28,14 @@ from plugtrt.compiler import EngineFailedWithoutBlock, compile_aten
 from plugtrt.decompositions import decomposition_table
 from plugtrt.dynamic import DynamicSizes
 from plugtrt.engine_cache import open_cache
-from plugtrt.errors import InvalidOptionError, PlugtrtError
+from plugtrt.errors import InvalidOptionError, PlugtrtError, warn_user
 from plugtrt.manager import PluginRegistry, default_registry
 from plugtrt.report import MAX_REPORTS, CompileReport, record
-from plugtrt.runtimes_select import select_runtime
+from plugtrt.runtimes_select import select_runtime, warn_reference_runtime
 from plugtrt.settings import CompilationSettings
-from plugtrt.tracing import check_metadata_writes, module_weight_indices, specialise_scalars, trace_to_aten
+from plugtrt.tracing import (
+    check_metadata_writes, input_names, module_weight_indices, specialise_scalars, trace_to_aten,
+)
 from plugtrt.weights import FrozenWeights
 
 logger = logging.getLogger("plugtrt")
@@ -108,7 +109,7 @@ def _warn_grad(graph: str) -> None:
     global _grad_warned
     if not _grad_warned:
         _grad_warned = True
-        warnings.warn(_GRAD_WARNING.format(graph=graph), stacklevel=3)
+        warn_user(_GRAD_WARNING.format(graph=graph))
     logger.debug(_GRAD_WARNING.format(graph=graph))
 
 
@@ -116,6 +117,45 @@ def _first_line(exc: Exception, limit: int = 300) -> str:
     """The exception's type and first line: some (AOT's) repr whole dataclasses, kilobytes long."""
     text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
     return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def _no_engine_message(report: CompileReport, settings: CompilationSettings, dynamic: bool) -> str | None:
+    """Why a graph that has ops built no engine, and what to do: None where it built one, where
+    it was not meant to (a dry run), or where a warning already said why (a failure, a dynamic
+    graph's own warning)."""
+    coverage = report.coverage
+    if report.engines or report.dry_run or report.fallbacks or dynamic or not coverage or not coverage["total"]:
+        return None
+    total, supported = coverage["total"], coverage["supported"]
+    head = f"plugtrt: {report.graph} builds no TensorRT engine and runs in PyTorch: "
+    if supported == 0:
+        worst = sorted(coverage["unsupported"].items(), key=lambda kv: -len(kv[1]["nodes"]))[:3]
+        listed = "; ".join(f"{op}: {entry['reason']}" for op, entry in worst)
+        return (head + f"none of its {total} ops can run in TensorRT ({listed}). Install a converter "
+                "plugin for them, or list every op and why with options={'debug': True, "
+                "'min_block_size': float('inf')}.")
+    return (head + f"{supported} of its {total} ops can run in TensorRT, but they form no block of "
+            f"min_block_size={settings.min_block_size} ops. Set a smaller min_block_size in "
+            "torch.compile's options to build engines for such small blocks.")
+
+
+_BATCH_NORMS = {torch.nn.functional.batch_norm, torch.batch_norm}
+
+
+def _train_mode_batch_norm(gm: torch.fx.GraphModule, graph: str) -> str | None:
+    """The message for a graph that failed to trace because a batch norm in training mode
+    writes its running statistics (AOT refuses the write under no_grad), or None."""
+    from plugtrt.conversion import source_line
+
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target not in _BATCH_NORMS:
+            continue
+        training = node.kwargs.get("training", node.args[5] if len(node.args) > 5 else False)
+        if training is True:
+            return (f"plugtrt: {graph} runs in PyTorch: its batch norm at {source_line(node)} is in "
+                    "training mode, where it updates its running statistics, which an inference "
+                    "engine cannot do. Call model.eval() before compiling to build engines.")
+    return None
 
 
 def _engine_settings(settings: CompilationSettings, args: Sequence[Any]) -> CompilationSettings:
@@ -140,6 +180,9 @@ class CompiledGraph:
         self.settings = settings
         self.registry = registry
         self.name = f"graph_{next(_graph_ids)}"
+        self._input_names = input_names(gm)  # now: dynamo drops the sources once compiled
+        self._told: set[str] = set()
+        """Warnings given about this graph: each once, however often it recompiles."""
         self.needs_grad = _needs_grad(example_inputs)
         """Dynamo guards grad mode and requires_grad, so this holds for every call."""
         self.frozen: tuple[int, ...] = ()
@@ -216,23 +259,28 @@ class CompiledGraph:
         restless = [i for i in changed
                     if self._changes[i] >= _DEMOTE_AFTER_CHANGES or args[i].is_inference()]
         if restless:
-            logger.warning("plugtrt: inputs %s of %s changed %d times since compiling, or became "
+            logger.warning("plugtrt: weights %s of %s changed %d times since compiling, or became "
                            "inference tensors; they are engine inputs from now on, not constants",
-                           restless, self.name, _DEMOTE_AFTER_CHANGES)
+                           self._names(restless), self.name, _DEMOTE_AFTER_CHANGES)
             self._set_frozen(tuple(i for i in self.frozen if i not in restless), args)
         else:
             logger.warning("plugtrt: frozen weights %s of %s changed since their engines were "
-                           "built; rebuilding them", list(changed), self.name)
+                           "built; rebuilding them", self._names(changed), self.name)
         self.specialisations.clear()
         self.modules.clear()
 
     def _run_aliased(self, args: Sequence[Any]) -> Any:
         if not self._warned_aliased:
             self._warned_aliased = True
-            warnings.warn(f"plugtrt: {self.name} writes an input that shares memory with another "
-                          "input; calls like this one run in PyTorch. Pass separate tensors (or "
-                          ".clone() one) to use the engines.", stacklevel=3)
+            warn_user(f"plugtrt: {self.name} writes an input that shares memory with another "
+                      "input; calls like this one run in PyTorch. Pass separate tensors (or "
+                      ".clone() one) to use the engines.")
         return self.gm.forward(*args)
+
+    def _names(self, inputs: Sequence[int]) -> list[str]:
+        """The model's names for graph inputs (``seq.0.weight``), for messages about weights."""
+        names = self._input_names
+        return [names[i] if i < len(names) else f"input {i}" for i in inputs]
 
     def _key(self, args: Sequence[Any]) -> tuple:
         """One specialisation per signature; a dynamic graph has one for all sizes in its profile."""
@@ -274,11 +322,14 @@ class CompiledGraph:
         except Exception as exc:
             if self.settings.pass_through_build_failures:
                 raise
-            message = (f"plugtrt could not compile {report.graph} and runs it in PyTorch: "
-                       f"{_first_line(exc)}. Set pass_through_build_failures=True to raise instead "
-                       "(debug=True logs the whole error).")
+            message = _train_mode_batch_norm(self.gm, report.graph) or (
+                f"plugtrt could not compile {report.graph} and runs it in PyTorch: "
+                f"{_first_line(exc)}. Set pass_through_build_failures=True to raise instead "
+                "(debug=True logs the whole error).")
             logger.debug("%s failed to compile", report.graph, exc_info=exc)
-            warnings.warn(message, stacklevel=2)
+            if message not in self._told:  # a recompile (a weight changed) fails alike
+                self._told.add(message)
+                warn_user(message)
             report.fallbacks.append(message)
             module = None
         report.stage_seconds["total"] = time.perf_counter() - start
@@ -288,6 +339,11 @@ class CompiledGraph:
         record(report)
         self.reports.append(report)
         logger.debug("%s", report.summary())
+        warn_reference_runtime(self.registry, settings, report)
+        why = _no_engine_message(report, settings, self.dynamic is not None)
+        if why is not None and why not in self._told:
+            self._told.add(why)
+            warn_user(why)
         if self.dynamic is not None and not report.engines and report.pytorch_ops:
             ops = ", ".join(f"{op} x{n}" for op, n in collections.Counter(report.pytorch_ops).most_common(5))
             logger.warning("plugtrt: %s has symbolic sizes and builds no engine: it runs in PyTorch "

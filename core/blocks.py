@@ -14,7 +14,7 @@ import torch.fx
 from plugtrt.shapes import is_size_node
 
 TENSORRT_BLOCK_PREFIX = "_run_on_acc_"
-PYTORCH_BLOCK_PREFIX = "_run_on_gpu_"
+PYTORCH_BLOCK_PREFIX = "_run_in_pytorch_"  # wherever PyTorch runs it: CPU or GPU
 
 
 def block_size(nodes) -> int:

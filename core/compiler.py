@@ -10,7 +10,6 @@ import bisect
 import logging
 import operator
 import time
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +26,7 @@ from plugtrt.decompositions import decompose_declined
 from plugtrt.dynamic import by_name, unbacked_bounds
 from plugtrt.engine_cache import open_cache
 from plugtrt.engine_key import EngineKey, engine_key
-from plugtrt.errors import ConversionError, NetworkRejectedError, PlugtrtError
+from plugtrt.errors import ConversionError, NetworkRejectedError, PlugtrtError, warn_user
 from plugtrt.interpreter import NetworkInterpreter
 from plugtrt.precision import mark_float32
 from plugtrt.report import CompileReport, EngineReport
@@ -85,9 +84,10 @@ def compile_aten(gm: torch.fx.GraphModule, registry: Any, settings: Any, report:
     if settings.dry_run:
         report.dry_run = True
         text = format_coverage(report.coverage, report.graph)
-        logger.info("%s", text)
-        if settings.debug:
+        if settings.debug:  # what the user asked to see: printed once, not logged beside it
             print(text)
+        else:
+            logger.info("%s", text)
         return None
     if settings.require_full_compilation and report.coverage["unsupported"]:
         raise ConversionError(
@@ -158,7 +158,7 @@ def _replace_block(parted: torch.fx.GraphModule, block: torch.fx.Node, blocks: _
             f"plugtrt: {where} did not build whole; bisected, it runs in "
             f"{len(blocks.report.engines) - engines} engine(s) and these ops run in PyTorch instead:",
             *(f"  - {_ops_of(piece)}: {reason}" for piece, reason in failed), hint])
-    warnings.warn(message, stacklevel=2)
+    warn_user(message)
     blocks.report.fallbacks.append(message)
 
 
@@ -341,7 +341,7 @@ class ContainedEngine(torch.nn.Module):
                 self.failure = (f"plugtrt: {self.where} failed at run time and {instead}runs in PyTorch "
                                 f"from now on: {exc!r}. Set pass_through_build_failures=True to raise "
                                 "instead.")
-                warnings.warn(self.failure, stacklevel=2)
+                warn_user(self.failure)
                 self._report.fallbacks.append(self.failure)
         if self.block is None:
             raise EngineFailedWithoutBlock(self.failure)

@@ -38,6 +38,25 @@ nothing changes, and ``shuffle`` extends the previous shuffle where only this no
 Every layer a converter adds is named after the node and its source line (:meth:`ConversionContext.name`
 and :meth:`~ConversionContext.finish`), so TensorRT's errors and the engine reports point at
 the user's code.
+
+What a converter package may use is ``__all__``, nothing else (tests/core/test_boundaries.py
+holds the built-in converters and the example package to it):
+
+- reading a node (validators): :func:`val`, :func:`arg` (the one way to read an argument, of the
+  node or of the converter's mapped ``args``/``kwargs``), :func:`node_tensors`,
+  :func:`static_shapes`, :func:`nonempty`, :func:`dtypes_ok`, :func:`only_first_output_used`,
+  :func:`constant_value`, :func:`is_dynamic`, :func:`same_shape`, :func:`sizes_computable`,
+  :func:`scalar_computable`, :func:`unbacked_symbols`, :func:`builder_refusal`;
+- building validators: :func:`static` and :func:`typed` (dtypes, with or without static
+  shapes), :func:`all_of`, :class:`Declined` (declining with a reason the coverage report
+  shows); the dtype sets ``FLOATS``, ``INTS``, ``NUMERIC``;
+- building layers: :class:`ConversionContext` (``ctx``), :func:`is_tensor` (an ITensor of the
+  network, where an argument may also arrive as a constant), :func:`elementwise`, :func:`unary`,
+  :func:`activation`, :func:`reduce`, :func:`select`, :func:`broadcast_to`, :func:`wrap_index`,
+  :func:`linspace_fill`, :func:`out_dtype`, :func:`rank_of`, :func:`norm_dim`,
+  :func:`axes_mask`; for dynamic shapes :func:`shape_tensor`, :func:`size_tensor`,
+  :func:`bind_sizes`, :func:`lift_rank`, :func:`reshape_to`, :func:`slice_to`, :func:`trt_dims`;
+- naming: :func:`describe`, :func:`source_line`; ``aten`` is ``torch.ops.aten``.
 """
 from __future__ import annotations
 
@@ -55,8 +74,7 @@ import torch.fx
 import torch.utils._pytree as pytree
 
 from plugtrt.errors import ConversionError
-from plugtrt.shapes import (  # noqa: F401  (part of this public API)
-    bind_input,
+from plugtrt.shapes import (  # re-exported: part of this public API
     bind_sizes,
     is_dynamic,
     lift_rank,
@@ -67,10 +85,20 @@ from plugtrt.shapes import (  # noqa: F401  (part of this public API)
     size_tensor,
     sizes_computable,
     slice_to,
-    static_dims,
+    trt_dims,
     unbacked_symbols,
 )
 from plugtrt.trt_adapter import to_torch_dtype, to_trt_dtype, trt
+
+__all__ = [
+    "ConversionContext", "Declined", "FLOATS", "INTS", "NUMERIC", "Validator", "activation", "all_of",
+    "arg", "aten", "axes_mask", "bind_sizes", "broadcast_to", "builder_refusal",
+    "constant_value", "describe", "dtypes_ok", "elementwise", "is_dynamic", "is_tensor", "lift_rank",
+    "linspace_fill", "node_tensors", "nonempty", "norm_dim", "only_first_output_used",
+    "out_dtype", "rank_of", "reduce", "reshape_to", "same_shape", "scalar_computable", "select",
+    "shape_tensor", "size_tensor", "sizes_computable", "slice_to", "source_line", "static",
+    "static_shapes", "trt_dims", "typed", "unary", "unbacked_symbols", "val", "wrap_index",
+]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 aten = torch.ops.aten
@@ -414,19 +442,18 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return [t for t in pytree.tree_leaves(value) if isinstance(t, torch.Tensor)]
 
 
-def static_shapes(node: torch.fx.Node, *, allow_empty: bool = False) -> bool:
+def static_shapes(node: torch.fx.Node, *, last: int | None = None, allow_empty: bool = False) -> bool:
     """Every tensor the node reads or makes has a known, concrete shape (no SymInt), and (unless
-    ``allow_empty``) at least one element: the converters here build static-shape networks."""
+    ``allow_empty``) at least one element: what a converter that builds static-shape layers
+    needs. With ``last``, only each tensor's last ``last`` dims must be static (the channels and
+    spatial dims of a convolution or pooling; leading dims such as the batch may be dynamic),
+    and emptiness is not checked. :func:`static` is the validator built on it."""
     tensors = node_tensors(node)
+    if last is not None:
+        return all(isinstance(d, int) for t in tensors for d in t.shape[-last:] if last)
     if not tensors or not all(isinstance(d, int) for t in tensors for d in t.shape):
         return False
     return allow_empty or all(t.numel() > 0 for t in tensors)
-
-
-def static_trailing(node: torch.fx.Node, count: int) -> bool:
-    """The last ``count`` dims of every tensor the node reads or makes are static (the channels
-    and spatial dims of a convolution or pooling; leading dims such as the batch may be dynamic)."""
-    return all(isinstance(d, int) for t in node_tensors(node) for d in t.shape[-count:] if count)
 
 
 def dtypes_ok(node: torch.fx.Node, allowed: Iterable[torch.dtype],
@@ -464,15 +491,10 @@ class Declined:
         return f"Declined({self.reason!r})"
 
 
-def arg(node: torch.fx.Node, index: int, name: str, default: Any = None) -> Any:
-    """Argument ``index`` / keyword ``name`` of ``node`` (positional first)."""
-    if len(node.args) > index:
-        return node.args[index]
-    return node.kwargs.get(name, default)
-
-
-def get(args: Sequence[Any], kwargs: dict, index: int, name: str, default: Any = None) -> Any:
-    """The same for a converter's mapped ``args``/``kwargs``."""
+def arg(args: Sequence[Any], kwargs: dict, index: int, name: str, default: Any = None) -> Any:
+    """Argument ``index`` (positional) or keyword ``name`` of an op, else ``default``: the one
+    way to read an argument, in a validator (``arg(node.args, node.kwargs, ...)``: FX nodes and
+    python values) and in a converter (``arg(args, kwargs, ...)``: ITensors in place of nodes)."""
     if len(args) > index:
         return args[index]
     return kwargs.get(name, default)
@@ -517,22 +539,6 @@ def nonempty(node: torch.fx.Node) -> bool:
     return bool(tensors) and all(is_dynamic(t.shape) or t.numel() > 0 for t in tensors)
 
 
-# -- folding constants in torch -------------------------------------------------------------
-def batch_norm_scale_shift(weight: torch.Tensor | None, bias: torch.Tensor | None,
-                           mean: torch.Tensor, var: torch.Tensor, eps: float
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The per-channel ``(scale, shift)`` of inference batch norm, ``y = x * scale + shift``,
-    in float64: a tiny or huge running variance loses nothing before the caller rounds once,
-    to the dtype it needs (shared by the batch-norm converter and the conv+bn folding pass)."""
-    scale = torch.rsqrt(var.double() + eps)
-    if weight is not None:
-        scale = scale * weight.double()
-    shift = -mean.double() * scale
-    if bias is not None:
-        shift = shift + bias.double()
-    return scale, shift
-
-
 def norm_dim(dim: int, rank: int) -> int:
     """``dim`` in ``[0, rank)`` (a scalar, rank 0, takes dims 0 and -1)."""
     return dim % max(rank, 1)
@@ -548,6 +554,8 @@ def out_dtype(ctx: Any, node: torch.fx.Node, index: int | None = None) -> torch.
 
 # -- building layers (converters) ----------------------------------------------------------
 def is_tensor(x: Any) -> bool:
+    """``x`` is a TensorRT ITensor of the network being built (not a ``torch.Tensor`` constant or
+    a Python number, as arguments named in ``constant_args`` or folded scalars arrive)."""
     return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, torch.Tensor)
 
 

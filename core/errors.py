@@ -1,6 +1,13 @@
 """Every exception plugtrt raises on purpose; each message says what failed and how to fix it."""
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
+import sys
+import warnings
+from pathlib import Path
+
 
 class PlugtrtError(Exception):
     """Base class of plugtrt's own errors."""
@@ -48,3 +55,30 @@ class ReferenceMismatchError(PlugtrtError):
 
 class UnsupportedLayerError(PlugtrtError, NotImplementedError):
     """The reference runtime met a layer type or parameter it cannot evaluate yet."""
+
+
+@functools.cache
+def _internal_folders() -> tuple[str, ...]:
+    """plugtrt's own folders (the core and the built-in plugins, installed or editable), torch's
+    and the standard library's (contextlib, functools): no user code lives in them. Found
+    without importing torch, so that importing this module stays cheap."""
+    core = Path(__file__).resolve().parent
+    torch_spec = importlib.util.find_spec("torch")
+    folders = [core, *(core.parent / d for d in ("converters", "lowering", "partitioners",
+                                                 "runtimes", "stores")),
+               Path(os.__file__).resolve().parent]
+    if torch_spec is not None and torch_spec.origin:
+        folders.append(Path(torch_spec.origin).resolve().parent)
+    return tuple(str(folder) + os.sep for folder in folders)
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the user's line: the innermost frame outside plugtrt,
+    its plugins and torch (the ``model(x)`` that compiled or called the graph), not the line of
+    plugtrt that noticed. A fixed ``stacklevel`` cannot say that: how deep dynamo calls the
+    backend differs between the first call, a recompile and a graph-cache restore."""
+    internal = _internal_folders()
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(internal):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level if frame is not None else 2)

@@ -20,7 +20,7 @@ from plugtrt.dynamic import Bounds, engine_profiles
 from plugtrt.engine import BoundarySpec
 from plugtrt.errors import ConversionError
 from plugtrt.precision import float32_nodes
-from plugtrt.shapes import bind_input, is_dynamic, is_size_node, size_tensor, static_dims, unbacked_symbols
+from plugtrt.shapes import bind_input, is_dynamic, is_size_node, size_tensor, trt_dims, unbacked_symbols
 from plugtrt.shapes import bounds as shape_bounds
 from plugtrt.trt_adapter import to_trt_dtype
 
@@ -111,7 +111,7 @@ class NetworkInterpreter:
                                       "no bounds were given for an optimization profile")
             profiles = tuple(tuple(shape_bounds(value.shape, {s: b[k] for s, b in profile.items()})
                                    for k in range(3)) for profile in self.profiles)
-        return BoundarySpec(name=name, shape=static_dims(value.shape), model_dtype=value.dtype,
+        return BoundarySpec(name=name, shape=trt_dims(value.shape), model_dtype=value.dtype,
                             engine_dtype=self.ctx.boundary_dtype(value.dtype), profiles=profiles)
 
     def _call(self, node: torch.fx.Node, env: dict) -> Any:
@@ -179,7 +179,7 @@ class NetworkInterpreter:
         def pin(got: Any, want: Any) -> Any:
             if got is None or isinstance(got, torch.Tensor) or not isinstance(want, torch.Tensor):
                 return got
-            known = static_dims(want.shape)
+            known = trt_dims(want.shape)
             if all(g != -1 or w == -1 for g, w in zip(got.shape, known)):
                 return got
             return self.ctx.reshape(got, tuple(want.shape), node)
@@ -203,7 +203,7 @@ class NetworkInterpreter:
             if got is None or not isinstance(want, torch.Tensor) or isinstance(got, torch.Tensor):
                 continue  # unread element, non-tensor result, or an empty constant passed through
             shape, dtype = tuple(got.shape), self.ctx.dtype(got)
-            want_shape, want_dtype = static_dims(want.shape), self.ctx.engine_dtype(want.dtype)
+            want_shape, want_dtype = trt_dims(want.shape), self.ctx.engine_dtype(want.dtype)
             agree = len(shape) == len(want_shape) and all(  # -1: a size known at runtime
                 w == -1 or g in (w, -1) for g, w in zip(shape, want_shape))
             if not agree or dtype != want_dtype:
@@ -219,7 +219,7 @@ class NetworkInterpreter:
             value = val(result)
             # a size that no input's shape gives is counted inside the engine: known after running
             data_dependent = bool(unbacked_symbols(value.shape) - self._input_symbols)
-            spec = BoundarySpec(name=f"output_{i}", shape=static_dims(value.shape), model_dtype=value.dtype,
+            spec = BoundarySpec(name=f"output_{i}", shape=trt_dims(value.shape), model_dtype=value.dtype,
                                 engine_dtype=self.ctx.boundary_dtype(value.dtype),
                                 data_dependent=data_dependent)
             # read at the precision its producer computed it in: a float32 statistic that leaves

@@ -91,8 +91,10 @@ def normalize_distribution(name: str) -> str:
 
 
 def load_entry_points(pm: pluggy.PluginManager, *, strict: bool | None = None,
-                      distributions: frozenset[str] | None = None) -> list[str]:
-    """Register every ``plugtrt`` entry point on ``pm``; returns the names registered.
+                      distributions: frozenset[str] | None = None,
+                      skipped: dict[str, str] | None = None) -> list[str]:
+    """Register every ``plugtrt`` entry point on ``pm``; returns the names registered, and
+    notes in ``skipped`` each entry point left out, with why (``python -m plugtrt plugins``).
 
     A built-in that fails to load always raises; a third-party one warns and is skipped,
     unless ``strict`` (default: ``PLUGTRT_STRICT_PLUGINS``) asks for an error.
@@ -108,11 +110,19 @@ def load_entry_points(pm: pluggy.PluginManager, *, strict: bool | None = None,
     for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist is not None else "<unknown distribution>"
         builtin = dist == BUILTIN_DISTRIBUTION
-        if ep.name in blocked or pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+        notes = {} if skipped is None else skipped
+        if ep.name in blocked or pm.is_blocked(ep.name):
+            notes[ep.name] = f"from {dist}: blocked (PLUGTRT_BLOCK_PLUGINS)"
+            continue
+        if pm.has_plugin(ep.name):
             continue
         if distributions is not None and normalize_distribution(dist) not in distributions:
             continue
-        if not builtin and (builtin_only or (allowed is not None and dist not in allowed)):
+        if not builtin and builtin_only:
+            notes[ep.name] = f"from {dist}: PLUGTRT_DISABLE_PLUGIN_AUTOLOAD loads built-ins only"
+            continue
+        if not builtin and allowed is not None and dist not in allowed:
+            notes[ep.name] = f"from {dist}: not in PLUGTRT_LOAD_PLUGINS"
             continue
         try:
             pm.register(ep.load(), name=ep.name)
@@ -126,6 +136,7 @@ def load_entry_points(pm: pluggy.PluginManager, *, strict: bool | None = None,
             if builtin or strict:
                 raise PluginLoadError(message, (ep.name,)) from exc
             warnings.warn(message, stacklevel=2)
+            notes[ep.name] = message
             continue
         loaded.append(ep.name)
     if os.environ.get("PLUGTRT_TRACE_HOOKS", "") not in ("", "0"):
@@ -177,8 +188,12 @@ class PluginRegistry:
     ``PLUGTRT_STRICT_PLUGINS``) it raises instead. A broken built-in always raises.
     """
 
-    def __init__(self, pm: pluggy.PluginManager, *, strict: bool | None = None):
+    def __init__(self, pm: pluggy.PluginManager, *, strict: bool | None = None,
+                 skipped: dict[str, str] | None = None):
         strict = _strict_from_env() if strict is None else strict
+        self.skipped: dict[str, str] = dict(skipped or {})
+        """Plugins left out, with why: not loaded (blocked, not allowed, failed to import), or
+        unregistered here for a broken registration."""
         while True:
             try:
                 self._build(pm)
@@ -189,6 +204,7 @@ class PluginRegistry:
                     raise
                 for plugin in third_party:
                     pm.unregister(name=plugin)
+                    self.skipped[plugin] = str(exc)
                 warnings.warn(f"plugtrt: skipping plugin(s) {', '.join(third_party)}: {exc}",
                               stacklevel=2)
 
@@ -293,9 +309,9 @@ def default_registry() -> PluginRegistry:
     global _default
     with _lock:
         if _default is None:
-            pm = new_plugin_manager()
-            load_entry_points(pm)
-            _default = PluginRegistry(pm)
+            pm, skipped = new_plugin_manager(), {}
+            load_entry_points(pm, skipped=skipped)
+            _default = PluginRegistry(pm, skipped=skipped)
         return _default
 
 

@@ -1,17 +1,16 @@
 """Stage 7's choice: which runtime plugin wraps the engines (``runtime`` option)."""
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
-from plugtrt.errors import PlugtrtError
+from plugtrt.errors import PlugtrtError, warn_user
 
 _warned: set[str] = set()
 
 
 def select_runtime(registry: Any, settings: Any) -> Any:
     """The runtime ``settings.runtime`` names; ``auto`` prefers ``tensorrt`` and falls back to
-    ``reference`` with one warning per process and reason."""
+    ``reference`` (:func:`warn_reference_runtime` tells the user, once engines exist)."""
     if settings.runtime != "auto":
         chosen = registry.pick("runtime", settings.runtime)
         reason = chosen.record.available(settings)
@@ -20,12 +19,22 @@ def select_runtime(registry: Any, settings: Any) -> Any:
                                f"{reason.rstrip('.')}. Use runtime='reference' or runtime='auto'.")
         return chosen
     tensorrt = registry.runtimes.get("tensorrt")
-    reason = tensorrt.record.available(settings) if tensorrt else "no 'tensorrt' runtime is registered"
-    if reason is None:
-        return tensorrt
-    if reason not in _warned:
+    return tensorrt if _unavailable(tensorrt, settings) is None else registry.pick("runtime", "reference")
+
+
+def _unavailable(tensorrt: Any, settings: Any) -> str | None:
+    return tensorrt.record.available(settings) if tensorrt else "no 'tensorrt' runtime is registered"
+
+
+def warn_reference_runtime(registry: Any, settings: Any, report: Any) -> None:
+    """One warning per process and reason when ``runtime='auto'`` put engines of ``report`` on
+    the ``reference`` runtime; nothing for a graph that built none (that warning would be
+    false there: a graph without engines says why itself)."""
+    if settings.runtime != "auto" or not any(e.runtime == "reference" for e in report.engines):
+        return
+    reason = _unavailable(registry.runtimes.get("tensorrt"), settings)
+    if reason is not None and reason not in _warned:
         _warned.add(reason)
-        warnings.warn(f"plugtrt: engines are built, but evaluated by the 'reference' runtime (torch ops, "
-                      f"not TensorRT kernels) because {reason.rstrip('.')}. "
-                      "Set runtime='reference' to silence this.", stacklevel=3)
-    return registry.pick("runtime", "reference")
+        warn_user(f"plugtrt: engines are built, but evaluated by the 'reference' runtime (torch ops, "
+                  f"not TensorRT kernels) because {reason.rstrip('.')}. "
+                  "Set runtime='reference' to silence this.")

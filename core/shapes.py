@@ -65,7 +65,7 @@ def same_shape(a: Sequence[Any], b: Sequence[Any]) -> bool:
     return len(a) == len(b) and all(_concrete(x) == _concrete(y) for x, y in zip(a, b))
 
 
-def static_dims(shape: Sequence[Any]) -> tuple[int, ...]:
+def trt_dims(shape: Sequence[Any]) -> tuple[int, ...]:
     """``shape`` as TensorRT dims: each symbolic size becomes -1."""
     return tuple(d if isinstance(d, int) else -1 for d in (_concrete(s) for s in shape))
 
@@ -281,8 +281,8 @@ def slice_to(ctx: Any, x: Any, starts: Sequence[Any], sizes: Sequence[Any], stri
     """A slice of ``x`` whose starts and sizes may be symbolic (shape tensors then feed the
     layer's start and size inputs)."""
     dynamic = is_dynamic(starts) or is_dynamic(sizes)
-    layer = ctx.network.add_slice(x, static_dims(starts) if not dynamic else (0,) * len(sizes),
-                                  static_dims(sizes) if not dynamic else (1,) * len(sizes), tuple(strides))
+    layer = ctx.network.add_slice(x, trt_dims(starts) if not dynamic else (0,) * len(sizes),
+                                  trt_dims(sizes) if not dynamic else (1,) * len(sizes), tuple(strides))
     if dynamic:
         layer.set_input(1, shape_tensor(ctx, starts, node))
         layer.set_input(2, shape_tensor(ctx, sizes, node))

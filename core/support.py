@@ -50,7 +50,7 @@ def _draws(node: torch.fx.Node) -> bool:
     if "train" in schema:
         switches.append(("p", 0.0))  # a dropout's probability
     for name, off in switches:
-        if name in schema and arg(node, schema[name][0], name, schema[name][1]) == off:
+        if name in schema and arg(node.args, node.kwargs, schema[name][0], name, schema[name][1]) == off:
             return False
     return True
 

@@ -38,13 +38,14 @@ BUILTINS = ("plugtrt",)
 def _registry(distributions: frozenset[str]) -> PluginRegistry:
     pm = new_plugin_manager()
     load_entry_points(pm, strict=True, distributions=distributions)
-    return PluginRegistry(pm)
+    return PluginRegistry(pm, strict=True)  # a test must fail on a bad record, not skip it
 
 
 def plugin_registry(distributions: Sequence[str] = BUILTINS) -> PluginRegistry:
     """A registry of the ``plugtrt`` entry points of exactly these installed distributions
     (``"plugtrt"`` is the built-ins); built once per set and reused. A plugin of them that fails
-    to load raises."""
+    to load, or yields a bad record (a packet as ``target``), raises, whatever
+    ``PLUGTRT_STRICT_PLUGINS`` says."""
     installed = frozenset(normalize_distribution(d) for d in distributions)
     return _registry(installed)
 
@@ -74,6 +75,11 @@ class BackendRun:
     @property
     def pytorch_ops(self) -> list[str]:
         return [op for r in self.reports for op in r.pytorch_ops]
+
+    @property
+    def converters(self) -> set[str]:
+        """The names of the converters that built layers of this run's engines."""
+        return {name for r in self.reports for engine in r.engines for name in engine.converters}
 
     @property
     def fallbacks(self) -> list[str]:
@@ -138,6 +144,14 @@ def assert_close_to_eager(run: BackendRun, rtol: float | None = None, atol: floa
                                    equal_nan=True, msg=lambda m, i=i: f"output {i}: {m}")
 
 
+def _why(run: BackendRun) -> str:
+    """Why ops stayed in PyTorch, as the coverage check gave it (``static shapes only``, ``no
+    converter is registered``): what a failing :func:`assert_converts` needs to be acted on."""
+    lines = [f"  {op}: {entry['reason']}" for report in run.reports if report.coverage
+             for op, entry in sorted(report.coverage["unsupported"].items())]
+    return "\nwhy, per op the coverage check declined:\n" + "\n".join(lines) if lines else ""
+
+
 def assert_converts(module: torch.nn.Module | Any, inputs: Sequence[Any],
                     options: dict[str, Any] | None = None, *, engines: int | None = 1,
                     pytorch_ops: Sequence[str] | None = (), rtol: float | None = None,
@@ -154,10 +168,10 @@ def assert_converts(module: torch.nn.Module | Any, inputs: Sequence[Any],
         assert not static, f"dims {dynamic} were marked dynamic but {static} compiled with static sizes"
     assert not run.fallbacks, "blocks fell back to PyTorch:\n" + "\n".join(run.fallbacks)
     if engines is not None:
-        assert run.engines == engines, f"{run.engines} engines built, expected {engines}"
+        assert run.engines == engines, f"{run.engines} engines built, expected {engines}" + _why(run)
     if pytorch_ops is not None:
         assert sorted(run.pytorch_ops) == sorted(pytorch_ops), \
-            f"ops left in PyTorch: {run.pytorch_ops}, expected {list(pytorch_ops)}"
+            f"ops left in PyTorch: {run.pytorch_ops}, expected {list(pytorch_ops)}" + _why(run)
     precision = CompilationSettings.from_options({**(options or {}), "runtime": "reference"}).precision
     assert_close_to_eager(run, rtol, atol, precision)
     return run

@@ -35,6 +35,21 @@ FROZEN_PREFIX = "_frozen_"
 _MODULE_WEIGHT = re.compile(r"\._(parameters|buffers)\[")
 
 
+def input_names(gm: torch.fx.GraphModule) -> list[str]:
+    """A name per graph input, as the user knows it: a parameter's or buffer's path in the model
+    (``seq.0.weight``), a forward argument's name (``x``); else the placeholder's own name."""
+    names = []
+    for node in (n for n in gm.graph.nodes if n.op == "placeholder"):
+        source = getattr(node.meta.get("grapharg"), "source", None)
+        name = getattr(source, "name", "")
+        name = name() if callable(name) else name
+        name = re.sub(r"^L\['[^']+'\]\.", "", name or "")  # the module itself: self, or fn
+        name = re.sub(r"_(?:modules|parameters|buffers)\['([^']+)'\]", r"\1", name)
+        name = re.sub(r"^L\['([^']+)'\]", r"\1", name)
+        names.append(name or node.name)
+    return names
+
+
 def module_weight_indices(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> tuple[int, ...]:
     """Inputs that are parameters or registered buffers of the model: the candidates to freeze.
 

@@ -2,7 +2,7 @@
 
 ``bn(conv(x, W, b))`` with a frozen kernel and frozen statistics is ``conv(x, W', b')`` with
 ``W' = W * scale`` per output channel and ``b' = b * scale + shift`` (``scale`` and ``shift``
-from :func:`plugtrt.conversion.batch_norm_scale_shift`, in float64; the kernel is scaled in
+from :func:`plugtrt.converters.normalization.batch_norm_scale_shift`, in float64; the kernel is scaled in
 float32 and rounded once to its own dtype). The engine then holds one convolution where it
 held a convolution and a scale. Folded only where the convolution's result feeds nothing but the batch norm, and
 never for transposed convolutions (their kernel's channel dim differs); the new weights are
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import torch
 import torch.fx
 
-from plugtrt.conversion import batch_norm_scale_shift
+from plugtrt.converters.normalization import batch_norm_scale_shift
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import LoweringPassSpec
 

@@ -73,7 +73,7 @@ class _Splitter(_SplitterBase):
 
 def partition(gm: torch.fx.GraphModule, is_supported: Callable[[torch.fx.Node], bool],
               settings) -> torch.fx.GraphModule:
-    """Split ``gm`` into ``_run_on_acc_<i>`` (TensorRT) and ``_run_on_gpu_<i>`` (PyTorch) blocks."""
+    """Split ``gm`` into ``_run_on_acc_<i>`` (TensorRT) and ``_run_in_pytorch_<i>`` (PyTorch) blocks."""
     support = create_op_support(lambda _submodules, node: is_supported(node))
     return _Splitter(gm, support, int(min(settings.min_block_size, 2**31)))()
 

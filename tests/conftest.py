@@ -33,6 +33,9 @@ hypothesis_settings.load_profile("ci" if os.environ.get("CI", "").lower() == "tr
 # hypothesis test of tests/converters/ was running. tests/converters/test_property_coverage.py
 # runs last and fails for the built-in converters none of them exercised, when the session ran
 # the whole directory: nothing deselected (-k, -m, --lf, --deselect), no file or test picked alone.
+# Under pytest-xdist each worker records only the tests it ran: the workers leave the coverage
+# test out, send their records to the controller when they finish (``workeroutput``), and the
+# controller merges them and reports the verdict under the coverage test's name (_XdistCoverage).
 
 CONVERTER_TESTS = Path(__file__).parent / "converters"
 PROPERTY_COVERAGE_TEST = "test_property_coverage.py"
@@ -48,6 +51,21 @@ class PropertyCoverage:
     """Node ids of converter tests that failed in this session (their converters may be missing)."""
     running: str | None = None
     """The hypothesis test of tests/converters/ that runs now."""
+    judged_here: bool = False
+    """The session collected the coverage test (on the xdist controller: some worker did)."""
+
+    def to_message(self) -> dict:
+        """What an xdist worker sends the controller (execnet carries only plain types)."""
+        return {"converters": {name: sorted(ids) for name, ids in self.converters.items()},
+                "narrowed": self.narrowed, "judged_here": self.judged_here}
+
+    def merge(self, message: dict) -> None:
+        """Add a worker's records; every worker collects the same tests, so its ``narrowed`` is
+        everyone's."""
+        for name, ids in message["converters"].items():
+            self.converters.setdefault(name, set()).update(ids)
+        self.narrowed += [why for why in message["narrowed"] if why not in self.narrowed]
+        self.judged_here |= message["judged_here"]
 
 
 _coverage = PropertyCoverage()
@@ -58,7 +76,7 @@ _run_through_backend = plugtrt.testing.run_through_backend
 def _recording_run_through_backend(*args, **kwargs):
     run = _run_through_backend(*args, **kwargs)
     if _coverage.running is not None:
-        for name in {n for report in run.reports for engine in report.engines for n in engine.converters}:
+        for name in run.converters:
             _coverage.converters.setdefault(name, set()).add(_coverage.running)
     return run
 
@@ -86,11 +104,101 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_deselected(items):
-    _coverage.narrowed += [f"{item.nodeid} deselected" for item in items if _in_converter_tests(item)][:3]
+    _coverage.narrowed += [f"{item.nodeid} deselected" for item in items if _in_converter_tests(item)
+                           and not _is_coverage_test(item)][:3]
+
+
+def _is_coverage_test(item) -> bool:
+    return Path(item.path).name == PROPERTY_COVERAGE_TEST and _in_converter_tests(item)
+
+
+def _xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config):
+    if config.pluginmanager.hasplugin("xdist") and not _xdist_worker(config):
+        config.pluginmanager.register(_XdistCoverage(config), "plugtrt-xdist-coverage")
+        config.pluginmanager.register(_SharedWorkScheduling(), "plugtrt-xdist-scheduling")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if _xdist_worker(config) and workers > 1:
+        # each worker gets its share of the cores: torch's default of one thread per core in
+        # every worker oversubscribes them, and every op waits for the others' threads
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+def pytest_sessionfinish(session):
+    if _xdist_worker(session.config):
+        session.config.workeroutput["property_coverage"] = _coverage.to_message()
+
+
+SHARED_SESSION_WORK = {"tests/converters/test_corpus.py": "corpus",
+                       "tests/runtimes/test_conformance.py": "corpus"}
+"""Test files whose session fixtures are expensive and shared (the converter corpus, its dynamic
+twin, the ONNX conformance run), by group: ``--dist loadgroup`` sends each group to one worker,
+so those fixtures are built once per session rather than once per worker."""
+
+
+class _SharedWorkScheduling:
+    """Builds xdist's scheduler for ``--dist loadgroup`` with :data:`SHARED_SESSION_WORK` as
+    the groups. xdist 3.8 groups by ``xdist_group`` marks by renaming ``item._nodeid`` on the
+    workers, which pytest 9 no longer reads: the marks are silently ignored there. The
+    controller knows nodeids only, so the groups are named by file here."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config, log):
+        if config.getvalue("dist") != "loadgroup":
+            return None
+        from xdist.scheduler import LoadGroupScheduling
+
+        class ByFile(LoadGroupScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                group = SHARED_SESSION_WORK.get(nodeid.split("::", 1)[0])
+                return group if group is not None else super()._split_scope(nodeid)
+
+        return ByFile(config, log)
+
+
+class _XdistCoverage:
+    """The xdist controller's half of the property-coverage check: merges what each worker
+    recorded and judges the whole session once every worker is done."""
+
+    def __init__(self, config):
+        self.config = config
+        self.workers = 0
+
+    def pytest_testnodedown(self, node, error):
+        message = getattr(node, "workeroutput", {}).get("property_coverage")
+        if message is not None:
+            _coverage.merge(message)
+            self.workers += 1
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session):
+        if not self.workers or not _coverage.judged_here:
+            return
+        from tests.converters import test_property_coverage as check
+
+        nodeid = f"tests/converters/{PROPERTY_COVERAGE_TEST}::test_every_builtin_converter_has_a_property_test"
+        location = (f"tests/converters/{PROPERTY_COVERAGE_TEST}", 0,
+                    "test_every_builtin_converter_has_a_property_test")
+        if _coverage.narrowed:
+            outcome, longrepr = "skipped", (location[0], 0, "Skipped: judged only when the session runs "
+                                            "all of tests/converters: " + "; ".join(_coverage.narrowed[:3]))
+        else:
+            problem = check.missing_property_tests(_coverage)
+            outcome, longrepr = ("passed", None) if problem is None else ("failed", problem)
+        report = pytest.TestReport(nodeid=nodeid, location=location, keywords={}, outcome=outcome,
+                                   longrepr=longrepr, when="call")
+        self.config.hook.pytest_runtest_logreport(report=report)
+        if outcome == "failed" and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_finish(session):
     collected = {Path(item.path).name for item in session.items if _in_converter_tests(item)}
+    if _coverage.judged_here:  # an xdist worker left it out for the controller to judge
+        collected.add(PROPERTY_COVERAGE_TEST)
     every = {p.name for p in CONVERTER_TESTS.glob("test_*.py")}
     _coverage.narrowed += [f"{name} not collected" for name in sorted(every - collected)][:3]
     _coverage.narrowed += [f"{arg} picks tests" for arg in session.config.args
@@ -105,9 +213,10 @@ def property_coverage() -> PropertyCoverage:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    last = [item for item in items if Path(item.path).name == PROPERTY_COVERAGE_TEST
-            and _in_converter_tests(item)]
-    items[:] = [item for item in items if item not in last] + last
+    last = [item for item in items if _is_coverage_test(item)]
+    _coverage.judged_here = bool(last)
+    # it runs last; on an xdist worker not at all: the controller judges every worker's records
+    items[:] = [item for item in items if item not in last] + ([] if _xdist_worker(config) else last)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU that runs TensorRT engines")

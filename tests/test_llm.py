@@ -70,7 +70,7 @@ def test_forward_is_one_engine_and_matches_eager(name, precision):
 def test_generate_with_a_static_cache_gives_eagers_tokens_from_two_engines(name):
     model = _model(name)
     ids = torch.randint(1, 100, (1, 8))
-    options = dict(max_new_tokens=16, do_sample=False, cache_implementation="static")
+    options = dict(max_new_tokens=8, do_sample=False, cache_implementation="static")
     with torch.no_grad():
         want = model.generate(ids, **options)
         start = plugtrt.compile_count()
@@ -90,10 +90,10 @@ def test_prompts_of_varying_length_share_one_dynamic_prefill_engine(name):
     static cache's writes (``index_copy_`` at the cache positions) stay inside the engine."""
     model = _model(name)
     config = model.config
-    cache = transformers.StaticCache(config=config, max_cache_len=512 + 16)
+    cache = transformers.StaticCache(config=config, max_cache_len=512 + 4)
     lengths = (8, 20, 100, 512, 33)
     prompts = [torch.randint(1, 100, (1, n)) for n in lengths]
-    options = dict(max_new_tokens=16, do_sample=False, past_key_values=cache)
+    options = dict(max_new_tokens=4, do_sample=False, past_key_values=cache)
     with torch.no_grad():
         want = []
         for ids in prompts:

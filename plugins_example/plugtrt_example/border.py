@@ -31,7 +31,7 @@ def convert_zero_border(ctx, node, args, kwargs):
 
 def _fits(node, settings) -> bool:
     """The frame leaves an interior (TensorRT has no empty tensors) and x has rank >= 2."""
-    x, width = node.args[0].meta["val"], arg(node, 1, "width")
+    x, width = node.args[0].meta["val"], arg(node.args, node.kwargs, 1, "width")
     return (x.dim() >= 2 and isinstance(width, int) and width >= 0
             and min(x.shape[-2], x.shape[-1]) > 2 * width)
 

@@ -32,7 +32,7 @@ def convert_gelu_tanh(ctx, node, args, kwargs):
 
 
 def _tanh_approximation(node, settings) -> bool:
-    return arg(node, 1, "approximate", "none") == "tanh" and settings.precision == _F32
+    return arg(node.args, node.kwargs, 1, "approximate", "none") == "tanh" and settings.precision == _F32
 
 
 @plugtrt.hookimpl

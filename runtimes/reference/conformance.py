@@ -432,11 +432,14 @@ def format_table(results: Sequence[CaseResult]) -> str:
 
 
 def main_conformance(argv: Sequence[str] | None = None) -> int:
-    """``python -m plugtrt conformance [--filter REGEX] [--json PATH] [--jobs N] [--data]``."""
+    """``python -m plugtrt conformance [--filter REGEX] [--json [FILE]] [--jobs N] [--data]``.
+    ``--json`` means what it means for ``ops``: alone, JSON rows on stdout instead of the table;
+    with FILE, the rows written there beside the table."""
     parser = argparse.ArgumentParser(prog="plugtrt conformance", description=__doc__.split("\n")[0])
     parser.add_argument("--filter", default=None,
                         help="regex matched against the ONNX op name or the case name")
-    parser.add_argument("--json", type=Path, default=None, help="write per-case results here")
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                        help="per-case results as JSON: on stdout instead of the table, or into FILE")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--data", action="store_true",
                         help="also run the pytorch-converted and pytorch-operator models")
@@ -448,6 +451,10 @@ def main_conformance(argv: Sequence[str] | None = None) -> int:
         cases = [c for c in cases if pattern.search(c.op) or pattern.search(c.name)]
     start = time.perf_counter()
     results = run_cases(cases, args.jobs)
+    rows = json.dumps([attrs.asdict(r) for r in results], indent=1)
+    if args.json == "-":
+        print(rows)
+        return 0
     print(format_table(results))
     print(f"{len(cases)} cases in {time.perf_counter() - start:.1f} s with {args.jobs} process(es)")
     if args.verbose:
@@ -455,5 +462,5 @@ def main_conformance(argv: Sequence[str] | None = None) -> int:
             if r.built and r.status != "match":
                 print(f"{r.name}: {r.status}: {r.detail}")
     if args.json:
-        args.json.write_text(json.dumps([attrs.asdict(r) for r in results], indent=1))
+        Path(args.json).write_text(rows)
     return 0

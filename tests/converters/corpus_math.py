@@ -1,4 +1,5 @@
-"""Corpus entries for the math families: math_unary, math_binary and activation_extra."""
+"""Corpus entries for the math families: math_unary, elementwise (the named binary functions) and
+activation."""
 from __future__ import annotations
 
 import torch
@@ -27,7 +28,7 @@ CORPUS = [
     (aten.logical_not.default, (x(2, 3, dtype=I),)), (aten.bitwise_not.default, (x(2, 3, dtype=I),)),
     (lambda t: aten.nan_to_num.default(aten.log.default(t) / 0, 1.0, 100.0, -100.0), (x(2, 3),)),
     (aten.square.default, (x(2, 3),)), (lambda t: aten.logit.default(t, 0.25), (x(2, 3),)),
-    # math_binary
+    # elementwise: the named binary functions
     (aten.atan2.default, (x(2, 3), x(3))), (aten.hypot.default, (x(2, 3), x(3))),
     (aten.copysign.Tensor, (x(2, 3), x(3))), (aten.copysign.Scalar, (x(2, 3), -2.0)),
     (aten.remainder.Tensor, (x(2, 3), x(3, positive=True))), (aten.remainder.Scalar, (x(2, 3, dtype=I), -4)),
@@ -58,7 +59,7 @@ CORPUS = [
     (lambda a, b: aten.fmax.default(aten.log.default(a), b), (x(2, 3), x(3))),
     (lambda a, b: aten.fmin.default(a, aten.log.default(b)), (x(2, 3), x(3))),
     (aten.true_divide.Tensor, (x(2, 3), x(3, positive=True))),
-    # activation_extra
+    # activation (composed)
     (aten.hardsigmoid.default, (x(2, 3),)), (aten.hardswish.default, (x(2, 3),)), (aten.mish.default, (x(2, 3),)),
     (aten.selu.default, (x(2, 3),)), (lambda t: aten.celu.default(t, 0.5), (x(2, 3),)),
     (aten.glu.default, (x(2, 4),)), (lambda t: aten.log_sigmoid_forward.default(t * 30)[0], (x(2, 3),)),

@@ -1,4 +1,4 @@
-"""Corpus entries for the normalization_extra, attention and linalg families."""
+"""Corpus entries for the normalization, attention and linalg families."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -30,7 +30,7 @@ def _flash_causal(q, k, v):
 
 Q, K, V = x(2, 2, 3, 4), x(2, 2, 5, 4), x(2, 2, 5, 4)
 CORPUS: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
-    # normalization_extra
+    # normalization
     (lambda t, w, b: aten.native_group_norm.default(t, w, b, 2, 4, 6, 2, 1e-5)[0],
      (x(2, 4, 2, 3), x(4), x(4))),
     (lambda t: aten._native_batch_norm_legit.no_stats(t, None, None, True, 0.1, 1e-5)[0],

@@ -1,4 +1,4 @@
-"""Corpus entries for the reduction_extra, statistics, scan and sorting converters.
+"""Corpus entries for the reduction, scan and sorting converters.
 
 Dim 0 of each first input is never the dim a converter needs static (reduced with indices,
 sorted, scanned by the unrolled scan, the divisor of a variance), so every entry is a dynamic
@@ -15,7 +15,7 @@ from .corpus import aten, x
 
 F, I, B = torch.float32, torch.int32, torch.bool
 CORPUS = [
-    # reduction_extra
+    # reduction: extremes, logical, counting
     (aten.prod.default, (x(3, 4),)), (lambda t: aten.prod.dim_int(t, 1, True), (x(3, 4, dtype=I),)),
     (aten.max.default, (x(3, 4),)), (aten.min.default, (x(3, 4, dtype=I),)),
     (lambda t: aten.max.dim(t, 1), (x(3, 5, dtype=I),)),
@@ -30,7 +30,7 @@ CORPUS = [
     (lambda t: aten.count_nonzero.default(t, 1), (x(3, 4, dtype=I),)),
     (lambda t: aten.count_nonzero.dim_IntList(t, [0, 1]), (x(3, 4),)),
     (lambda t: aten.logsumexp.default(t, [1]), (x(3, 4),)),
-    # statistics
+    # reduction: moments and norms
     (lambda t: aten.var.correction(t, [1]), (x(3, 4),)),
     (lambda t: aten.std.correction(t, [1], correction=0, keepdim=True), (x(3, 4),)),
     (lambda t: aten.var_mean.correction(t, [1, 2], correction=1), (x(2, 3, 4),)),

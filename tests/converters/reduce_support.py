@@ -1,4 +1,4 @@
-"""Strategies shared by the reduction, statistics, scan and sorting tests."""
+"""Strategies shared by the reduction, scan and sorting tests."""
 from __future__ import annotations
 
 import torch

@@ -1,10 +1,12 @@
 """Hypothesis strategies and helpers the converter tests share."""
 from __future__ import annotations
 
+import functools
+
 import torch
 from hypothesis import strategies as st
 
-from plugtrt.manager import registry_from
+from plugtrt.manager import PluginRegistry, load_entry_points, new_plugin_manager, registry_from
 
 FAST = dict(max_examples=25, deadline=None)
 PER_OP = dict(max_examples=8, deadline=None)
@@ -57,3 +59,12 @@ def converter_names(module) -> set[str]:
 
 def options(precision: torch.dtype) -> dict:
     return {"precision": precision}
+
+
+@functools.cache
+def unfolded() -> PluginRegistry:
+    """The built-in plugins without the constant-folding pass."""
+    pm = new_plugin_manager()
+    load_entry_points(pm, strict=True, distributions=frozenset({"plugtrt"}))
+    pm.unregister(name="plugtrt.lowering.constant_folding")
+    return PluginRegistry(pm)

@@ -12,7 +12,7 @@ from plugtrt.converters import data_dependent
 from plugtrt.manager import default_registry
 from plugtrt.testing import tolerance
 
-from .corpus import CORPUS, DYNAMIC_CORPUS, run_entry
+from .corpus import CORPUS, DYNAMIC_CORPUS
 
 
 def _builtin_converters(dynamic_only: bool = False) -> set[str]:
@@ -33,8 +33,11 @@ def test_corpus_uses_every_builtin_converter(corpus_results):
 
 @pytest.mark.parametrize("precision", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("index", range(len(CORPUS)))
-def test_entry_matches_eager(index, precision):
-    result = run_entry(index, precision)
+def test_entry_matches_eager(index, precision, corpus_results):
+    """Each entry's result, as the session's corpus run built it (once, for every test here
+    and the conformance check of the layers it emits)."""
+    result = corpus_results[2 * index + (precision == torch.float16)]
+    assert result.index == index  # the fixture holds fp32, fp16 per entry, in order
     for got, want in zip(result.outputs, result.expected, strict=True):
         assert got.dtype == want.dtype and got.shape == want.shape
         rtol, atol = tolerance(want.dtype, precision)

@@ -9,31 +9,18 @@ anyway (their sizes are shape tensors in the engine).
 """
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugtrt.converters import creation, inference
-from plugtrt.manager import PluginRegistry, load_entry_points, new_plugin_manager
+from plugtrt.converters import creation
 from plugtrt.testing import assert_converts, run_through_backend
 
-from .strategies import FAST, PER_OP, converter_names, seeds, shapes, tensor
+from .strategies import FAST, PER_OP, converter_names, seeds, shapes, tensor, unfolded
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.int64, torch.bool]
 FULL = {"precision": torch.float32, "require_full_compilation": True}
-
-
-@functools.cache
-def unfolded() -> PluginRegistry:
-    """The built-in plugins without the constant-folding pass."""
-    pm = new_plugin_manager()
-    load_entry_points(pm, strict=True, distributions=frozenset({"plugtrt"}))
-    pm.unregister(name="plugtrt.lowering.constant_folding")
-    return PluginRegistry(pm)
 
 
 def _value(dtype: torch.dtype, draw_float: float, draw_int: int):
@@ -47,16 +34,14 @@ def _dynamic(shape, want: bool):
 
 
 def test_registers_through_a_fresh_manager():
-    names = converter_names(creation) | converter_names(inference)
+    names = converter_names(creation)
     assert {"builtin.zeros", "builtin.ones", "builtin.full", "builtin.empty.memory_format",
             "builtin.empty_strided", "builtin.zeros_like", "builtin.ones_like", "builtin.full_like",
             "builtin.empty_like", "builtin.new_zeros", "builtin.new_ones", "builtin.new_full",
             "builtin.new_empty", "builtin.new_empty_strided", "builtin.zero", "builtin.fill.scalar",
             "builtin.fill.tensor", "builtin.arange", "builtin.arange.start",
             "builtin.arange.start_step", "builtin.linspace", "builtin.eye", "builtin.eye.m",
-            "builtin.tril", "builtin.triu", "builtin.lift_fresh_copy", "builtin.dropout",
-            "builtin.alpha_dropout", "builtin.feature_dropout", "builtin.feature_alpha_dropout",
-            "builtin.native_dropout"} <= names
+            "builtin.tril", "builtin.triu", "builtin.lift_fresh_copy"} <= names
 
 
 def _beside(made, x):
@@ -185,46 +170,6 @@ def test_tril_triu_match_eager(shape, dtype, diagonal, lower, dynamic, precision
     if dynamic is not None and shape[dynamic] >= 2:
         dims = {0: [dynamic % len(shape)]}
     assert_converts(fn, [x], {**FULL, "precision": precision}, dynamic=dims)
-
-
-DROPOUTS = {
-    "dropout": lambda x: F.dropout(x, 0.4, training=False),
-    "alpha_dropout": lambda x: F.alpha_dropout(x, 0.4, training=False),
-    "feature_dropout": lambda x: F.dropout2d(x, 0.4, training=False),
-    "feature_alpha_dropout": lambda x: F.feature_alpha_dropout(x, 0.4, training=False),
-    "module": lambda x: torch.nn.Dropout(0.5).eval()(x) * 2,
-}
-
-
-@pytest.mark.parametrize("name", sorted(DROPOUTS))
-@settings(**PER_OP)
-@given(shape=shapes(4, 4), seed=seeds)
-def test_dropout_in_eval_is_identity(name, shape, seed):
-    """In eval mode dropout vanishes before the backend; the result still equals eager."""
-    x = tensor(shape, torch.float32, seed)
-    assert_converts(DROPOUTS[name], [x], FULL, engines=None)
-
-
-@pytest.mark.parametrize("target", [torch.ops.aten.dropout.default, torch.ops.aten.alpha_dropout.default,
-                                    torch.ops.aten.feature_dropout.default,
-                                    torch.ops.aten.feature_alpha_dropout.default])
-def test_composite_dropout_overloads_convert_as_identity(target):
-    """What tracers that keep composite ops produce (pre-dispatch make_fx, export)."""
-    from .corpus import CORPUS, run_entry
-    index = next(i for i, (fn, _) in enumerate(CORPUS) if getattr(fn, "__name__", "") == f"_corpus_{target._opname}")
-    result = run_entry(index)
-    assert f"builtin.{target._opname}" in result.converters
-    torch.testing.assert_close(result.outputs[0], result.expected[0])
-
-
-@settings(**FAST)
-@given(shape=shapes(1, 3), dtype=st.sampled_from([torch.float32, torch.float16]),
-       p=st.sampled_from([0.0, 0.3]), seed=seeds)
-def test_native_dropout_not_training_is_identity_with_a_mask_of_ones(shape, dtype, p, seed):
-    x = tensor(shape, dtype, seed)
-    fn = lambda x: torch.ops.aten.native_dropout.default(x * 2, p, p == 0.0 or False)  # noqa: E731
-    run = assert_converts(fn, [x], FULL, registry=unfolded())
-    assert run.outputs[1].all()
 
 
 DECLINED = {  # name -> (fn, the op that must stay in PyTorch)

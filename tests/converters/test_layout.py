@@ -1,4 +1,4 @@
-"""Layout and splitting converters through the whole backend. Ops whose result is a view of
+"""Layout and shape converters through the whole backend. Ops whose result is a view of
 their input end in ``clone``: tracing hands a graph whose output aliases its input back to
 PyTorch instead of to the backend. Composite ops that torch.compile always expands (``chunk``,
 ``narrow``, ``movedim`` ...) are traced as export's pre-dispatch tracer keeps them."""
@@ -11,10 +11,9 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from plugtrt.converters import layout, shape, splitting
+from plugtrt.converters import layout, shape
 from plugtrt.testing import assert_converts
 
-from .layout_helpers import converters_used
 from .pre_dispatch import convert_pre_dispatch
 from .strategies import FAST, converter_names, seeds, shapes, tensor
 
@@ -37,8 +36,8 @@ def test_registers_through_fresh_managers():
             "builtin.pixel_shuffle", "builtin.pixel_unshuffle", "builtin.stack", "builtin.unbind",
             "builtin.diag_embed", "builtin.as_strided", "builtin.alias",
             "builtin.repeat_interleave.self_int"} <= converter_names(layout)
-    assert {"builtin.narrow", "builtin.movedim.int", "builtin.slice_copy"} <= converter_names(splitting)
-    assert {"builtin.chunk", "builtin.tensor_split.sections", "builtin.tensor_split.indices",
+    assert {"builtin.narrow", "builtin.movedim.int", "builtin.slice_copy", "builtin.chunk",
+            "builtin.tensor_split.sections", "builtin.tensor_split.indices",
             "builtin.swapaxes", "builtin.view_copy", "builtin.expand_copy",
             "builtin.split_copy"} <= converter_names(shape)
 
@@ -54,7 +53,7 @@ def test_roll_is_one_wrap_slice(shape, dtype, data, seed):
     x = tensor(shape, dtype, seed)
     fn = (lambda x: torch.roll(x, shifts, dims)) if dims else (lambda x: torch.roll(x, shifts[0]))
     run = assert_converts(fn, [x], STRICT, dynamic=dynamic)
-    assert "builtin.roll" in converters_used(run)
+    assert "builtin.roll" in run.converters
     if not dynamic and dims:
         # one slice, or none when every rolled dim has one element (the input passes through)
         assert _layers(run).get("SLICE", 0) <= 1 and set(_layers(run)) <= {"SLICE", "IDENTITY"}
@@ -68,7 +67,7 @@ def test_flip(shape, dtype, data, seed):
     dims = [d - rank if data.draw(st.booleans()) else d for d in dims]
     x = tensor(shape, dtype, seed)
     run = assert_converts(lambda x: torch.flip(x, dims), [x], STRICT, dynamic=_dynamic(shape, data))
-    assert "builtin.flip" in converters_used(run)
+    assert "builtin.flip" in run.converters
 
 
 @settings(**FAST)
@@ -80,7 +79,7 @@ def test_repeat_and_tile(shape, dtype, data, seed):
     x = tensor(shape, dtype, seed)
     run = assert_converts(lambda x: (x.repeat(reps), x.tile(tiles)), [x], STRICT,
                           dynamic=_dynamic(shape, data))
-    assert "builtin.repeat" in converters_used(run)
+    assert "builtin.repeat" in run.converters
 
 
 @settings(**FAST)
@@ -93,7 +92,7 @@ def test_unfold_windows(shape, dtype, data, seed):
     dynamic = _dynamic(shape, data) if dim % rank != 0 else None
     x = tensor(shape, dtype, seed)
     run = assert_converts(lambda x: x.unfold(dim, size, step).clone(), [x], STRICT, dynamic=dynamic)
-    assert "builtin.unfold" in converters_used(run)
+    assert "builtin.unfold" in run.converters
 
 
 @settings(**FAST)
@@ -105,7 +104,7 @@ def test_pixel_shuffle_and_unshuffle(lead, channels, r, hw, dtype, data, seed):
     dynamic = {0: [0], 1: [0]} if lead and lead[0] >= 2 and data.draw(st.booleans()) else None
     run = assert_converts(lambda a, b: (F.pixel_shuffle(a, r), F.pixel_unshuffle(b, r)),
                           [small, large], STRICT, dynamic=dynamic)
-    assert {"builtin.pixel_shuffle", "builtin.pixel_unshuffle"} <= converters_used(run) or r == 1
+    assert {"builtin.pixel_shuffle", "builtin.pixel_unshuffle"} <= run.converters or r == 1
 
 
 @settings(**FAST)
@@ -120,7 +119,7 @@ def test_stack_promotes_and_unbind(shape, parts, dtypes, data, seed):
                else None)  # unbinding a dynamic dim would pin its size
     run = assert_converts(lambda *xs: (torch.stack(xs, dim), *(t.clone() for t in xs[0].unbind(axis))),
                           inputs, STRICT, dynamic=dynamic)
-    assert {"builtin.stack", "builtin.unbind"} <= converters_used(run)
+    assert {"builtin.stack", "builtin.unbind"} <= run.converters
 
 
 @settings(**FAST)
@@ -132,7 +131,7 @@ def test_diag_embed(shape, dtype, data, seed):
     swap = data.draw(st.booleans())
     run = assert_converts(lambda x: torch.diag_embed(x, 0, -1, -2) if swap else torch.diag_embed(x),
                           [x], STRICT, dynamic=_dynamic(shape, data) if len(shape) > 1 else None)
-    assert "builtin.diag_embed" in converters_used(run)
+    assert "builtin.diag_embed" in run.converters
 
 
 @settings(**FAST)
@@ -147,7 +146,7 @@ def test_as_strided_slices_and_gathers(shape, dtype, data, seed):
     offset = data.draw(st.integers(0, numel - 1 - reach))
     x = tensor(shape, dtype, seed)
     run = assert_converts(lambda x: x.as_strided(size, stride, offset).clone(), [x], STRICT)
-    assert "builtin.as_strided" in converters_used(run)
+    assert "builtin.as_strided" in run.converters
 
 
 @settings(**FAST)
@@ -177,7 +176,7 @@ def test_functional_view_forms_called_directly(shape, dtype, data, seed):
     run = assert_converts(fn, [x], STRICT, dynamic=_dynamic(shape, data) if dim % rank else None)
     assert {"builtin.view_copy", "builtin.permute_copy", "builtin.slice_copy", "builtin.select_copy",
             "builtin.split_copy", "builtin.unbind_copy", "builtin.narrow_copy",
-            "builtin.unsafe_split"} <= converters_used(run)
+            "builtin.unsafe_split"} <= run.converters
 
 
 @settings(**FAST)

@@ -2,8 +2,11 @@
 
 tests/conftest.py records which built-in converters built layers of an engine during the
 hypothesis tests of this directory (through ``plugtrt.testing.assert_converts`` or
-``run_through_backend``) and runs this test last. It only judges a session that ran the whole
-directory: a ``-k`` run, a single file or a single test skips it.
+``run_through_backend``) and runs this test last. Under pytest-xdist no worker sees the whole
+session: the workers leave this test out and send their records to the controller, which
+judges them all with :func:`missing_property_tests` and reports the verdict under this test's
+name. It only judges a session that ran the whole directory: a ``-k`` run, a single file or a
+single test skips it.
 
 CompositeImplicitAutograd overloads (``aten.linear``, ``aten.reshape``, ``aten.batch_norm``...)
 are exempt: ``torch.compile`` decomposes them before any backend sees them, so no test through
@@ -72,21 +75,32 @@ def _where(plugin: str) -> str:
     return f"tests/converters/{test_file.name}" + ("" if test_file.exists() else " (new file)")
 
 
-def test_every_builtin_converter_has_a_property_test(property_coverage):
-    if property_coverage.narrowed:
-        pytest.skip("judged only when the session runs all of tests/converters: "
-                    + "; ".join(property_coverage.narrowed[:3]))
+def missing_property_tests(coverage) -> str | None:
+    """Why ``coverage`` (every converter test's conversions of a whole session) fails the check,
+    or None when each reachable built-in converter ran in a property test. Called by the test
+    below in a single-process session, and by tests/conftest.py on the xdist controller once
+    every worker has sent what it saw."""
     builtins = _builtin_converters()
     unbuildable = data_dependent.builder_refuses_non_zero() is not None
     unreachable = {name for name, (target, plugin) in builtins.items()
                    if _decomposed_by_tracing(target) or _runs_only_on_a_gpu(target) or str(target) in UNREACHABLE
                    or (unbuildable and plugin == "plugtrt.converters.data_dependent")}
-    missing = sorted(set(builtins) - unreachable - set(property_coverage.converters))
+    missing = sorted(set(builtins) - unreachable - set(coverage.converters))
+    if not missing:
+        return None
     lines = [f"  {name} ({builtins[name][0]}): add a @given test that converts it with "
              f"plugtrt.testing.assert_converts to {_where(builtins[name][1])}" for name in missing]
-    failed = (f"\n({len(property_coverage.failed)} converter tests failed in this run, so some of "
-              "these may only be missing because their test failed first)") if property_coverage.failed else ""
-    assert not missing, (f"{len(missing)} built-in converters ran in no hypothesis property test of "
-                         "tests/converters:\n" + "\n".join(lines) + failed + "\n(a test that draws its op "
-                         "with st.sampled_from reaches only the ops its examples happened to draw: "
-                         "parametrize over the ops instead, so every run converts each of them)")
+    failed = (f"\n({len(coverage.failed)} converter tests failed in this run, so some of "
+              "these may only be missing because their test failed first)") if coverage.failed else ""
+    return (f"{len(missing)} built-in converters ran in no hypothesis property test of "
+            "tests/converters:\n" + "\n".join(lines) + failed + "\n(a test that draws its op "
+            "with st.sampled_from reaches only the ops its examples happened to draw: "
+            "parametrize over the ops instead, so every run converts each of them)")
+
+
+def test_every_builtin_converter_has_a_property_test(property_coverage):
+    if property_coverage.narrowed:
+        pytest.skip("judged only when the session runs all of tests/converters: "
+                    + "; ".join(property_coverage.narrowed[:3]))
+    problem = missing_property_tests(property_coverage)
+    assert problem is None, problem

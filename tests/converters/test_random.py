@@ -11,14 +11,15 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import plugtrt
 from plugtrt.converters import random as random_converters
-from plugtrt.testing import run_through_backend
+from plugtrt.testing import assert_converts, run_through_backend
 
-from .strategies import FAST, PER_OP, converter_names, seeds, tensor
+from .strategies import FAST, PER_OP, converter_names, seeds, shapes, tensor, unfolded
 
 FULL = {"require_full_compilation": True, "random_ops_in_engines": True}
 FLOATS = [torch.float32, torch.float16, torch.bfloat16]
@@ -70,7 +71,9 @@ def test_registers_through_a_fresh_manager():
             "builtin.randint_like.low_dtype", "builtin.bernoulli", "builtin.bernoulli.p",
             "builtin.uniform", "builtin.normal_functional", "builtin.normal.tensor_float",
             "builtin.normal.float_tensor", "builtin.normal.tensor_tensor", "builtin.normal.float_float",
-            "builtin.native_dropout.train", "builtin.dropout.train"} <= converter_names(random_converters)
+            "builtin.native_dropout.train", "builtin.dropout.train", "builtin.dropout",
+            "builtin.alpha_dropout", "builtin.feature_dropout", "builtin.feature_alpha_dropout",
+            "builtin.native_dropout"} <= converter_names(random_converters)
 
 
 @pytest.mark.parametrize("form", ["rand", "rand_like", "uniform"])
@@ -246,3 +249,45 @@ def test_manual_seed_reproduces_a_compiled_model_by_default():
     torch.testing.assert_close(results[1], results[2], rtol=0, atol=0)
     report = plugtrt.compile_reports()[-1]
     assert report.engines and "aten.randn_like.default" in report.pytorch_ops
+
+
+# -- dropout that drops nothing: the identity ---------------------------------------------------
+STRICT = {"precision": torch.float32, "require_full_compilation": True}
+DROPOUTS = {
+    "dropout": lambda x: F.dropout(x, 0.4, training=False),
+    "alpha_dropout": lambda x: F.alpha_dropout(x, 0.4, training=False),
+    "feature_dropout": lambda x: F.dropout2d(x, 0.4, training=False),
+    "feature_alpha_dropout": lambda x: F.feature_alpha_dropout(x, 0.4, training=False),
+    "module": lambda x: torch.nn.Dropout(0.5).eval()(x) * 2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(DROPOUTS))
+@settings(**PER_OP)
+@given(shape=shapes(4, 4), seed=seeds)
+def test_dropout_in_eval_is_identity(name, shape, seed):
+    """In eval mode dropout vanishes before the backend; the result still equals eager."""
+    x = tensor(shape, torch.float32, seed)
+    assert_converts(DROPOUTS[name], [x], STRICT, engines=None)
+
+
+@pytest.mark.parametrize("target", [torch.ops.aten.dropout.default, torch.ops.aten.alpha_dropout.default,
+                                    torch.ops.aten.feature_dropout.default,
+                                    torch.ops.aten.feature_alpha_dropout.default])
+def test_composite_dropout_overloads_convert_as_identity(target):
+    """What tracers that keep composite ops produce (pre-dispatch make_fx, export)."""
+    from .corpus import CORPUS, run_entry
+    index = next(i for i, (fn, _) in enumerate(CORPUS) if getattr(fn, "__name__", "") == f"_corpus_{target._opname}")
+    result = run_entry(index)
+    assert f"builtin.{target._opname}" in result.converters
+    torch.testing.assert_close(result.outputs[0], result.expected[0])
+
+
+@settings(**FAST)
+@given(shape=shapes(1, 3), dtype=st.sampled_from([torch.float32, torch.float16]),
+       p=st.sampled_from([0.0, 0.3]), seed=seeds)
+def test_native_dropout_not_training_is_identity_with_a_mask_of_ones(shape, dtype, p, seed):
+    x = tensor(shape, dtype, seed)
+    fn = lambda x: torch.ops.aten.native_dropout.default(x * 2, p, p == 0.0 or False)  # noqa: E731
+    run = assert_converts(fn, [x], STRICT, registry=unfolded())
+    assert run.outputs[1].all()

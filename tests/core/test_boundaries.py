@@ -1,5 +1,6 @@
 """Import boundaries of the plugin API: the core never imports a plugin package, and the
-built-in converters (and the example package) use only the public API."""
+built-in converters (and the example package) use only the public API: the modules in
+``CONVERTER_API``, and of ``plugtrt.conversion`` only the names in its ``__all__``."""
 from __future__ import annotations
 
 import ast
@@ -11,9 +12,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN_PACKAGES = ("plugtrt.converters", "plugtrt.partitioners", "plugtrt.runtimes", "plugtrt.lowering")
+PLUGIN_PACKAGES = ("plugtrt.converters", "plugtrt.partitioners", "plugtrt.runtimes", "plugtrt.lowering",
+                   "plugtrt.stores")
 CONVERTER_API = {"plugtrt", "plugtrt.conversion", "plugtrt.records", "plugtrt.hookspecs", "plugtrt.quantization",
                  "plugtrt.trt_adapter"}
+
+
+CONVERTER_MODULES = (sorted((ROOT / "converters").glob("*.py"))
+                     + sorted((ROOT / "plugins_example" / "plugtrt_example").glob("*.py")))
 
 
 def _imports(path: Path) -> set[str]:
@@ -33,13 +39,50 @@ def test_core_module_imports_no_plugin_package(path):
     assert not leaks, f"core/{path.name} imports plugin packages {sorted(leaks)}"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "converters").glob("*.py"))
-                         + sorted((ROOT / "plugins_example" / "plugtrt_example").glob("*.py")),
-                         ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", CONVERTER_MODULES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_converter_modules_use_only_the_public_api(path):
     private = {m for m in _imports(path) if m.startswith("plugtrt") and m not in CONVERTER_API
                and m != "plugtrt.blocks" and not m.startswith("plugtrt_example")}
     assert not private, f"{path.name} imports {sorted(private)}, which is not the public conversion API"
+
+
+def _conversion_names(path: Path) -> set[str]:
+    """The names ``path`` takes from ``plugtrt.conversion``: imported from it, or read off it as
+    ``plugtrt.conversion.X`` / ``conversion.X``."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "plugtrt.conversion":
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Attribute) and ast.unparse(node.value) in ("plugtrt.conversion", "conversion"):
+            names.add(node.attr)
+    return names
+
+
+@pytest.mark.parametrize("path", CONVERTER_MODULES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_converter_modules_use_only_names_in_conversion_all(path):
+    from plugtrt import conversion
+
+    outside = _conversion_names(path) - set(conversion.__all__)
+    assert not outside, (f"{path.name} uses {sorted(outside)} from plugtrt.conversion, which its "
+                         "__all__ does not offer: use a name in plugtrt.conversion.__all__, or keep "
+                         "a family's own helper in its converter module")
+
+
+def test_conversion_all_names_what_the_module_has():
+    from plugtrt import conversion
+
+    assert len(set(conversion.__all__)) == len(conversion.__all__)
+    assert [n for n in conversion.__all__ if not hasattr(conversion, n)] == []
+
+
+def test_the_boundary_check_sees_a_name_outside_all(tmp_path):
+    """The check above would fail a converter that reaches past ``__all__``."""
+    module = tmp_path / "rogue.py"
+    module.write_text("from plugtrt.conversion import val, default_float_dtype\n"
+                      "import plugtrt.conversion\nx = plugtrt.conversion.is_tensor\n")
+    from plugtrt import conversion
+
+    assert _conversion_names(module) - set(conversion.__all__) == {"default_float_dtype", "is_tensor"}
 
 
 def test_core_import_path_does_not_load_onnx_or_the_conformance_tool():

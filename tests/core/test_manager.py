@@ -208,4 +208,66 @@ def test_ops_command_lists_targets_converters_and_dynamic_support():
     assert len({target for target, _ in rows}) >= 100
     only = subprocess.run([sys.executable, "-m", "plugtrt", "ops", "--plugin", "plugtrt_example.erf"],
                           capture_output=True, text=True, check=True).stdout.splitlines()
-    assert only[0].split()[:2] == ["aten.erf.default", "example.erf"] and only[-1] == "1 targets, 1 converters"
+    assert only[0].split() == ["TARGET", "CONVERTER", "PLUGIN", "SHAPES", "NOTES"]
+    assert only[1].split()[:2] == ["aten.erf.default", "example.erf"] and only[-1] == "1 targets, 1 converters"
+
+
+def test_ops_plugin_takes_a_distribution_name_and_refuses_an_unknown_one(capsys):
+    from plugtrt.__main__ import main
+
+    assert main(["ops", "--plugin", "plugtrt-example"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert {line.split()[2] for line in listed[1:-1]} >= {"plugtrt_example.erf", "plugtrt_example.gelu"}
+    assert main(["ops", "--plugin", "plugtrt_exampel"]) == 2
+    err = capsys.readouterr().err
+    assert "no plugin or distribution named 'plugtrt_exampel'" in err and "plugtrt-example" in err
+
+
+def test_ops_update_without_markdown_is_an_error(capsys):
+    import pytest
+
+    from plugtrt.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["ops", "--update", "README.md"])
+    assert exited.value.code == 2 and "add --markdown" in capsys.readouterr().err
+
+
+def test_ops_json_prints_rows_or_writes_them_to_a_file(tmp_path, capsys):
+    import json
+
+    from plugtrt.__main__ import main
+
+    assert main(["ops", "--json", "--plugin", "plugtrt_example.erf"]) == 0
+    assert [r["converter"] for r in json.loads(capsys.readouterr().out)] == ["example.erf"]
+    target = tmp_path / "ops.json"
+    assert main(["ops", "--json", str(target), "--plugin", "plugtrt_example.erf"]) == 0
+    assert "example.erf" in capsys.readouterr().out  # the table, as conformance prints its own
+    assert [r["converter"] for r in json.loads(target.read_text())] == ["example.erf"]
+
+
+def test_plugins_command_lists_skipped_plugins_with_why(fake_distribution, monkeypatch, capsys):
+    from plugtrt import manager
+    from plugtrt.__main__ import main
+
+    fake_distribution("acme-broken", {"acme_broken.converters": "raise ImportError('no acme here')\n"})
+    monkeypatch.setenv("PLUGTRT_STRICT_PLUGINS", "0")
+    monkeypatch.setattr(manager, "_default", None)
+    with pytest.warns(UserWarning, match="acme_broken.converters"):
+        assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped (1):" in out and "acme_broken.converters: plugin 'acme_broken.converters' from acme-broken" in out
+    assert "no acme here" in out
+
+
+def test_help_loads_no_plugin_and_no_torch():
+    """``python -m plugtrt --help`` answers without importing torch (it took seconds when every
+    plugin loaded first); a plugin's command still loads the plugins and runs."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "plugtrt", "--help"],
+                          capture_output=True, text=True, check=True)
+    assert "ops" in done.stdout and "conformance" in done.stdout
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "torch" not in imported and "plugtrt.manager" not in imported

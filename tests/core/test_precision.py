@@ -103,7 +103,7 @@ def test_float32_statistics_cut_by_a_partition_boundary_stay_float32():
     # group norm has its own converter now: without it, and with as_strided kept in PyTorch,
     # the graph is cut where the fuzzer found it
     pm = new_plugin_manager()
-    pm.set_blocked("plugtrt.converters.normalization_extra")
+    pm.set_blocked("plugtrt.converters.normalization")
     load_entry_points(pm, distributions=frozenset({"plugtrt"}))
     run = run_through_backend(norm, [x], {"precision": torch.float16,
                                           "enable_experimental_decompositions": True,

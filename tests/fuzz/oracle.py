@@ -10,9 +10,9 @@ those eager runs show against the truth at that element; an ill-conditioned step
 wrong converter (a bad broadcast, axis or dtype) is far outside it.
 
 An explicit cast to a float dtype (``x.to(torch.float16)``) rounds in eager only: the float64
-and emulating runs skip it, so its rounding counts as eager's own error. Inside an engine every
-float is at ``precision``, so plugtrt computes such a cast at ``precision`` too; whether it
-should honour it is an open question, held as a strict xfail in ``test_fuzz.py``.
+and emulating runs skip it, so its rounding counts as eager's own error. plugtrt rounds such a
+cast inside the engine as eager does (``test_fuzz.py``'s
+``test_an_explicit_float16_round_trip_rounds_at_float32_precision``).
 
 Autocast (a region of the forward, or an ambient one around the call): eager's call and the
 compiled one run under the same autocast, and so do the float64 and emulating runs, except that
@@ -62,7 +62,8 @@ def _hidden_intermediate(func: Callable, args: tuple, kwargs: dict) -> torch.Ten
     """The largest intermediate that plugtrt computes, at the engine's precision, inside an op
     that eager runs fused (in float32 inside, whatever its dtype): attention's scores, and the
     sum of squares of a variance (var, std, group norm through the experimental decompositions;
-    at float16 that overflows where eager does not: a strict xfail in test_fuzz.py)."""
+    :mod:`plugtrt.precision` keeps those sums in float32, held by test_fuzz.py's
+    ``test_float16_group_norm_statistics_do_not_overflow``)."""
     F = torch.nn.functional
     if func is F.scaled_dot_product_attention:
         q, k = args[0], args[1]
@@ -256,8 +257,9 @@ def _must_build_an_engine(program: Program) -> bool:
     float64 is about, and some step the outputs depend on is more than a view that may lower to
     nothing: then a run without an engine passed by falling back.
 
-    float64 converts only under ``truncate_long_and_double``, and then not everywhere: the
-    layer and batch norm converters decline it (test_fuzz.py holds that as a strict xfail).
+    float64 converts only under ``truncate_long_and_double``, and then not by every converter,
+    so a program with float64 values is not held to it (the norm converters take it:
+    test_fuzz.py's ``test_float64_norms_convert_under_truncate_long_and_double``).
     Programs with dynamic dims are not held to it: converters may decline symbolic sizes
     (convolution and pooling over symbolic spatial dims, today), which the long run counts."""
     if program.dynamic is not None:

@@ -104,3 +104,9 @@ def test_main_conformance_filters_and_writes_json(tmp_path, capsys):
     assert "Relu" in table and "TOTAL" in table
     rows = json.loads(out.read_text())
     assert rows and all(row["op"] == "Relu" and row["status"] == "match" for row in rows)
+
+
+def test_main_conformance_json_alone_prints_rows_as_ops_does(capsys):
+    assert conformance.main_conformance(["--filter", "^Relu$", "--jobs", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)  # JSON only, no table
+    assert rows and all(row["op"] == "Relu" for row in rows)

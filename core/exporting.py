@@ -1,5 +1,5 @@
-"""``plugtrt.export``: a ``torch.export`` program with plugtrt's engines embedded, to save,
-ship and serve.
+"""``plugtrt.export``: a ``torch.export`` program with plugtrt's engines embedded, to save, ship
+and serve (this module is ``plugtrt.exporting``, so that ``plugtrt.export`` stays the function).
 
 The model goes through ``torch.export``, then through the backend's own pipeline (tracing to
 aten with the same decompositions and weights frozen into constants, lowering passes, support
