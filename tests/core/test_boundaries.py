@@ -79,10 +79,10 @@ def test_the_boundary_check_sees_a_name_outside_all(tmp_path):
     """The check above would fail a converter that reaches past ``__all__``."""
     module = tmp_path / "rogue.py"
     module.write_text("from plugtrt.conversion import val, default_float_dtype\n"
-                      "import plugtrt.conversion\nx = plugtrt.conversion.is_tensor\n")
+                      "import plugtrt.conversion\nx = plugtrt.conversion.bind_input\n")
     from plugtrt import conversion
 
-    assert _conversion_names(module) - set(conversion.__all__) == {"default_float_dtype", "is_tensor"}
+    assert _conversion_names(module) - set(conversion.__all__) == {"default_float_dtype", "bind_input"}
 
 
 def test_core_import_path_does_not_load_onnx_or_the_conformance_tool():
