@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -31,6 +32,9 @@ from tests.test_export import OPTIONS, Small, _rewrite_engines, _small_program  
 NAME = "small"
 CLIENTS, REQUESTS = 8, 25
 START_SECONDS = 180
+QUEUE_DELAY_US = 100_000
+"""The dynamic batcher holds a batch short of the maximum this long, so the SIGTERM test can see
+its requests queued in the server (Triton's pending count) before it signals."""
 
 
 def _free_ports(count: int) -> list[int]:
@@ -49,11 +53,11 @@ class Server:
 
     def __init__(self, program, model):
         self.model = model
-        self.http_port, self.grpc_port, metrics = _free_ports(3)
+        self.http_port, self.grpc_port, self.metrics_port = _free_ports(3)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "plugtrt", "serve", str(program), "--name", NAME,
              "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
-             "--metrics-port", str(metrics)],
+             "--metrics-port", str(self.metrics_port), "--max-queue-delay-us", str(QUEUE_DELAY_US)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.ready = threading.Event()
@@ -76,6 +80,16 @@ class Server:
             assert time.monotonic() < deadline, "".join(self.lines[-40:])
             time.sleep(0.1)
         client.close()
+
+    def counts(self) -> tuple[int, int]:
+        """Triton's (pending, answered) request counts for the model, from its metrics endpoint."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read()
+        values = {}
+        for line in text.decode().splitlines():
+            if f'model="{NAME}"' in line and line.startswith(("nv_inference_pending_request_count",
+                                                            "nv_inference_request_success")):
+                values[line.split("{", 1)[0]] = int(float(line.rsplit(" ", 1)[1]))
+        return values["nv_inference_pending_request_count"], values["nv_inference_request_success"]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -175,23 +189,38 @@ def test_sigterm_answers_requests_in_flight_then_stops(server):
     client = grpc.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
     answers: list = []
     done = threading.Semaphore(0)
-    x = np.ones((4, 3, 8, 8), dtype=np.float32)
+    x = np.ones((1, 3, 8, 8), dtype=np.float32)
+    in_flight = 8  # a batch short of the maximum: the batcher holds it for QUEUE_DELAY_US
 
     def callback(result, error):
         answers.append(error if error is not None else result.as_numpy("output__0"))
         done.release()
 
-    for _ in range(16):
-        client.async_infer(NAME, [_request(grpc, x)], callback)
+    for _ in range(5):  # a round whose requests all finish between two polls is sent again
+        _, answered = server.counts()
+        answers.clear()
+        for _ in range(in_flight):
+            client.async_infer(NAME, [_request(grpc, x)], callback)
+        deadline = time.monotonic() + 30
+        pending = 0
+        while pending < in_flight and server.counts()[1] == answered:
+            assert time.monotonic() < deadline, "the requests never reached the server"
+            pending = server.counts()[0]
+        if pending == in_flight:
+            break
+        for _ in range(in_flight):
+            assert done.acquire(timeout=30)
+    else:
+        pytest.fail("no round of requests was seen queued in the server before it answered them")
     start = time.monotonic()
     os.kill(server.process.pid, signal.SIGTERM)
-    for _ in range(16):
+    for _ in range(in_flight):
         assert done.acquire(timeout=30)
     assert server.process.wait(timeout=30) == 0
     assert time.monotonic() - start < 30
     with torch.no_grad():
         expected = server.model(torch.from_numpy(x)).numpy()
-    assert all(isinstance(a, np.ndarray) for a in answers), [a for a in answers if not isinstance(a, np.ndarray)]
+    assert all(isinstance(a, np.ndarray) for a in answers), [str(a) for a in answers if not isinstance(a, np.ndarray)]
     for a in answers:
         np.testing.assert_allclose(a, expected, rtol=1e-5, atol=1e-6)
     assert "plugtrt serve: stopped" in "".join(server.lines)

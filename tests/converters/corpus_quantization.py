@@ -62,3 +62,11 @@ def _q_dq_channel_axis0(a):
 
 DYNAMIC_EXTRA = [(_q_dq_channel_axis0, (x(3, 2, 4),))]
 """Per channel along a static axis 0, so that the trailing dims can be symbolic."""
+
+try:  # ModelOpt defines tensorrt::quantize_op on import, and plugtrt then converts it
+    import modelopt.torch.quantization  # noqa: F401
+except ImportError:
+    pass
+else:
+    _AMAX = torch.tensor(2.0)
+    CORPUS.append((lambda a: torch.ops.tensorrt.quantize_op.default(a, _AMAX, 8, 4, False, False), (x(2, 3),)))
