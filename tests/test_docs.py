@@ -74,9 +74,17 @@ def _skip_reason(command: str) -> str | None:
     return next((why for prefix, why in NOT_RUN_PREFIXES.items() if command.startswith(prefix)), None)
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def engine_cache(tmp_path_factory) -> Path:
+    """One engine cache for every page's examples on this worker: pages that compile the same
+    model (the README's and getting started's ResNet-18, the demo) restore it, as a reader's
+    second run would."""
+    return tmp_path_factory.mktemp("docs-engine-cache")
+
+
+def _env(cache: Path) -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PLUGTRT_CACHE_DIR": str(tmp_path / "cache"), "NO_MKDOCS_2_WARNING": "1",
+    return {**os.environ, "PLUGTRT_CACHE_DIR": str(cache), "NO_MKDOCS_2_WARNING": "1",
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
@@ -107,8 +115,8 @@ def test_generated_sections_are_current():
     assert done.returncode == 0, done.stderr
 
 
-def test_make_docs_builds_the_site_strictly(tmp_path):
-    _run(["make", *_NO_REINSTALL, "docs"], ROOT, tmp_path, "`make docs`")
+def test_make_docs_builds_the_site_strictly(engine_cache):
+    _run(["make", *_NO_REINSTALL, "docs"], ROOT, engine_cache, "`make docs`")
     assert (ROOT / "build" / "site" / "api" / "index.html").read_text().count("plugtrt.conversion") > 10
 
 
@@ -118,28 +126,28 @@ def test_toml_blocks_parse(page):
         tomllib.loads(block)
 
 
-def _run(argv: list[str], cwd: Path, tmp_path: Path, what: str) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=_env(tmp_path), timeout=600)
+def _run(argv: list[str], cwd: Path, cache: Path, what: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=_env(cache), timeout=600)
     assert done.returncode == 0, f"{what} exits {done.returncode}:\n{done.stderr[-4000:]}"
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p, "python") or _commands(p)], ids=_rel)
-def test_code_blocks_run(page, tmp_path):
+def test_code_blocks_run(page, tmp_path, engine_cache):
     work = tmp_path / "work"
     work.mkdir()
     if _blocks(page, "python"):
         script = work / "page.py"
         script.write_text("\n\n".join(_blocks(page, "python")))
-        _run([sys.executable, str(script)], work, tmp_path, f"the python blocks of {_rel(page)}")
+        _run([sys.executable, str(script)], work, engine_cache, f"the python blocks of {_rel(page)}")
     for command in _commands(page):
         if _skip_reason(command) is not None or _first_page(command) != page:
             continue
         argv = shlex.split(command)
         if argv[0] == "make":
-            _run([argv[0], *_NO_REINSTALL, *argv[1:]], ROOT, tmp_path, f"`{command}`")
+            _run([argv[0], *_NO_REINSTALL, *argv[1:]], ROOT, engine_cache, f"`{command}`")
             continue
         if argv[0] == "python":
             argv[0] = sys.executable
         # a repository path (bench/demo.py) names the checkout's file; anything else is the page's
         argv = [str(ROOT / a) if not (work / a).exists() and (ROOT / a).is_file() else a for a in argv]
-        _run(argv, work, tmp_path, f"`{command}` ({_rel(page)})")
+        _run(argv, work, engine_cache, f"`{command}` ({_rel(page)})")
