@@ -134,6 +134,10 @@ def _no_engine_message(report: CompileReport, settings: CompilationSettings, dyn
         return (head + f"none of its {total} ops can run in TensorRT ({listed}). Install a converter "
                 "plugin for them, or list every op and why with options={'debug': True, "
                 "'min_block_size': float('inf')}.")
+    if settings.min_block_size <= 1:  # nothing smaller to ask for: the partitioner chose this
+        return (head + f"{supported} of its {total} ops can run in TensorRT, but the "
+                f"{settings.partitioner_name!r} partitioner put none of them in a TensorRT block. "
+                "Pick another partitioner (options 'partitioner' or 'use_fast_partitioner').")
     return (head + f"{supported} of its {total} ops can run in TensorRT, but they form no block of "
             f"min_block_size={settings.min_block_size} ops. Set a smaller min_block_size in "
             "torch.compile's options to build engines for such small blocks.")

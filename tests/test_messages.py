@@ -32,6 +32,19 @@ def test_a_graph_smaller_than_min_block_size_says_why_no_engine_and_what_to_do_o
     assert caught[0].filename == __file__
 
 
+def test_a_partitioner_that_forms_no_block_is_named_instead_of_min_block_size():
+    """At min_block_size=1 there is nothing smaller to ask for: the partitioner made the choice
+    (the example package's all-or-nothing one, with one op forced to PyTorch)."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    caught = _compile_warnings(model, torch.randn(2, 4), {
+        "min_block_size": 1, "partitioner": "whole_graph", "runtime": "reference",
+        "torch_executed_ops": {"aten.relu.default"}})
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    message = str(caught[0].message)
+    assert "'whole_graph' partitioner put none of them in a TensorRT block" in message
+    assert "smaller min_block_size" not in message
+
+
 def test_a_graph_whose_every_op_is_declined_names_the_ops_and_the_dry_run():
     caught = _compile_warnings(lambda x: torch.special.bessel_j0(x), torch.randn(3),
                                {"min_block_size": 1})
