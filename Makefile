@@ -11,11 +11,10 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: demo test docs
 
-# --no-compile: Python compiles what is imported on first use, not all of torch at install time.
 $(STAMP): pyproject.toml plugins_example/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e '.[rtx,test,docs,serve,quant]' -e ./plugins_example
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[rtx,test,docs,serve,quant]' -e ./plugins_example
 	touch $@
 
 demo: $(STAMP)
