@@ -217,17 +217,22 @@ def _where_supported(node, settings) -> bool:
             and typed(NUMERIC, _IN)(node, settings))
 
 
+def _bounded(ctx, x, low, high, node, dtype):
+    """``x`` clamped to the bounds that are given (a number, a constant or an ITensor each)."""
+    if low is not None:
+        x = elementwise(ctx, x, low, "MAX", node, dtype, suffix="min")
+    if high is not None:
+        x = elementwise(ctx, x, high, "MIN", node, dtype, suffix="max")
+    return x
+
+
 def _clamp(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
     x = ctx.cast(args[0], dtype, node)
     low, high = arg(args, kwargs, 1, "min"), arg(args, kwargs, 2, "max")
     if node.target is aten.clamp_max.default:
         low, high = None, args[1]
-    if low is not None:
-        x = elementwise(ctx, x, low, "MAX", node, dtype, suffix="min")
-    if high is not None:
-        x = elementwise(ctx, x, high, "MIN", node, dtype, suffix="max")
-    return x
+    return _bounded(ctx, x, low, high, node, dtype)
 
 
 def _clamp_supported(node, settings) -> bool:
@@ -444,11 +449,7 @@ def _clamp_tensor(ctx, node, args, kwargs):
         low, high = args[1], None
     else:
         low, high = None, args[1]
-    if low is not None:
-        x = elementwise(ctx, x, low, "MAX", node, dtype, suffix="min")
-    if high is not None:
-        x = elementwise(ctx, x, high, "MIN", node, dtype, suffix="max")
-    return x
+    return _bounded(ctx, x, low, high, node, dtype)
 
 
 def _clamp_tensor_supported(node, settings) -> bool:

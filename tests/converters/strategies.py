@@ -68,3 +68,11 @@ def unfolded() -> PluginRegistry:
     load_entry_points(pm, strict=True, distributions=frozenset({"plugtrt"}))
     pm.unregister(name="plugtrt.lowering.constant_folding")
     return PluginRegistry(pm)
+
+
+def dynamic_dim0(*inputs: torch.Tensor) -> dict[int, list[int]] | None:
+    """Mark the broadcast result's dim 0 dynamic on every input that has it at size >= 2 (dynamo
+    specialises sizes 0 and 1); None when none does."""
+    rank = max(t.dim() for t in inputs)
+    marked = {i: [0] for i, t in enumerate(inputs) if t.dim() == rank and rank and t.shape[0] >= 2}
+    return marked or None

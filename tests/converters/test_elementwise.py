@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings, strategies as st
 from plugtrt.converters import elementwise
 from plugtrt.testing import assert_converts
 
-from .strategies import FAST, PER_OP, broadcast_pair, converter_names, seeds, shapes, tensor
+from .strategies import FAST, PER_OP, broadcast_pair, converter_names, dynamic_dim0, seeds, shapes, tensor
 
 
 DTYPES = [torch.float32, torch.float16, torch.int32, torch.int64]
@@ -210,14 +210,6 @@ FULL = {"require_full_compilation": True}
 FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
-def _dynamic(*inputs: torch.Tensor) -> dict[int, list[int]] | None:
-    """Mark the broadcast result's dim 0 dynamic on every input that has it at size >= 2 (dynamo
-    specialises sizes 0 and 1); None when none does."""
-    rank = max(t.dim() for t in inputs)
-    marked = {i: [0] for i, t in enumerate(inputs) if t.dim() == rank and rank and t.shape[0] >= 2}
-    return marked or None
-
-
 # -- binary --------------------------------------------------------------------------------------
 BINARY = {  # name: (op, dtype pairs, divisor nonzero)
     "atan2": (torch.atan2, "float", False),
@@ -265,7 +257,7 @@ def test_binary(name, pair, data, seed, dynamic):
         b = b.abs() if db.is_floating_point else b.abs() + 1
     if name in ("remainder", "fmod") and da.is_floating_point:
         a = a * 4
-    assert_converts(op, [a, b], FULL, dynamic=_dynamic(a, b) if dynamic else None)
+    assert_converts(op, [a, b], FULL, dynamic=dynamic_dim0(a, b) if dynamic else None)
 
 
 @pytest.mark.parametrize("name", ["remainder", "fmod"])
@@ -280,9 +272,9 @@ def test_remainder_and_fmod_with_scalars(name, shape, divisor, dtype, scalar_fir
     if scalar_first:
         assume(name == "remainder")  # only remainder has a Scalar_Tensor overload
         x = tensor(shape, dtype, seed, nonzero=True)
-        assert_converts(lambda x: op(divisor, x), [x], FULL, dynamic=_dynamic(x))
+        assert_converts(lambda x: op(divisor, x), [x], FULL, dynamic=dynamic_dim0(x))
     else:
-        assert_converts(lambda x: op(x, divisor), [x], FULL, dynamic=_dynamic(x))
+        assert_converts(lambda x: op(x, divisor), [x], FULL, dynamic=dynamic_dim0(x))
 
 
 def test_atan2_quadrants_axes_and_zeros():
@@ -328,7 +320,7 @@ def test_bool_logic(name, form, pair, scalar, seed):
     op = BOOL_OPS[name]
     a, b = tensor(pair[0], torch.bool, seed), tensor(pair[1], torch.bool, seed + 1)
     if form == "tensors":
-        assert_converts(op, [a, b], FULL, dynamic=_dynamic(a, b))
+        assert_converts(op, [a, b], FULL, dynamic=dynamic_dim0(a, b))
     elif form == "scalar_first":
         assert_converts(lambda a: op(scalar, a), [a], FULL)
     else:
@@ -345,7 +337,7 @@ def test_logical_of_numbers(name, pair, dtypes, seed):
     b = tensor(pair[1], dtypes[1], seed + 1, low=-1, high=2)
     if a.dtype.is_floating_point:
         a = a * (a.abs() > 0.5)
-    assert_converts(BOOL_OPS[name], [a, b], FULL, dynamic=_dynamic(a, b))
+    assert_converts(BOOL_OPS[name], [a, b], FULL, dynamic=dynamic_dim0(a, b))
 
 
 @settings(**FAST)
@@ -354,7 +346,7 @@ def test_logical_of_numbers(name, pair, dtypes, seed):
 def test_shifts_by_a_constant(shape, dtype, shift, left, seed):
     x = tensor(shape, dtype, seed, low=-1000, high=1000)
     op = (lambda x: x << shift) if left else (lambda x: x >> shift)
-    assert_converts(op, [x], FULL, dynamic=_dynamic(x))
+    assert_converts(op, [x], FULL, dynamic=dynamic_dim0(x))
 
 
 @settings(**FAST)
@@ -381,7 +373,7 @@ def test_clamp_with_tensor_bounds(pair, dtype, bounds, seed):
         op, args = (lambda x, lo: torch.clamp(x, min=lo)), [x, low]
     else:
         op, args = (lambda x, hi: torch.clamp(x, max=hi)), [x, high]
-    assert_converts(op, args, FULL, dynamic=_dynamic(*args))
+    assert_converts(op, args, FULL, dynamic=dynamic_dim0(*args))
 
 
 @settings(**FAST)
@@ -390,7 +382,7 @@ def test_clamp_with_tensor_bounds(pair, dtype, bounds, seed):
 def test_lerp_with_tensor_weight(pair, dtype, seed, far):
     a, b = tensor(pair[0], dtype, seed), tensor(pair[1], dtype, seed + 1)
     w = tensor(pair[0], dtype, seed + 2) * (3 if far else 0.5)
-    assert_converts(torch.lerp, [a, b, w], FULL, dynamic=_dynamic(a, b, w))
+    assert_converts(torch.lerp, [a, b, w], FULL, dynamic=dynamic_dim0(a, b, w))
 
 
 @settings(**FAST)
@@ -403,7 +395,7 @@ def test_addcmul_addcdiv(pair, dtype, value, divide, seed):
     c = tensor(pair[0], dtype, seed + 2, nonzero=True)
     op = torch.addcdiv if divide else torch.addcmul
     assert_converts(lambda a, b, c: op(a, b, c, value=value), [a, b, c], FULL,
-                    dynamic=_dynamic(a, b, c))
+                    dynamic=dynamic_dim0(a, b, c))
 
 
 @settings(**FAST)
@@ -411,4 +403,4 @@ def test_addcmul_addcdiv(pair, dtype, value, divide, seed):
        scalar=st.sampled_from([2, -1, 0.5]), seed=seeds)
 def test_rsub_scalar(shape, dtype, scalar, seed):
     x = tensor(shape, dtype, seed)
-    assert_converts(lambda x: torch.rsub(x, scalar), [x], FULL, dynamic=_dynamic(x))
+    assert_converts(lambda x: torch.rsub(x, scalar), [x], FULL, dynamic=dynamic_dim0(x))

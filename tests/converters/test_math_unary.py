@@ -13,18 +13,10 @@ from hypothesis import strategies as st
 from plugtrt.converters import math_unary
 from plugtrt.testing import assert_converts
 
-from .strategies import FAST, PER_OP, converter_names, seeds, shapes, tensor
+from .strategies import FAST, PER_OP, converter_names, dynamic_dim0, seeds, shapes, tensor
 
 FULL = {"require_full_compilation": True}
 FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
-
-
-def _dynamic(*inputs: torch.Tensor) -> dict[int, list[int]] | None:
-    """Mark the broadcast result's dim 0 dynamic on every input that has it at size >= 2 (dynamo
-    specialises sizes 0 and 1); None when none does."""
-    rank = max(t.dim() for t in inputs)
-    marked = {i: [0] for i, t in enumerate(inputs) if t.dim() == rank and rank and t.shape[0] >= 2}
-    return marked or None
 
 
 def _options(precision: torch.dtype) -> dict:
@@ -84,7 +76,7 @@ def test_unary(name, shape, data, seed, dynamic):
     dtype = data.draw(st.sampled_from(dtypes))
     x = transform(tensor(shape, torch.float32, seed))
     x = x.to(dtype) if dtype.is_floating_point or dtype == torch.bool else (x * 3).round().to(dtype)
-    assert_converts(op, [x], FULL, dynamic=_dynamic(x) if dynamic else None)
+    assert_converts(op, [x], FULL, dynamic=dynamic_dim0(x) if dynamic else None)
 
 
 @settings(**FAST)
@@ -105,7 +97,7 @@ def test_unary_in_reduced_precision(name, shape, precision, seed):
        seed=seeds)
 def test_round_decimals(shape, decimals, dtype, seed):
     x = (tensor(shape, torch.float32, seed) * 10.0 ** (2 - decimals)).to(dtype)
-    assert_converts(lambda x: torch.round(x, decimals=decimals), [x], FULL, dynamic=_dynamic(x))
+    assert_converts(lambda x: torch.round(x, decimals=decimals), [x], FULL, dynamic=dynamic_dim0(x))
 
 
 @settings(**FAST)
@@ -113,7 +105,7 @@ def test_round_decimals(shape, decimals, dtype, seed):
 def test_logit_eps(eps, shape, seed):
     x = torch.sigmoid(tensor(shape, torch.float32, seed) * 4)
     x = torch.where(tensor(shape, torch.bool, seed), x, x.round())  # exact 0 and 1 too
-    assert_converts(lambda x: torch.logit(x, eps), [x], FULL, dynamic=_dynamic(x))
+    assert_converts(lambda x: torch.logit(x, eps), [x], FULL, dynamic=dynamic_dim0(x))
 
 
 def test_expm1_and_log1p_keep_relative_precision_near_zero():
@@ -148,7 +140,7 @@ CLASSES = {
        seed=seeds)
 def test_special_values(name, shape, dtype, seed):
     x = _special(shape, dtype, seed)
-    assert_converts(CLASSES[name], [x], FULL, dynamic=_dynamic(x))
+    assert_converts(CLASSES[name], [x], FULL, dynamic=dynamic_dim0(x))
 
 
 def test_nan_to_num_defaults_follow_each_dtype():
