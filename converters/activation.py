@@ -21,7 +21,7 @@ import torch.fx
 
 from plugtrt.conversion import (
     FLOATS, INTS, activation, all_of, arg, aten, elementwise, is_dynamic, norm_dim,
-    only_first_output_used, out_dtype, rank_of, slice_to, typed, unary, val,
+    only_first_output_used, out_dtype, slice_to, typed, unary, val, where,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -102,13 +102,6 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 
 
 _SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def _select(ctx, condition, a, b, node, dtype, suffix="select"):
-    rank = rank_of(condition, a, b)
-    condition = ctx.operand(condition, torch.bool, rank, node)
-    a, b = ctx.operand(a, dtype, rank, node), ctx.operand(b, dtype, rank, node)
-    return ctx.name(ctx.network.add_select(condition, a, b), node, suffix).get_output(0)
 
 
 def _at_most(ctx, x, bound, node, dtype):
@@ -244,10 +237,10 @@ def _softshrink(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
     lambd = float(arg(args, kwargs, 1, "lambd", 0.5))
     # eager: x > l ? x - l : (x < -l ? x + l : x * 0)  (NaN * 0 keeps NaN)
-    inner = _select(ctx, elementwise(ctx, x, -lambd, "LESS", node, dtype),
+    inner = where(ctx, elementwise(ctx, x, -lambd, "LESS", node, dtype),
                     elementwise(ctx, x, lambd, "SUM", node, dtype), elementwise(
                         ctx, x, 0.0, "PROD", node, dtype, suffix="zero"), node, dtype, "below")
-    return _select(ctx, elementwise(ctx, x, lambd, "GREATER", node, dtype),
+    return where(ctx, elementwise(ctx, x, lambd, "GREATER", node, dtype),
                    elementwise(ctx, x, lambd, "SUB", node, dtype), inner, node, dtype, "above")
 
 
@@ -261,14 +254,14 @@ def _hardshrink(ctx, node, args, kwargs):
     dtype = out_dtype(ctx, node)
     lambd = float(arg(args, kwargs, 1, "lambd", 0.5))
     inside = _at_most(ctx, unary(ctx, x, "ABS", node), lambd, node, dtype)
-    return _select(ctx, inside, 0.0, x, node, dtype, "hardshrink")
+    return where(ctx, inside, 0.0, x, node, dtype, "hardshrink")
 
 
 def _threshold(ctx, node, args, kwargs):
     x = args[0]
     dtype = out_dtype(ctx, node)
     threshold, value = args[1], args[2]
-    return _select(ctx, _at_most(ctx, x, threshold, node, dtype), value, x, node, dtype, "threshold")
+    return where(ctx, _at_most(ctx, x, threshold, node, dtype), value, x, node, dtype, "threshold")
 
 
 def _threshold_supported(node, settings) -> bool:

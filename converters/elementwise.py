@@ -30,7 +30,7 @@ import torch.fx
 
 from plugtrt.conversion import (
     FLOATS, INTS, NUMERIC, all_of, arg, aten, elementwise, out_dtype, rank_of,
-    scalar_computable, select, typed, unary, val,
+    scalar_computable, typed, unary, val, where,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -193,11 +193,7 @@ _COMPARE_OK = all_of(_has_tensor_input, typed({torch.bool}, _IN))
 # -- select, clamp, casts, constants -------------------------------------------------------
 def _where(ctx, node, args, kwargs):
     condition, a, b = args
-    dtype = out_dtype(ctx, node)
-    rank = rank_of(condition, a, b)
-    condition = ctx.operand(condition, torch.bool, rank, node)
-    a, b = ctx.operand(a, dtype, rank, node), ctx.operand(b, dtype, rank, node)
-    return select(ctx, condition, a, b, node)
+    return where(ctx, condition, a, b, node, out_dtype(ctx, node))
 
 
 def _masked_fill(ctx, node, args, kwargs):
@@ -301,14 +297,6 @@ def _spec_name(name: str, target) -> str:
 _BOOL = frozenset({torch.bool})
 
 
-def _select(ctx, condition, a, b, node, dtype, suffix="select"):
-    """``where(condition, a, b)`` in ``dtype``; ``a``/``b`` may be python scalars or constants."""
-    rank = rank_of(condition, a, b)
-    condition = ctx.operand(condition, torch.bool, rank, node)
-    a, b = ctx.operand(a, dtype, rank, node), ctx.operand(b, dtype, rank, node)
-    return ctx.name(ctx.network.add_select(condition, a, b), node, suffix).get_output(0)
-
-
 def _logic(ctx, a, b, op, node):
     """``a <op> b`` for bool operands (AND, OR, XOR)."""
     return elementwise(ctx, a, b, op, node, torch.bool)
@@ -320,15 +308,15 @@ def _atan2(ctx, node, args, kwargs):
     a, b = args[0], args[1]
     quotient = unary(ctx, elementwise(ctx, a, b, "DIV", node, dtype), "ATAN", node)
     a_negative = elementwise(ctx, a, 0, "LESS", node, dtype)
-    half_turn = _select(ctx, a_negative, -math.pi, math.pi, node, dtype, "half_turn")
+    half_turn = where(ctx, a_negative, -math.pi, math.pi, node, dtype, "half_turn")
     behind = elementwise(ctx, quotient, half_turn, "SUM", node, dtype, suffix="behind")
-    out = _select(ctx, elementwise(ctx, b, 0, "LESS", node, dtype), behind, quotient, node, dtype,
+    out = where(ctx, elementwise(ctx, b, 0, "LESS", node, dtype), behind, quotient, node, dtype,
                   "left")
     # b == 0: +-pi/2 by a's sign, 0 for a == 0
-    axis = _select(ctx, a_negative, -math.pi / 2, _select(
+    axis = where(ctx, a_negative, -math.pi / 2, where(
         ctx, elementwise(ctx, a, 0, "GREATER", node, dtype), math.pi / 2, 0.0, node, dtype, "up"),
         node, dtype, "axis")
-    return _select(ctx, elementwise(ctx, b, 0, "EQUAL", node, dtype), axis, out, node, dtype,
+    return where(ctx, elementwise(ctx, b, 0, "EQUAL", node, dtype), axis, out, node, dtype,
                    "vertical")
 
 
@@ -352,7 +340,7 @@ def _copysign(ctx, node, args, kwargs):
     negative = _logic(ctx, elementwise(ctx, sign, 0, "LESS", node, dtype),
                       elementwise(ctx, unary(ctx, sign, "RECIP", node), 0, "LESS", node, dtype),
                       "OR", node)
-    return _select(ctx, negative, unary(ctx, magnitude, "NEG", node), magnitude, node, dtype)
+    return where(ctx, negative, unary(ctx, magnitude, "NEG", node), magnitude, node, dtype)
 
 
 # -- remainder and fmod ------------------------------------------------------------------------
@@ -392,7 +380,7 @@ def _remainder(ctx, node, args, kwargs):
                      elementwise(ctx, b, 0, "LESS", node, dtype), "XOR", node)
     nonzero = unary(ctx, elementwise(ctx, mod, 0, "EQUAL", node, dtype), "NOT", node)
     shift = _logic(ctx, differs, nonzero, "AND", node)
-    out = _select(ctx, shift, elementwise(ctx, mod, b, "SUM", node, dtype), mod, node, dtype,
+    out = where(ctx, shift, elementwise(ctx, mod, b, "SUM", node, dtype), mod, node, dtype,
                   "remainder")
     return ctx.cast(out, result, node)
 
@@ -462,7 +450,7 @@ def _clamp_tensor_supported(node, settings) -> bool:
 
 def _where_scalars(ctx, node, args, kwargs):
     condition, a, b = args
-    return _select(ctx, condition, a, b, node, out_dtype(ctx, node))
+    return where(ctx, condition, a, b, node, out_dtype(ctx, node))
 
 
 def _where_scalars_supported(node, settings) -> bool:
@@ -490,7 +478,7 @@ def _lerp(ctx, node, args, kwargs):
     high = elementwise(ctx, end, elementwise(ctx, span, elementwise(
         ctx, 1.0, weight, "SUB", node, dtype), "PROD", node, dtype), "SUB", node, dtype,
         suffix="from_end")
-    return _select(ctx, near, low, high, node, dtype, "lerp")
+    return where(ctx, near, low, high, node, dtype, "lerp")
 
 
 def _addc(op: str):
@@ -520,8 +508,8 @@ def _xlogy(ctx, node, args, kwargs):
     y = ctx.operand(y, dtype, rank_of(x, y), node)
     product = elementwise(ctx, x, unary(ctx, y, "LOG", node), "PROD", node, dtype)
     zero = elementwise(ctx, x, 0, "EQUAL", node, dtype)
-    out = _select(ctx, zero, 0.0, product, node, dtype, "x_zero")
-    return _select(ctx, unary(ctx, y, "ISNAN", node), math.nan, out, node, dtype, "y_nan")
+    out = where(ctx, zero, 0.0, product, node, dtype, "x_zero")
+    return where(ctx, unary(ctx, y, "ISNAN", node), math.nan, out, node, dtype, "y_nan")
 
 
 def _fmaxmin(op: str):
@@ -533,8 +521,8 @@ def _fmaxmin(op: str):
             return out
         rank = rank_of(a, b)
         a, b = ctx.operand(a, dtype, rank, node), ctx.operand(b, dtype, rank, node)
-        out = _select(ctx, unary(ctx, b, "ISNAN", node), a, out, node, dtype, "b_nan")
-        return _select(ctx, unary(ctx, a, "ISNAN", node), b, out, node, dtype, "a_nan")
+        out = where(ctx, unary(ctx, b, "ISNAN", node), a, out, node, dtype, "b_nan")
+        return where(ctx, unary(ctx, a, "ISNAN", node), b, out, node, dtype, "a_nan")
     return convert
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.fx
 
 from plugtrt.conversion import (
-    FLOATS, INTS, NUMERIC, arg, aten, elementwise, out_dtype, typed, unary, val,
+    FLOATS, INTS, NUMERIC, arg, aten, elementwise, out_dtype, typed, unary, val, where,
 )
 from plugtrt.hookspecs import hookimpl
 from plugtrt.records import ConverterSpec
@@ -32,14 +32,6 @@ from plugtrt.records import ConverterSpec
 _ANY = NUMERIC | {torch.bool}
 _FLOAT_OUT = typed(FLOATS, _ANY)  # tan(int) is a float
 _FLOAT_ONLY = typed(FLOATS)
-
-
-def _select(ctx, condition, a, b, node, dtype, suffix="select"):
-    """``where(condition, a, b)`` in ``dtype``; ``a``/``b`` may be python scalars."""
-    rank = max(len(t.shape) for t in (condition, a, b) if hasattr(t, "shape"))
-    condition = ctx.operand(condition, torch.bool, rank, node)
-    a, b = ctx.operand(a, dtype, rank, node), ctx.operand(b, dtype, rank, node)
-    return ctx.name(ctx.network.add_select(condition, a, b), node, suffix).get_output(0)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -72,8 +64,8 @@ def _expm1(ctx, node, args, kwargs):
     log_u = unary(ctx, u, "LOG", node)
     kahan = elementwise(ctx, elementwise(ctx, um1, x, "PROD", node, wide), log_u, "DIV", node, wide)
     # u == 1: x itself; u == 0 or inf (log u infinite): u - 1 is exact
-    out = _select(ctx, unary(ctx, log_u, "ISINF", node), um1, kahan, node, wide, "saturated")
-    out = _select(ctx, elementwise(ctx, u, 1, "EQUAL", node, wide), x, out, node, wide, "tiny")
+    out = where(ctx, unary(ctx, log_u, "ISINF", node), um1, kahan, node, wide, "saturated")
+    out = where(ctx, elementwise(ctx, u, 1, "EQUAL", node, wide), x, out, node, wide, "tiny")
     return ctx.cast(out, dtype, node)
 
 
@@ -86,8 +78,8 @@ def _log1p(ctx, node, args, kwargs):
     log_u = unary(ctx, u, "LOG", node)
     kahan = elementwise(ctx, elementwise(ctx, log_u, x, "PROD", node, wide), d, "DIV", node, wide)
     # u infinite: log u; 1 + x rounding to 1: x itself
-    out = _select(ctx, unary(ctx, u, "ISINF", node), log_u, kahan, node, wide, "huge")
-    out = _select(ctx, elementwise(ctx, d, 0, "EQUAL", node, wide), x, out, node, wide, "tiny")
+    out = where(ctx, unary(ctx, u, "ISINF", node), log_u, kahan, node, wide, "huge")
+    out = where(ctx, elementwise(ctx, d, 0, "EQUAL", node, wide), x, out, node, wide, "tiny")
     return ctx.cast(out, dtype, node)
 
 
@@ -205,10 +197,10 @@ def _nan_to_num(ctx, node, args, kwargs):
     neginf = arg(args, kwargs, 3, "neginf", None)
     posinf = limits.max if posinf is None else posinf
     neginf = limits.min if neginf is None else neginf
-    out = _select(ctx, unary(ctx, x, "ISNAN", node), nan, x, node, dtype, "nan")
-    out = _select(ctx, elementwise(ctx, x, math.inf, "EQUAL", node, dtype), posinf, out, node,
+    out = where(ctx, unary(ctx, x, "ISNAN", node), nan, x, node, dtype, "nan")
+    out = where(ctx, elementwise(ctx, x, math.inf, "EQUAL", node, dtype), posinf, out, node,
                   dtype, "posinf")
-    return _select(ctx, elementwise(ctx, x, -math.inf, "EQUAL", node, dtype), neginf, out, node,
+    return where(ctx, elementwise(ctx, x, -math.inf, "EQUAL", node, dtype), neginf, out, node,
                    dtype, "neginf")
 
 

@@ -52,7 +52,8 @@ holds the built-in converters and the example package to it):
   shows); the dtype sets ``FLOATS``, ``INTS``, ``NUMERIC``;
 - building layers: :class:`ConversionContext` (``ctx``), :func:`is_tensor` (an ITensor of the
   network, where an argument may also arrive as a constant), :func:`elementwise`, :func:`unary`,
-  :func:`activation`, :func:`reduce`, :func:`select`, :func:`broadcast_to`, :func:`wrap_index`,
+  :func:`activation`, :func:`reduce`, :func:`select`, :func:`where`, :func:`broadcast_to`,
+  :func:`wrap_index`,
   :func:`linspace_fill`, :func:`out_dtype`, :func:`rank_of`, :func:`norm_dim`,
   :func:`axes_mask`; for dynamic shapes :func:`shape_tensor`, :func:`size_tensor`,
   :func:`bind_sizes`, :func:`lift_rank`, :func:`reshape_to`, :func:`slice_to`, :func:`trt_dims`;
@@ -97,7 +98,7 @@ __all__ = [
     "linspace_fill", "node_tensors", "nonempty", "norm_dim", "only_first_output_used",
     "out_dtype", "rank_of", "reduce", "reshape_to", "same_shape", "scalar_computable", "select",
     "shape_tensor", "size_tensor", "sizes_computable", "slice_to", "source_line", "static",
-    "static_shapes", "trt_dims", "typed", "unary", "unbacked_symbols", "val", "wrap_index",
+    "static_shapes", "trt_dims", "typed", "unary", "unbacked_symbols", "val", "where", "wrap_index",
 ]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
@@ -584,6 +585,17 @@ def select(ctx: Any, condition: Any, a: Any, b: Any, node: torch.fx.Node, suffix
     other = elementwise(ctx, unary(ctx, condition, "NOT", node, f"{suffix}not"), b, "AND", node,
                         torch.bool, f"{suffix}other")
     return elementwise(ctx, kept, other, "OR", node, torch.bool, suffix or "select")
+
+
+def where(ctx: Any, condition: Any, a: Any, b: Any, node: torch.fx.Node, dtype: torch.dtype,
+          suffix: str = "select") -> Any:
+    """``torch.where(condition, a, b)`` in ``dtype``: ``a`` and ``b`` may be ITensors, constants or
+    Python scalars, and all three broadcast to one rank (through :meth:`ConversionContext.operand`)
+    before :func:`select`."""
+    rank = rank_of(condition, a, b)
+    condition = ctx.operand(condition, torch.bool, rank, node)
+    a, b = ctx.operand(a, dtype, rank, node), ctx.operand(b, dtype, rank, node)
+    return select(ctx, condition, a, b, node, suffix)
 
 
 def linspace_fill(ctx, shape, alpha, beta, dtype: torch.dtype, node):
