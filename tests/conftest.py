@@ -264,8 +264,16 @@ def corpus_results():
 def dynamic_corpus_results():
     """(index, every_input, dims) -> every DYNAMIC_CORPUS entry with dim 0 (``batch``), then
     its spatial or last dims (``trailing``), symbolic in its first input, then in every input
-    (None where tracing or a validator left nothing dynamic), once per session."""
-    from tests.converters.corpus import DYNAMIC_CORPUS, run_entry_dynamic
+    (None where tracing or a validator left nothing dynamic), once per session. Modes that
+    make the same dims symbolic share one run."""
+    from tests.converters.corpus import DYNAMIC_CORPUS, dynamic_modes, run_entry_dynamic
 
-    return {(i, every, dims): run_entry_dynamic(i, every, dims) for i in range(len(DYNAMIC_CORPUS))
-            for every in (False, True) for dims in ("batch", "trailing")}
+    results = {}
+    for i in range(len(DYNAMIC_CORPUS)):
+        runs = {}
+        for (every, dims), marking in dynamic_modes(i).items():
+            if marking not in runs:
+                runs[marking] = run_entry_dynamic(i, every, dims)
+            results[(i, every, dims)] = runs[marking]
+    return results
+

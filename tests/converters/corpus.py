@@ -243,6 +243,21 @@ def _symbolic_dims(rank: int, dims: str) -> list[bool]:
     return [i >= 2 if rank >= 3 else i == rank - 1 for i in range(rank)]
 
 
+def _marked_inputs(inputs: list[torch.Tensor], every_input: bool) -> frozenset[int]:
+    """The positions of the tensor inputs whose dims become symbolic: the first input, or every
+    input with ``every_input``; a 0-d tensor has no dim to make symbolic."""
+    return frozenset(i for i, t in enumerate(inputs) if t.dim() and (every_input or i == 0))
+
+
+def dynamic_modes(index: int) -> dict[tuple[bool, str], tuple[frozenset[int], str]]:
+    """``(every_input, dims)`` -> what that mode makes symbolic in ``DYNAMIC_CORPUS[index]``.
+    Modes that mark the same inputs (every mode of an entry with one tensor input) trace the
+    same graph, so a caller runs each distinct marking once."""
+    inputs = _entry(DYNAMIC_CORPUS, index)[2]
+    return {(every, dims): (_marked_inputs(inputs, every), dims)
+            for every in (False, True) for dims in ("batch", "trailing")}
+
+
 def run_entry_dynamic(index: int, every_input: bool, dims: str = "batch") -> CorpusResult | None:
     """Entry ``index`` of ``DYNAMIC_CORPUS`` with dim 0 of its first tensor input symbolic (of
     every tensor input with ``every_input``), or its trailing dims (``dims="trailing"``: the
@@ -264,11 +279,11 @@ def run_entry_dynamic(index: int, every_input: bool, dims: str = "batch") -> Cor
 
     leaves, slots, inputs, call = _entry(DYNAMIC_CORPUS, index)
 
+    marked = _marked_inputs(inputs, every_input)
     mode = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
     fakes = [mode.from_tensor(t, symbolic_context=StatelessSymbolicContext(dynamic_sizes=[
         DimDynamic.DYNAMIC if symbolic else DimDynamic.STATIC for symbolic in _symbolic_dims(t.dim(), dims)]))
-        if t.dim() and (every_input or i == 0) else mode.from_tensor(t, static_shapes=True)
-        for i, t in enumerate(inputs)]
+        if i in marked else mode.from_tensor(t, static_shapes=True) for i, t in enumerate(inputs)]
     gm = make_fx(call, tracing_mode="fake", _allow_non_fake_inputs=True, pre_dispatch=True)(*fakes)
     gm.graph.eliminate_dead_code()
     values = [n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"]
