@@ -6,7 +6,7 @@ STAMP := $(VENV)/.plugtrt-installed
 PYTEST_ARGS ?=
 # pytest-xdist workers: one per core of the 2-core machines the suite is timed on; `make test
 # PYTEST_WORKERS=0` runs in one process (what a debugger or `-x` wants). loadgroup keeps the files
-# sharing the converter corpus and the conformance run on one worker (tests/conftest.py).
+# that share an expensive fixture on one worker (SHARED_SESSION_WORK in tests/conftest.py).
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test docs

@@ -4,6 +4,7 @@ converter property tests."""
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import textwrap
 from pathlib import Path
@@ -24,6 +25,38 @@ from plugtrt.manager import new_plugin_manager
 hypothesis_settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
 hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+
+
+# -- torch's compile-time bookkeeping that no test reads ------------------------------------------
+# The suite compiles tens of thousands of small graphs, where torch's fixed cost per compile
+# outweighs the graph's own. Three parts of that cost only measure or log the compile; the
+# tracing, the guards and the graphs are unchanged without them.
+
+def _skip_unread_compile_bookkeeping() -> None:
+    """- Dynamo times each frame's new guards once, for a log line and a metric, after evicting
+      the CPU caches by writing a buffer far larger than them: 18 ms, mostly kernel time, per
+      compile, which was a fifth of a converter test's time.
+    - torch's structured trace (tlparse's input) builds every event's payload, and captures
+      the Python stack of one without a compile id, whenever its logger ``torch.__trace`` has a
+      handler. It always has: torch's own, which writes only where ``TORCH_TRACE`` names a
+      directory, and pytest's capture handlers, which pytest adds to every logger that does not
+      propagate. Without TORCH_TRACE the logger loses torch's handler and propagates (so
+      pytest adds none); that was another tenth.
+    - Dynamo runs a young-generation collection after every compile, to return memory early;
+      the collector runs on its own thresholds anyway."""
+    from torch._dynamo import guards
+    from torch._logging._internal import trace_log
+
+    if callable(getattr(guards, "profile_guard_manager", None)):
+        guards.profile_guard_manager = lambda root, f_locals, n_iters: 0.0
+    if not os.environ.get("TORCH_TRACE"):
+        for handler in list(trace_log.handlers):
+            trace_log.removeHandler(handler)
+        trace_log.propagate = True
+    torch._dynamo.config.run_gc_after_compile = False
+
+
+_skip_unread_compile_bookkeeping()
 
 
 # -- property-test coverage ---------------------------------------------------------------------
@@ -133,10 +166,13 @@ def pytest_sessionfinish(session):
 
 
 SHARED_SESSION_WORK = {"tests/converters/test_corpus.py": "corpus",
-                       "tests/runtimes/test_conformance.py": "corpus"}
-"""Test files whose session fixtures are expensive and shared (the converter corpus, its dynamic
-twin, the ONNX conformance run), by group: ``--dist loadgroup`` sends each group to one worker,
-so those fixtures are built once per session rather than once per worker."""
+                       "tests/runtimes/test_conformance.py": "corpus",
+                       "tests/test_docs.py": "docs",
+                       "tests/test_serve.py": "serve"}
+"""Test files whose fixtures are expensive and shared (the converter corpus, its dynamic twin,
+the ONNX conformance run; the docs pages' engine cache; the Triton server), by group:
+``--dist loadgroup`` sends each group to one worker, so those fixtures are built once per
+session rather than once per worker."""
 
 
 class _SharedWorkScheduling:
@@ -203,6 +239,15 @@ def pytest_collection_finish(session):
     _coverage.narrowed += [f"{name} not collected" for name in sorted(every - collected)][:3]
     _coverage.narrowed += [f"{arg} picks tests" for arg in session.config.args
                            if "::" in arg and Path(arg.split("::")[0]).resolve().parent == CONVERTER_TESTS]
+    _freeze_what_collection_imported()
+
+
+def _freeze_what_collection_imported() -> None:
+    """Moves every object alive after collection (torch, transformers, the test modules: hundreds
+    of thousands) out of the cyclic collector's reach. They live for the whole session anyway,
+    and the collections walking them again and again took a fifth of a converter test's time."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")
