@@ -19,9 +19,10 @@ from hypothesis import settings as hypothesis_settings
 import plugtrt.testing
 from plugtrt.manager import new_plugin_manager
 
-# CI replays the same examples on every run, so a red build is reproducible and not flaky;
-# local runs draw fresh examples (more bugs found over time) and print the seed/blob to
-# reproduce a failure with @reproduce_failure.
+# CI replays the same examples on every run, so a red build is reproducible and not flaky, and
+# runs fewer of them (the converter tests' budgets: tests/converters/strategies.py); local runs
+# draw fresh examples (more bugs found over time) and print the seed/blob to reproduce a failure
+# with @reproduce_failure.
 hypothesis_settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
 hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")

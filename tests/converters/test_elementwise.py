@@ -148,10 +148,11 @@ def test_where(pair, dtype, other, seed):
         assert_converts(lambda x: torch.where(x > 0, x, other), [x])
 
 
+@pytest.mark.parametrize("fill", ["scalar", "tensor"])  # masked_fill.Scalar, masked_fill.Tensor
 @settings(**FAST)
-@given(pair=broadcast_pair(), dtype=st.sampled_from(DTYPES), value=st.sampled_from([0, -2, 1.5, "tensor"]),
-       seed=seeds)
-def test_masked_fill(pair, dtype, value, seed):
+@given(pair=broadcast_pair(), dtype=st.sampled_from(DTYPES), scalar=st.sampled_from([0, -2, 1.5]), seed=seeds)
+def test_masked_fill(fill, pair, dtype, scalar, seed):
+    value = "tensor" if fill == "tensor" else scalar
     x, mask = tensor(pair[0], dtype, seed), tensor(pair[1], torch.bool, seed + 1)
     if torch.broadcast_shapes(x.shape, mask.shape) != x.shape:
         x, mask = tensor(pair[1], dtype, seed), tensor(pair[0], torch.bool, seed + 1)

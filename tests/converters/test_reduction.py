@@ -178,11 +178,12 @@ def test_aminmax(sd, dtype, keepdim, data, seed):
                     dynamic=dynamic)
 
 
-@settings(**FAST)
-@given(sd=shape_and_dynamic(), dtype=st.sampled_from(ALL_DTYPES), is_any=st.booleans(),
-       form=st.sampled_from(["all", "dim", "dims"]), keepdim=st.booleans(), data=st.data(),
+@pytest.mark.parametrize("is_any", [True, False], ids=["any", "all"])
+@pytest.mark.parametrize("form", ["all", "dim", "dims"])  # every overload, every run
+@settings(**PER_OP)
+@given(sd=shape_and_dynamic(), dtype=st.sampled_from(ALL_DTYPES), keepdim=st.booleans(), data=st.data(),
        seed=seeds)
-def test_any_all(sd, dtype, is_any, form, keepdim, data, seed):
+def test_any_all(is_any, form, sd, dtype, keepdim, data, seed):
     shape, dynamic = sd
     x = with_zeros(tensor(shape, dtype, seed), seed)
     if data.draw(st.booleans()):
