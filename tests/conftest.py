@@ -49,12 +49,13 @@ def _skip_unread_compile_bookkeeping() -> None:
     from torch._logging._internal import trace_log
 
     if callable(getattr(guards, "profile_guard_manager", None)):
-        guards.profile_guard_manager = lambda root, f_locals, n_iters: 0.0
+        guards.profile_guard_manager = lambda *args, **kwargs: 0.0
     if not os.environ.get("TORCH_TRACE"):
         for handler in list(trace_log.handlers):
             trace_log.removeHandler(handler)
         trace_log.propagate = True
-    torch._dynamo.config.run_gc_after_compile = False
+    if hasattr(torch._dynamo.config, "run_gc_after_compile"):  # setting an unknown option raises
+        torch._dynamo.config.run_gc_after_compile = False
 
 
 _skip_unread_compile_bookkeeping()
